@@ -1,0 +1,110 @@
+"""Healing and anomaly maps (the AnoDDPM / DiffAD idea: noise part of the way, denoise back, compare).
+
+    x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
+    x_hat = reverse process from t_start to 0                          (samplers.py)
+    r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
+    map   = Gaussian smoothing of r (sigma in pixels)
+    score = max(map) or the mean of its top-k fraction
+
+Residual kinds: 'abs' |x0 - x_hat|, 'sq' (x0 - x_hat)^2, and 'darker' max(x_hat - x0, 0): a crack is darker
+than the concrete that healing paints over it, so counting only pixels the healed image makes brighter
+ignores bright specks that the model also cannot reproduce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crackjax import samplers
+from crackjax.schedule import Schedule
+
+RESIDUALS = ("abs", "sq", "darker")
+POOLINGS = ("max", "topk")
+
+
+@dataclasses.dataclass(frozen=True)
+class HealConfig:
+  sampler: str  # 'ddpm' | 'ddim'
+  num_steps: int  # reverse steps from t_start to 0
+  eta: float  # DDIM stochasticity
+  t_start: int  # how far to noise the input
+  num_draws: int  # noise draws averaged per image
+  residual: str  # see RESIDUALS
+  smoothing_sigma: float  # Gaussian smoothing of the map, pixels (0: none)
+  pooling: str  # see POOLINGS
+  topk_fraction: float  # fraction of pixels averaged by 'topk'
+
+
+def gaussian_kernel1d(sigma: float) -> np.ndarray:
+  radius = max(1, int(round(3.0 * sigma)))
+  x = np.arange(-radius, radius + 1, dtype=np.float64)
+  k = np.exp(-0.5 * (x / sigma) ** 2)
+  return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_smooth(m: jnp.ndarray, sigma: float) -> jnp.ndarray:
+  """m: [B, H, W] -> [B, H, W], separable Gaussian with reflected borders (sigma static, pixels)."""
+  if sigma <= 0:
+    return m
+  k = jnp.asarray(gaussian_kernel1d(sigma))
+  r = (k.shape[0] - 1) // 2
+  x = m[..., None]
+  x = jnp.pad(x, ((0, 0), (r, r), (0, 0), (0, 0)), mode="reflect" if m.shape[1] > r else "edge")
+  x = jax.lax.conv_general_dilated(x, k.reshape(-1, 1, 1, 1), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  x = jnp.pad(x, ((0, 0), (0, 0), (r, r), (0, 0)), mode="reflect" if m.shape[2] > r else "edge")
+  x = jax.lax.conv_general_dilated(x, k.reshape(1, -1, 1, 1), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return x[..., 0]
+
+
+def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str) -> jnp.ndarray:
+  """x0, x_hat: [B, H, W, C] in [-1, 1] -> [B, H, W] >= 0, channel mean."""
+  d = x_hat - x0
+  if kind == "abs":
+    r = jnp.abs(d)
+  elif kind == "sq":
+    r = d**2
+  elif kind == "darker":
+    r = jnp.maximum(d, 0.0)
+  else:
+    raise ValueError(f"anomaly.residual must be one of {RESIDUALS}, got {kind!r}")
+  return r.mean(axis=-1)
+
+
+def image_score(m: jnp.ndarray, *, pooling: str, topk_fraction: float) -> jnp.ndarray:
+  """m: [B, H, W] -> [B]. `valid` padding is cropped away before this is called."""
+  flat = m.reshape(m.shape[0], -1)
+  if pooling == "max":
+    return flat.max(axis=1)
+  if pooling == "topk":
+    k = max(1, int(round(topk_fraction * flat.shape[1])))
+    return jax.lax.top_k(flat, k)[0].mean(axis=1)
+  raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, key: jax.Array, cfg: HealConfig) -> jnp.ndarray:
+  """x0: [B, H, W, C] in [-1, 1] -> one healed image x_hat: [B, H, W, C] (one noise draw)."""
+  k_noise, k_sample = jax.random.split(key)
+  ab = jnp.asarray(schedule.alpha_bar)[cfg.t_start]
+  x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * jax.random.normal(k_noise, x0.shape, x0.dtype)
+  return samplers.sample(
+    eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, num_steps=cfg.num_steps, eta=cfg.eta
+  )
+
+
+def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, key: jax.Array, cfg: HealConfig):
+  """x0: [B, H, W, C] in [-1, 1] -> (map: [B, H, W] >= 0, x_hat: [B, H, W, C] of the first draw).
+
+  The map is the residual averaged over `num_draws` independent healings, then smoothed.
+  """
+
+  def one_draw(carry, i):
+    x_hat = heal(eps_fn, schedule, x0, jax.random.fold_in(key, i), cfg)
+    return carry + residual_map(x0, x_hat, cfg.residual), x_hat
+
+  total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
+  m = gaussian_smooth(total / cfg.num_draws, cfg.smoothing_sigma)
+  return m, x_hats[0]

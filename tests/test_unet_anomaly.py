@@ -1,0 +1,74 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import anomaly
+from crackjax import schedule as sch
+from crackjax.unet import UNet, UNetConfig, upsample_nearest2x
+from tests.test_samplers import SCHED, gaussian_denoiser
+
+
+def test_unet_is_fully_convolutional(key):
+  model = UNet(UNetConfig(channels=8, channel_mult=(1, 2), num_groups=4, attention=True))
+  params = model.init(key, jnp.zeros((1, 16, 16, 3)), jnp.zeros((1,), jnp.int32))
+  out = model.apply(params, jnp.ones((2, 24, 40, 3)), jnp.array([3, 500]))
+  assert out.shape == (2, 24, 40, 3)
+  with pytest.raises(ValueError, match="divisible by 2"):
+    model.apply(params, jnp.ones((1, 15, 16, 3)), jnp.array([1]))
+
+
+def test_upsample_matches_nearest_resize(key):
+  x = jax.random.normal(key, (2, 3, 5, 4))
+  np.testing.assert_array_equal(upsample_nearest2x(x), jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+
+
+def test_gaussian_smoothing_preserves_constants_and_mass(key):
+  k = anomaly.gaussian_kernel1d(2.0)
+  assert abs(k.sum() - 1) < 1e-6 and np.argmax(k) == len(k) // 2
+  const = jnp.full((1, 20, 30), 0.7)
+  np.testing.assert_allclose(anomaly.gaussian_smooth(const, 2.0), const, atol=1e-6)
+  spike = jnp.zeros((1, 31, 31)).at[0, 15, 15].set(1.0)
+  sm = anomaly.gaussian_smooth(spike, 1.5)
+  np.testing.assert_allclose(float(sm.sum()), 1.0, atol=1e-5)
+  assert float(sm.max()) < 0.1 and int(jnp.argmax(sm)) == 15 * 31 + 15
+
+
+def test_residuals_and_pooling():
+  x0 = jnp.zeros((1, 2, 2, 3))
+  x_hat = jnp.array([0.5, -0.5, 0.0, 0.2]).reshape(1, 2, 2, 1) * jnp.ones((1, 1, 1, 3))
+  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "abs").ravel(), [0.5, 0.5, 0, 0.2])
+  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "darker").ravel(), [0.5, 0, 0, 0.2])
+  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "sq").ravel(), [0.25, 0.25, 0, 0.04], rtol=1e-6)
+  m = jnp.arange(100.0).reshape(1, 10, 10)
+  assert float(anomaly.image_score(m, pooling="max", topk_fraction=0.1)[0]) == 99
+  assert float(anomaly.image_score(m, pooling="topk", topk_fraction=0.05)[0]) == np.mean([95, 96, 97, 98, 99])
+
+
+def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
+  """With the exact denoiser of 'normal' data (pixels ~ N(0.2, 0.05^2)), healing leaves a normal image almost as it
+  was and paints over a dark line: the anomaly map lights up on the line only."""
+  mu, s = 0.2, 0.05
+  clean = mu + s * jax.random.normal(key, (1, 32, 32, 3))
+  cracked = clean.at[:, 14:17, 4:28].set(-0.8)
+  cfg = anomaly.HealConfig(
+    sampler="ddim",
+    num_steps=10,
+    eta=0.0,
+    t_start=400,
+    num_draws=2,
+    residual="abs",
+    smoothing_sigma=1.0,
+    pooling="topk",
+    topk_fraction=0.02,
+  )
+  x = jnp.concatenate([clean, cracked])
+  m, x_hat = anomaly.anomaly_map(gaussian_denoiser(mu, s), SCHED, x, key, cfg)
+  scores = anomaly.image_score(m, pooling="topk", topk_fraction=0.02)
+  assert m.shape == (2, 32, 32) and x_hat.shape == x.shape
+  assert float(scores[0]) < 0.15 and float(scores[1]) > 0.5
+  assert float(m[1, 14:17, 6:26].mean()) > 5 * float(m[1, :8].mean())
+
+
+def test_schedule_dtype_is_float32():
+  assert sch.make_schedule(kind="cosine", num_timesteps=10, beta_start=1e-4, beta_end=0.02).alpha_bar.dtype == np.float32
