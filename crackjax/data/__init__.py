@@ -1,0 +1,1 @@
+"""Data: TFDS builders (MVTec-layout folders, synthetic concrete), robust decoding, the input pipeline."""

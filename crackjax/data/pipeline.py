@@ -1,0 +1,137 @@
+"""The host-side input pipeline: decoded splits in memory, random training crops, whole-image eval batches.
+
+Splits are read once from the array_record data source, resized by `resize` (area averaging when shrinking, so
+thin cracks fade instead of vanishing) and kept as uint8 arrays: concrete data sets are small, and crops are then
+NumPy slices. Training batches are a pure function of (seed, step): a resumed run sees the same stream.
+Pixels map to [-1, 1] as x = u8 / 127.5 - 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Split:
+  """A split in memory. images: uint8 [H, W, 3] each (sizes may differ); masks: uint8 {0,1} [H, W] each."""
+
+  images: list[np.ndarray]
+  masks: list[np.ndarray]
+  has_mask: np.ndarray  # bool [N]
+  labels: np.ndarray  # int [N]: 0 good, 1 anomalous, -1 unknown
+  filenames: list[str]
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+
+def resize_image(img: np.ndarray, factor: float) -> np.ndarray:
+  if factor == 1.0:
+    return img
+  h, w = img.shape[:2]
+  size = (max(1, round(w * factor)), max(1, round(h * factor)))
+  resample = Image.Resampling.BOX if factor < 1 else Image.Resampling.BICUBIC
+  return np.asarray(Image.fromarray(img).resize(size, resample))
+
+
+def resize_mask(mask: np.ndarray, factor: float) -> np.ndarray:
+  if factor == 1.0:
+    return mask
+  soft = resize_image((mask * 255).astype(np.uint8), factor)
+  return (soft > 63).astype(np.uint8)  # a pixel a quarter covered by crack stays crack
+
+
+def load_split(builder, split: str, *, resize: float, max_images: int = 0) -> Split:
+  """Reads `split` of a prepared builder into memory (all of it, or the first max_images)."""
+  if split not in builder.info.splits:
+    raise KeyError(f"split {split!r} not in {builder.info.full_name} (has {sorted(builder.info.splits)})")
+  source = builder.as_data_source(split=split)
+  n = len(source) if max_images <= 0 else min(max_images, len(source))
+  out = Split([], [], np.zeros(n, bool), np.zeros(n, np.int64), [])
+  # Sorted by filename, so that max_images keeps the same images whatever order the records are in.
+  examples = sorted((source[i] for i in range(len(source))), key=lambda e: e["filename"])
+  if max_images > 0:
+    # Keep both classes when truncating: alternate good and anomalous.
+    good = [e for e in examples if e["label"] != 1]
+    bad = [e for e in examples if e["label"] == 1]
+    mixed = [e for pair in zip(good, bad) for e in pair] + good[len(bad) :] + bad[len(good) :]
+    examples = mixed[:n]
+  for i, e in enumerate(examples):
+    out.images.append(resize_image(e["image"], resize))
+    out.masks.append(resize_mask(e["mask"][..., 0], resize))
+    out.has_mask[i] = bool(e["has_mask"])
+    out.labels[i] = int(e["label"])
+    fn = e["filename"]
+    out.filenames.append(fn.decode() if isinstance(fn, bytes) else str(fn))
+  log.info("Loaded %d images of split %r (resize %.3g)", n, split, resize)
+  return out
+
+
+def to_model_range(u8: np.ndarray) -> np.ndarray:
+  return u8.astype(np.float32) / 127.5 - 1.0
+
+
+def random_crop_batch(images: list[np.ndarray], *, batch_size: int, crop_size: int, rng: np.random.Generator) -> np.ndarray:
+  """batch_size random crops with random flips and 90-degree rotations: float32 [B, crop, crop, 3] in [-1, 1]."""
+  out = np.empty((batch_size, crop_size, crop_size, 3), np.float32)
+  for b in range(batch_size):
+    img = images[rng.integers(len(images))]
+    h, w = img.shape[:2]
+    if h < crop_size or w < crop_size:
+      img = np.pad(img, ((0, max(0, crop_size - h)), (0, max(0, crop_size - w)), (0, 0)), mode="reflect")
+      h, w = img.shape[:2]
+    y, x = rng.integers(0, h - crop_size + 1), rng.integers(0, w - crop_size + 1)
+    crop = img[y : y + crop_size, x : x + crop_size]
+    if rng.random() < 0.5:
+      crop = crop[:, ::-1]
+    crop = np.rot90(crop, k=int(rng.integers(4)))
+    out[b] = to_model_range(crop)
+  return out
+
+
+def train_batches(
+  images: list[np.ndarray], *, batch_size: int, crop_size: int, seed: int, start_step: int
+) -> Iterator[np.ndarray]:
+  """Infinite stream of training batches; batch `step` depends on (seed, step) only."""
+  if not images:
+    raise ValueError("no training images (the train split is empty)")
+  step = start_step
+  while True:
+    yield random_crop_batch(images, batch_size=batch_size, crop_size=crop_size, rng=np.random.default_rng([seed, step]))
+    step += 1
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+  """x: [H, W, C] -> reflect-padded at the bottom/right to H, W divisible by `multiple`."""
+  h, w = x.shape[:2]
+  ph, pw = (-h) % multiple, (-w) % multiple
+  if ph == 0 and pw == 0:
+    return x
+  mode = "reflect" if ph < h and pw < w else "symmetric"
+  return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def eval_batches(split: Split, *, batch_size: int, multiple: int) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+  """Whole images grouped by size: (indices [n], x: float32 [batch_size, H', W', 3] padded, (H, W) unpadded).
+
+  The last batch of a group is filled up with copies of its first image so every batch of a size has one shape
+  (one compilation per image size); only the first n rows are real.
+  """
+  groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+  for i, img in enumerate(split.images):
+    groups[img.shape[:2]].append(i)
+  for hw, idx in sorted(groups.items()):
+    for s in range(0, len(idx), batch_size):
+      chunk = idx[s : s + batch_size]
+      x = np.stack([to_model_range(pad_to_multiple(split.images[i], multiple)) for i in chunk])
+      if len(chunk) < batch_size:
+        x = np.concatenate([x, np.repeat(x[:1], batch_size - len(chunk), axis=0)])
+      yield np.asarray(chunk), x, hw
