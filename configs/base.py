@@ -1,0 +1,135 @@
+"""Every config field, with its default, meaning and unit. Named configs import this and override a few fields.
+
+    python main.py --config=configs/base.py --workdir=runs/base
+
+Config strings: `configs/base.py:tiny` (seconds-long runs), `:data=/path/to/mvtec_root`, `:steps=10`, combined
+with commas (`:tiny,data=/path`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ml_collections
+
+from crackjax.config import parse_config_string, validate
+
+
+def defaults() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # every random draw (init, noise, crops, healing) derives from this
+
+  c.data = ml_collections.ConfigDict()
+  c.data.root = ""  # MVTec-layout root; "" = the built-in synthetic concrete
+  c.data.tfds_dir = ""  # where prepared array_record datasets go; "" = <workdir>/tfds
+  c.data.resize = 1.0  # scale factor applied to every image on load (0.5 = half resolution)
+  c.data.crop_size = 32  # training crop side, pixels after resizing
+  c.data.val_fraction = 0.1  # share of train/good held out as val when a root has no val/
+  c.data.synthetic = ml_collections.ConfigDict()
+  c.data.synthetic.image_size = 64  # side of each synthetic image, pixels
+  c.data.synthetic.seed = 0  # the data set's own seed (fixed, so models with other seeds see the same data)
+  c.data.synthetic.num_train = 1000  # train/good images
+  c.data.synthetic.num_val = 50  # val images per class (good, crack)
+  c.data.synthetic.num_test = 100  # test images per class (good, crack)
+  c.data.synthetic.num_unlabeled = 200  # unlabeled pool (15% cracked, labels withheld)
+  c.data.synthetic.distractor_prob = 0.5  # chance of a stain, water mark or shadow in an image
+
+  c.model = ml_collections.ConfigDict()
+  c.model.channels = 32  # UNet channels at full resolution
+  c.model.channel_mult = (1, 2, 2)  # channel multiplier per resolution level
+  c.model.num_res_blocks = 1  # residual blocks per level
+  c.model.attention = False  # self-attention at the lowest resolution
+  c.model.num_groups = 8  # GroupNorm groups
+  c.model.dropout = 0.0  # dropout rate in residual blocks
+
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.kind = "linear"  # 'linear' | 'cosine' beta schedule
+  c.schedule.num_timesteps = 1000  # T
+  c.schedule.beta_start = 1e-4  # linear schedule's first beta (for T = 1000; rescaled for other T)
+  c.schedule.beta_end = 0.02  # linear schedule's last beta
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 400  # optimizer steps in total (a rerun with more steps continues)
+  c.train.batch_size = 32  # crops per step, split over devices (must divide by the device count)
+  c.train.learning_rate = 2e-3  # AdamW peak learning rate
+  c.train.warmup_steps = 50  # linear warm-up, then cosine decay to 0 at num_steps
+  c.train.weight_decay = 0.0  # AdamW decoupled weight decay
+  c.train.grad_clip = 1.0  # global gradient-norm clip
+  c.train.ema_decay = 0.995  # EMA of params used for healing (ramped up as (1 + step) / (10 + step))
+  c.train.t_min = 0  # smallest training timestep
+  c.train.t_max = 200  # largest training timestep: healing only visits t <= anomaly.t_start, so stop well above it
+  c.train.log_every = 50  # steps between console/TensorBoard logs (also the NaN-check interval)
+  c.train.checkpoint_every = 200  # steps between checkpoints
+  c.train.max_checkpoints = 2  # checkpoints kept
+
+  c.sampler = ml_collections.ConfigDict()
+  c.sampler.kind = "ddim"  # 'ddim' | 'ddpm'
+  c.sampler.num_steps = 50  # S: steps of the sampling schedule over [0, T); healing runs those below t_start
+  c.sampler.eta = 0.0  # DDIM stochasticity (0 deterministic, 1 DDPM-like)
+
+  c.anomaly = ml_collections.ConfigDict()
+  c.anomaly.t_start = 30  # healing noises the input to this timestep (chosen on val, see README)
+  c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
+  c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
+  c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none)
+  c.anomaly.pooling = "topk"  # image score: 'max' or 'topk' (mean of the top fraction)
+  c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.root = ""  # evaluate on this root instead of data.root (writes <workdir>/eval/<name>/)
+  c.eval.name = ""  # name of that evaluation ("" = the root's folder name)
+  c.eval.batch_size = 16  # images per healing batch
+  c.eval.max_images = 0  # cap per split, good and anomalous alternating (0 = all)
+  c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies
+  c.eval.num_examples = 4  # four-panel figures per class, and per gallery of worst cases
+
+  c.predict = ml_collections.ConfigDict()
+  c.predict.input = ""  # folder (or one image) to score in --mode=predict
+  c.predict.name = ""  # output folder name under <workdir>/predict/ ("" = the input's folder name)
+  c.predict.threshold = -1.0  # decision threshold; < 0 = the one in <workdir>/metrics.json
+  return c
+
+
+def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
+  """A run of seconds: tiny data, tiny UNet, few steps (tests and CI)."""
+  c.data.synthetic.update(image_size=32, num_train=16, num_val=4, num_test=6, num_unlabeled=8)
+  c.data.crop_size = 16
+  c.model.update(channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4)
+  c.schedule.num_timesteps = 100
+  c.train.update(num_steps=4, batch_size=8, warmup_steps=1, log_every=2, checkpoint_every=2, t_max=99)
+  c.sampler.num_steps = min(c.sampler.num_steps, 50)
+  c.anomaly.t_start = 20
+  c.eval.update(batch_size=4, num_examples=2)
+  if c.data.root:
+    c.eval.max_images = 8
+    c.data.resize = min(c.data.resize, 0.25)
+
+
+def make_config(
+  arg: str | None, customize: Callable[[ml_collections.ConfigDict], None] | None = None
+) -> ml_collections.ConfigDict:
+  """defaults -> the named config's `customize` -> config-string args -> `tiny` -> validate -> lock."""
+  args = parse_config_string(arg)
+  c = defaults()
+  if customize is not None:
+    customize(c)
+  if args.data:
+    c.data.root = args.data
+    real_data_defaults(c)
+  if args.steps:
+    c.sampler.num_steps = args.steps
+  if args.tiny:
+    shrink_to_tiny(c)
+  validate(c)
+  c.lock()
+  return c
+
+
+def real_data_defaults(c: ml_collections.ConfigDict) -> None:
+  """Sizes suited to real photos (about 200-550 px): half resolution, larger crops."""
+  c.data.resize = 0.5
+  c.data.crop_size = 32
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  return make_config(arg)

@@ -1,0 +1,58 @@
+import glob
+import importlib
+import os
+
+import pytest
+
+from crackjax.config import parse_config_string, validate
+
+CONFIGS = sorted(
+  os.path.splitext(os.path.basename(p))[0]
+  for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
+  if not p.endswith("__init__.py")
+)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("arg", [None, "tiny", "tiny,data=/some/root"])
+def test_every_config_loads(name, arg):
+  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  validate(config)
+  if arg and "data=" in arg:
+    assert config.data.root == "/some/root"
+  with pytest.raises(AttributeError):
+    config.trian = 1  # locked: a misspelt field fails loudly
+
+
+def test_config_string_is_typed_and_rejects_unknown_keys():
+  assert parse_config_string("tiny,data=/x,steps=10") == parse_config_string(" steps=10 , data=/x, tiny")
+  assert parse_config_string("steps=10").steps == 10
+  with pytest.raises(ValueError, match="unknown config-string key 'tine'"):
+    parse_config_string("tine")
+  with pytest.raises(ValueError, match="takes an integer"):
+    parse_config_string("steps=ten")
+  with pytest.raises(ValueError, match="needs a value"):
+    parse_config_string("data")
+
+
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
+    ("sampler.num_steps", 5000, "sampler.num_steps"),
+    ("sampler.kind", "euler", "sampler.kind"),
+    ("anomaly.t_start", 1000, "anomaly.t_start"),
+    ("anomaly.pooling", "mean", "anomaly.pooling"),
+    ("data.crop_size", 30, "data.crop_size"),
+    ("train.t_max", 20, "anomaly.t_start"),
+    ("model.num_groups", 7, "model.num_groups"),
+  ],
+)
+def test_wrong_values_name_the_field(field, value, match):
+  from configs import ddim_50
+
+  config = ddim_50.get_config()
+  section, name = field.split(".")
+  with config.unlocked():
+    setattr(config[section], name, value)
+  with pytest.raises(ValueError, match=match):
+    validate(config)
