@@ -1,0 +1,119 @@
+"""Figures an inspector reads (matplotlib, Agg, host side): score histogram with the threshold, ROC, PR,
+confusion matrix, and four-panel figures (image, anomaly map, heatmap overlay, red mask) for single images
+and for galleries of the worst misses and false alarms."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from crackjax import metrics  # noqa: E402
+
+
+def _save(fig, path: str) -> str:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def histogram(scores, labels, threshold: float, path: str, title: str = "") -> str:
+  scores, labels = np.asarray(scores), np.asarray(labels).astype(bool)
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  bins = np.linspace(scores.min(), scores.max(), 40)
+  ax.hist(scores[~labels], bins=bins, alpha=0.6, color="tab:green", label=f"good ({(~labels).sum()})")
+  ax.hist(scores[labels], bins=bins, alpha=0.6, color="tab:red", label=f"crack ({labels.sum()})")
+  if np.isfinite(threshold):
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.4g}")
+  ax.set(xlabel="anomaly score", ylabel="images", title=title or "Score histogram")
+  ax.legend()
+  return _save(fig, path)
+
+
+def roc(scores, labels, path: str) -> str:
+  fpr, tpr, _ = metrics.roc_curve(scores, labels)
+  fig, ax = plt.subplots(figsize=(4.2, 4.2))
+  ax.plot(fpr, tpr, color="tab:blue", label=f"AUROC {metrics.auroc(scores, labels):.4f}")
+  ax.plot([0, 1], [0, 1], color="0.7", ls=":")
+  ax.set(xlabel="false-positive rate", ylabel="true-positive rate (recall)", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
+  ax.legend(loc="lower right")
+  return _save(fig, path)
+
+
+def pr(scores, labels, path: str) -> str:
+  precision, recall, _ = metrics.pr_curve(scores, labels)
+  fig, ax = plt.subplots(figsize=(4.2, 4.2))
+  ax.step(
+    np.r_[0, recall],
+    np.r_[precision[0], precision],
+    where="post",
+    color="tab:purple",
+    label=f"AP {metrics.average_precision(scores, labels):.4f}",
+  )
+  ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1), ylim=(0, 1.01))
+  ax.legend(loc="lower left")
+  return _save(fig, path)
+
+
+def confusion(conf: dict, path: str) -> str:
+  m = np.array([[conf["tn"], conf["fp"]], [conf["fn"], conf["tp"]]])
+  fig, ax = plt.subplots(figsize=(3.6, 3.2))
+  ax.imshow(m, cmap="Blues")
+  for (i, j), v in np.ndenumerate(m):
+    ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black", fontsize=13)
+  ax.set(
+    xticks=[0, 1],
+    yticks=[0, 1],
+    xticklabels=["good", "crack"],
+    yticklabels=["good", "crack"],
+    xlabel="predicted",
+    ylabel="true",
+    title="Confusion matrix (test)",
+  )
+  return _save(fig, path)
+
+
+def overlay(image: np.ndarray, amap: np.ndarray, vmax: float) -> np.ndarray:
+  """image: uint8 [H, W, 3]; amap: [H, W] -> uint8 [H, W, 3], jet heatmap blended onto the image."""
+  heat = plt.get_cmap("jet")(np.clip(amap / max(vmax, 1e-12), 0, 1))[..., :3]
+  return (0.55 * image / 255.0 + 0.45 * heat).clip(0, 1)
+
+
+def red_mask(image: np.ndarray, amap: np.ndarray, threshold: float) -> np.ndarray:
+  out = image.astype(np.float32) / 255.0
+  hot = amap >= threshold
+  out[hot] = 0.3 * out[hot] + 0.7 * np.array([1.0, 0.0, 0.0])
+  return out
+
+
+def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, title: str = "") -> str:
+  """rows: dicts with image uint8 [H,W,3], map [H,W], score, label, filename, (optional) gt mask [H,W]."""
+  n = len(rows)
+  fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.4), squeeze=False)
+  for r, row in enumerate(rows):
+    verdict = "CRACK" if row["score"] >= threshold else "good"
+    truth = {0: "good", 1: "crack"}.get(int(row["label"]), "?")
+    panels = [row["image"] / 255.0, None, overlay(row["image"], row["map"], vmax), red_mask(row["image"], row["map"], threshold)]
+    names = [
+      f"{os.path.basename(row['filename'])} (true: {truth})",
+      "anomaly map",
+      "heatmap overlay",
+      f"red mask -> {verdict} ({row['score']:.3g})",
+    ]
+    for c, ax in enumerate(axes[r]):
+      if c == 1:
+        ax.imshow(row["map"], cmap="jet", vmin=0, vmax=vmax)
+        if row.get("gt") is not None and row["gt"].any():
+          ax.contour(row["gt"], levels=[0.5], colors="white", linewidths=0.6)
+      else:
+        ax.imshow(panels[c])
+      ax.set_title(names[c], fontsize=8)
+      ax.axis("off")
+  if title:
+    fig.suptitle(title)
+  return _save(fig, path)

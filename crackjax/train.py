@@ -1,0 +1,195 @@
+"""Training the epsilon-UNet on normal concrete: L_simple of Ho et al. (2020), eq. 14.
+
+    t ~ U{t_min .. t_max},  eps ~ N(0, I),  x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps
+    loss = || eps - eps_hat(x_t, t) ||^2
+
+Healing only ever visits t <= anomaly.t_start, so `train.t_max` can stop there and spend every step on the
+noise levels that matter. The step is pure and jitted over a one-axis Mesh('data'): the batch is split across
+devices, the state replicated, so one code path serves 1 CPU, 1 GPU or 8 TPU cores. Keys are
+fold_in(train_key, step); the crops are a function of (seed, step); a killed run resumes from its last checkpoint
+and sees the same stream. A non-finite loss or gradient stops the run with the last good checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from clu import metric_writers, periodic_actions
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from crackjax import schedule as schedule_lib
+from crackjax.data import pipeline
+from crackjax.unet import UNet, UNetConfig
+
+log = logging.getLogger(__name__)
+
+
+class TrainState(train_state.TrainState):
+  ema_params: Any = None
+
+
+def unet_config(config: ml_collections.ConfigDict) -> UNetConfig:
+  m = config.model
+  return UNetConfig(
+    channels=m.channels,
+    channel_mult=tuple(m.channel_mult),
+    num_res_blocks=m.num_res_blocks,
+    attention=m.attention,
+    num_groups=m.num_groups,
+    dropout=m.dropout,
+  )
+
+
+def make_schedule(config: ml_collections.ConfigDict) -> schedule_lib.Schedule:
+  s = config.schedule
+  return schedule_lib.make_schedule(kind=s.kind, num_timesteps=s.num_timesteps, beta_start=s.beta_start, beta_end=s.beta_end)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  t = config.train
+  lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, max(1, t.warmup_steps), max(t.num_steps, t.warmup_steps + 1))
+  return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.adamw(lr, weight_decay=t.weight_decay))
+
+
+def create_train_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
+  model = UNet(unet_config(config))
+  crop = config.data.crop_size
+  params = jax.jit(model.init)(key, jnp.zeros((1, crop, crop, 3)), jnp.zeros((1,), jnp.int32))["params"]
+  return TrainState.create(
+    apply_fn=model.apply, params=params, tx=make_optimizer(config), ema_params=jax.tree.map(jnp.copy, params)
+  )  # a copy: both are donated
+
+
+def make_train_step(config: ml_collections.ConfigDict, schedule: schedule_lib.Schedule):
+  """Returns train_step(state, x0: [B, H, W, 3] in [-1, 1], key) -> (state, metrics), pure and jittable."""
+  t_min, t_max, ema_decay = config.train.t_min, config.train.t_max, config.train.ema_decay
+
+  def train_step(state: TrainState, x0: jnp.ndarray, key: jax.Array):
+    key = jax.random.fold_in(key, state.step)
+    k_t, k_eps, k_drop = jax.random.split(key, 3)
+    t = jax.random.randint(k_t, (x0.shape[0],), t_min, t_max + 1)
+    eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+    x_t = schedule_lib.q_sample(schedule, x0=x0, t=t, eps=eps)
+
+    def loss_fn(params):
+      eps_hat = state.apply_fn({"params": params}, x_t, t, train=True, rngs={"dropout": k_drop})
+      return jnp.mean((eps_hat - eps) ** 2)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    grad_norm = optax.global_norm(grads)
+    new_state = state.apply_gradients(grads=grads)
+    decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, new_state.params)
+    metrics = {"loss": loss, "grad_norm": grad_norm, "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
+    return new_state.replace(ema_params=ema), metrics
+
+  return train_step
+
+
+def make_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.max_checkpoints, create=True)
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
+
+
+def restore_or_create(config, workdir, key) -> tuple[TrainState, ocp.CheckpointManager]:
+  state = create_train_state(config, key)
+  mngr = checkpoint_manager(workdir, config)
+  step = mngr.latest_step()
+  if step is not None:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
+  return state, mngr
+
+
+def load_trained(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """The trained state in `workdir`; a clear error when there is none."""
+  state, mngr = restore_or_create(config, workdir, jax.random.PRNGKey(0))
+  if mngr.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {mngr.directory}: train first (run without --mode=evaluate)")
+  return state
+
+
+class NonFiniteError(FloatingPointError):
+  """The loss or gradient norm stopped being finite; the last good checkpoint is kept."""
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray]) -> TrainState:
+  """Trains up to config.train.num_steps (continuing from the workdir's checkpoint); returns the final state."""
+  keys = dict(zip(("init", "train"), jax.random.split(jax.random.PRNGKey(config.seed), 2)))
+  state, mngr = restore_or_create(config, workdir, keys["init"])
+  start = int(state.step)
+  total = config.train.num_steps
+  if start >= total:
+    log.info("Checkpoint at step %d >= train.num_steps=%d: training skipped", start, total)
+    return state
+
+  mesh = make_mesh()
+  n_dev = mesh.devices.size
+  if config.train.batch_size % n_dev:
+    raise ValueError(f"config.train.batch_size={config.train.batch_size} must be divisible by the {n_dev} devices")
+  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  state = jax.device_put(state, replicated)
+  step_fn = jax.jit(
+    make_train_step(config, make_schedule(config)),
+    in_shardings=(replicated, batch_sharding, replicated),
+    out_shardings=(replicated, replicated),
+    donate_argnums=0,
+  )
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if start == 0:
+    writer.write_hparams({k: v for k, v in config.to_dict()["train"].items() if isinstance(v, (int, float, str))})
+  report = periodic_actions.ReportProgress(
+    num_train_steps=total, writer=writer, every_steps=config.train.log_every, every_secs=None
+  )
+  batches = pipeline.train_batches(
+    train_images, batch_size=config.train.batch_size, crop_size=config.data.crop_size, seed=config.seed, start_step=start
+  )
+  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
+  log.info("Training %d params from step %d to %d on %d device(s), %d images", n_params, start, total, n_dev, len(train_images))
+  pending: list[dict] = []
+  last_good = start
+  t0 = time.time()
+  for step in range(start + 1, total + 1):
+    batch = jax.device_put(next(batches), batch_sharding)
+    state, metrics = step_fn(state, batch, keys["train"])
+    pending.append(metrics)
+    report(step)
+    if step % config.train.log_every == 0 or step % config.train.checkpoint_every == 0 or step == total:
+      fetched = jax.device_get(pending)  # one host transfer per interval, not per step
+      pending = []
+      if not all(m["finite"] for m in fetched):
+        bad = step - len(fetched) + 1 + next(i for i, m in enumerate(fetched) if not m["finite"])
+        raise NonFiniteError(
+          f"loss or gradient norm became non-finite at step {bad} (loss={fetched[-1]['loss']}); "
+          f"stopped. The last good checkpoint (step {last_good}) is kept in {mngr.directory}. "
+          "Try a lower train.learning_rate or train.grad_clip."
+        )
+      summary = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "grad_norm")}
+      writer.write_scalars(step, summary)
+      if step % config.train.log_every == 0 or step == total:
+        log.info(
+          "step %d/%d  loss %.4f  grad_norm %.3f  (%.1f s)", step, total, summary["loss"], summary["grad_norm"], time.time() - t0
+        )
+      if step % config.train.checkpoint_every == 0 or step == total:
+        mngr.save(step, args=ocp.args.StandardSave(state))
+        mngr.wait_until_finished()
+        last_good = step
+  writer.flush()
+  return state

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from crackjax import metrics
+
+S = np.array([0.1, 0.4, 0.35, 0.8])
+Y = np.array([0, 0, 1, 1])
+
+
+def test_auroc_hand_computed():
+  # Positive/negative pairs: (0.35 > 0.1), (0.35 < 0.4), (0.8 > both) -> 3 of 4.
+  assert metrics.auroc(S, Y) == pytest.approx(0.75)
+  assert metrics.auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
+  assert metrics.auroc([4, 3, 2, 1], [0, 0, 1, 1]) == 0.0
+  assert metrics.auroc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5  # ties count half
+  assert np.isnan(metrics.auroc([1, 2], [0, 0]))
+
+
+def test_average_precision_hand_computed():
+  # Descending: 0.8(+) 0.4(-) 0.35(+) 0.1(-): AP = 0.5 * 1 + 0.5 * 2/3.
+  assert metrics.average_precision(S, Y) == pytest.approx(0.5 + 1 / 3)
+
+
+def test_f1_max_and_threshold():
+  f1, th = metrics.f1_max(S, Y)
+  # At 0.35: tp 2, fp 1 -> P 2/3, R 1 -> F1 0.8; at 0.8: P 1, R 0.5 -> 0.667.
+  assert f1 == pytest.approx(0.8) and th == pytest.approx(0.35)
+
+
+def test_confusion_at_threshold():
+  r = metrics.at_threshold(S, Y, 0.35)
+  assert r["confusion"] == {"tp": 2, "fn": 0, "fp": 1, "tn": 1}
+  assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == 1.0 and r["miss_rate"] == 0.0
+  assert r["false_alarm_rate"] == 0.5 and r["f1"] == pytest.approx(0.8)
+
+
+def test_roc_curve_endpoints():
+  fpr, tpr, _ = metrics.roc_curve(S, Y)
+  assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)
+  assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+  assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.auroc(S, Y))
+
+
+def test_aupro_perfect_inverted_and_partial():
+  mask = np.zeros((20, 20), np.uint8)
+  mask[2:6, 2:6] = 1  # region A: 16 px
+  mask[10:12, 10:18] = 1  # region B: 16 px
+  assert metrics.aupro([mask.astype(float)], [mask]) == pytest.approx(1.0)
+  assert metrics.aupro([1.0 - mask], [mask]) == pytest.approx(0.0, abs=1e-6)
+  # Region A found, region B invisible (scored like the background): per-region overlap is 1/2 until the
+  # background is flagged, i.e. PRO = 0.5 over the whole FPR range up to 0.3.
+  half = np.zeros((20, 20))
+  half[2:6, 2:6] = 1.0
+  half += np.linspace(0, 0.01, 400).reshape(20, 20)  # break ties in the background
+  half[10:12, 10:18] = 0.0
+  assert metrics.aupro([half], [mask]) == pytest.approx(0.5, abs=0.05)
+
+
+def test_pixel_metrics_keys():
+  m = np.zeros((8, 8), np.uint8)
+  m[3, :] = 1
+  out = metrics.pixel_metrics([m * 0.9 + 0.05], [m])
+  assert set(out) == {"auroc", "aupro", "ap", "f1_max"} and out["auroc"] == 1.0 and out["ap"] == 1.0

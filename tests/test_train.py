@@ -1,0 +1,68 @@
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from crackjax import train as train_lib
+from crackjax.data import synthetic
+
+
+def _images(n=6, size=32):
+  return [synthetic.generate(0, i, size, crack=False)[0] for i in range(n)]
+
+
+def _config(tiny_config, **train):
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.train.update(train)
+  return c
+
+
+def test_train_runs_sharded_on_four_devices_and_checkpoints(tmp_path, tiny_config):
+  assert jax.device_count() == 4
+  init = train_lib.create_train_state(tiny_config, jax.random.split(jax.random.PRNGKey(tiny_config.seed))[0])
+  state = train_lib.train(tiny_config, str(tmp_path), _images())
+  assert int(state.step) == tiny_config.train.num_steps
+  leaf = jax.tree.leaves(state.params)[0]
+  assert len(leaf.sharding.device_set) == 4  # replicated over the mesh
+  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), init.params, state.params)
+  assert max(jax.tree.leaves(moved)) > 0
+  # EMA lags the params but has moved too.
+  ema_gap = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), state.ema_params, state.params)
+  assert max(jax.tree.leaves(ema_gap)) > 0
+  assert train_lib.checkpoint_manager(str(tmp_path), tiny_config).latest_step() == tiny_config.train.num_steps
+
+
+def test_killed_run_resumes_at_the_saved_step_with_the_same_result(tmp_path, tiny_config):
+  full = train_lib.train(tiny_config, str(tmp_path / "a"), _images())
+  # Same run, "killed" after the step-2 checkpoint: drop the later one and start again.
+  train_lib.train(tiny_config, str(tmp_path / "b"), _images())
+  shutil.rmtree(tmp_path / "b" / "checkpoints" / str(tiny_config.train.num_steps))
+  mngr = train_lib.checkpoint_manager(str(tmp_path / "b"), tiny_config)
+  assert mngr.latest_step() == 2
+  resumed = train_lib.train(tiny_config, str(tmp_path / "b"), _images())
+  assert int(resumed.step) == tiny_config.train.num_steps
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_finished_run_is_not_trained_again(tmp_path, tiny_config):
+  train_lib.train(tiny_config, str(tmp_path), _images())
+  before = sorted(os.listdir(tmp_path / "checkpoints"))
+  state = train_lib.train(tiny_config, str(tmp_path), _images())
+  assert int(state.step) == tiny_config.train.num_steps and sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, monkeypatch):
+  real = train_lib.pipeline.train_batches
+
+  def poisoned(*args, start_step, **kw):
+    for step, batch in enumerate(real(*args, start_step=start_step, **kw), start=start_step + 1):
+      yield batch * np.nan if step >= 3 else batch
+
+  monkeypatch.setattr(train_lib.pipeline, "train_batches", poisoned)
+  with pytest.raises(train_lib.NonFiniteError, match=r"non-finite at step 3.*last good checkpoint \(step 2\)"):
+    train_lib.train(tiny_config, str(tmp_path), _images())
+  assert train_lib.checkpoint_manager(str(tmp_path), tiny_config).latest_step() == 2
