@@ -16,6 +16,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -52,6 +53,20 @@ class MapResult:
   flops_per_image: float
 
 
+def compiled_flops(compiled) -> float:
+  """XLA's flop count of a compiled function (NaN where the backend gives none). Loop bodies count once."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) if cost and "flops" in cost else float("nan")
+
+
+def forward_flops(config: ml_collections.ConfigDict, params, shape: tuple[int, ...]) -> float:
+  """Flops of one UNet forward pass on a batch of `shape` [B, H, W, 3]."""
+  model = UNet(unet_config(config))
+  fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
+  return compiled_flops(fwd.lower(params, jnp.zeros(shape), jnp.zeros(shape[:1], jnp.int32)).compile())
+
+
 def make_map_fn(config: ml_collections.ConfigDict):
   """map_fn(params, x: [B, H', W', 3] padded, key, hw: static (H, W)) -> (map [B, H, W], score [B])."""
   model = UNet(unet_config(config))
@@ -84,10 +99,9 @@ def compute_maps(config, params, split: pipeline.Split, key: jax.Array, desc: st
       t0 = time.time()
       compiled[x.shape] = map_fn.lower(params, x, k, hw).compile()
       compile_s += time.time() - t0
-      cost = compiled[x.shape].cost_analysis()
-      cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-      if cost and "flops" in cost:
-        flops.append(cost["flops"] / x.shape[0])
+      # The sampler's scan body is counted once by XLA: cost = forward x steps x draws (smoothing is negligible).
+      hc = heal_config(config)
+      flops.append(forward_flops(config, params, x.shape) / x.shape[0] * hc.num_steps * hc.num_draws)
     t0 = time.time()
     m, s = jax.device_get(compiled[x.shape](params, x, k))
     run_s += time.time() - t0
