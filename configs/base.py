@@ -77,7 +77,7 @@ def defaults() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.root = ""  # evaluate on this root instead of data.root (writes <workdir>/eval/<name>/)
-  c.eval.name = ""  # name of that evaluation ("" = the root's folder name)
+  c.eval.name = ""  # names an evaluation: writes <workdir>/eval/<name>/ ("" = the root's folder name, or the workdir itself)
   c.eval.batch_size = 16  # images per healing batch
   c.eval.max_images = 0  # cap per split, good and anomalous alternating (0 = all)
   c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies

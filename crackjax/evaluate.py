@@ -85,6 +85,7 @@ def make_map_fn(config: ml_collections.ConfigDict):
 def compute_maps(config, params, split: pipeline.Split, key: jax.Array, desc: str = "") -> MapResult:
   """Anomaly maps and scores of every image in `split` (whole images, any size)."""
   map_fn = make_map_fn(config)
+  hc = heal_config(config)
   multiple = unet_config(config).downsample_factor
   n = len(split)
   scores = np.zeros(n, np.float32)
@@ -100,7 +101,6 @@ def compute_maps(config, params, split: pipeline.Split, key: jax.Array, desc: st
       compiled[x.shape] = map_fn.lower(params, x, k, hw).compile()
       compile_s += time.time() - t0
       # The sampler's scan body is counted once by XLA: cost = forward x steps x draws (smoothing is negligible).
-      hc = heal_config(config)
       flops.append(forward_flops(config, params, x.shape) / x.shape[0] * hc.num_steps * hc.num_draws)
     t0 = time.time()
     m, s = jax.device_get(compiled[x.shape](params, x, k))
@@ -146,8 +146,11 @@ def report(
   threshold_source: str,
   model_info: dict,
   data_info: dict,
+  val_metrics: dict | None = None,
 ) -> dict:
-  """Metrics, scores.csv and plots for a scored test split; returns the metrics dict (also written)."""
+  """Metrics, scores.csv and plots for a scored test split; returns the metrics dict (also written).
+
+  `val_metrics` (image AUROC/AP on val, where val has both classes) shows what a setting was chosen on."""
   labelled = test.labels >= 0
   scores, labels = res.scores[labelled], test.labels[labelled]
   f1m, th_f1m = metrics.f1_max(scores, labels)
@@ -177,6 +180,8 @@ def report(
   }
   out["model"] = model_info
   out["data"] = data_info
+  if val_metrics is not None:
+    out["val"] = val_metrics
   out = _nan_to_none(out)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
@@ -226,12 +231,19 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
       )
 
 
+def output_dir(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, str]:
+  """(folder, name) of an evaluation: the workdir itself for the training root, <workdir>/eval/<name>/ when
+  config.eval.root or config.eval.name is set (so a named re-scoring never overwrites the run's own results)."""
+  root = config.eval.root or config.data.root
+  name = config.eval.name or (os.path.basename(os.path.abspath(root).rstrip("/")) if root else "synthetic")
+  named = bool(config.eval.root or config.eval.name)
+  return (os.path.join(workdir, "eval", name) if named else workdir), name
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_info: dict) -> dict:
   """Evaluates `params` on config.eval.root (or data.root); returns the metrics written."""
   root = config.eval.root or config.data.root
-  other_root = bool(config.eval.root)
-  name = config.eval.name or (os.path.basename(os.path.abspath(root).rstrip("/")) if root else "synthetic")
-  out_dir = os.path.join(workdir, "eval", name) if other_root else workdir
+  out_dir, name = output_dir(config, workdir)
   builder = builders.make_builder(
     root=root,
     data_dir=config.data.tfds_dir or os.path.join(workdir, "tfds"),
@@ -246,6 +258,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images)
     val_res = compute_maps(config, params, val, jax.random.fold_in(key, 0), "val")
   threshold, source = choose_threshold(config, val_res, None if val is None else val.labels, workdir)
+  val_metrics = None
+  if val is not None and (val.labels == 1).any() and (val.labels == 0).any():
+    val_metrics = {
+      "auroc": metrics.auroc(val_res.scores, val.labels),
+      "ap": metrics.average_precision(val_res.scores, val.labels),
+      "n_good": int((val.labels == 0).sum()),
+      "n_crack": int((val.labels == 1).sum()),
+    }
   log.info("threshold %.6g (%s)", threshold, source)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images)
   res = compute_maps(config, params, test, jax.random.fold_in(key, 1), "test")
@@ -281,16 +301,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
     threshold_source=source,
     model_info=model_info,
     data_info=data_info,
+    val_metrics=val_metrics,
   )
   im = out["image"]
   log.info(
-    "%s: image AUROC %.4f  AP %.4f  F1@threshold %.4f  recall %.4f  precision %s%s",
+    "%s: image AUROC %.4f  AP %.4f  F1@threshold %.4f  recall %.4f  precision %.4f%s",
     name,
     im["auroc"],
     im["ap"],
     im["f1"] or 0.0,
     im["recall"] or 0.0,
-    im["precision"],
+    im["precision"] if im["precision"] is not None else float("nan"),
     f"  pixel AUROC {out['pixel']['auroc']:.4f}  AUPRO {out['pixel']['aupro']:.4f}" if "pixel" in out else "",
   )
   return out

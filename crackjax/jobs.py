@@ -82,9 +82,9 @@ def _trained_config_params(config, workdir):
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   params = _trained_config_params(config, workdir)
-  if config.eval.root:
-    name = config.eval.name or os.path.basename(os.path.abspath(config.eval.root).rstrip("/"))
-    write_config(config, os.path.join(workdir, "eval", name, "config.json"))
+  out_dir, _ = evaluate_lib.output_dir(config, workdir)
+  if out_dir != workdir:
+    write_config(config, os.path.join(out_dir, "config.json"))
   saved = {}
   path = os.path.join(workdir, "metrics.json")
   if os.path.exists(path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.stats import rankdata
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,8 +28,6 @@ def auroc(scores, labels) -> float:
   n_pos, n_neg = labels.sum(), (~labels).sum()
   if n_pos == 0 or n_neg == 0:
     return float("nan")
-  from scipy.stats import rankdata
-
   ranks = rankdata(scores)  # average ranks handle ties
   return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

@@ -184,9 +184,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
       summary = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "grad_norm")}
       writer.write_scalars(step, summary)
       if step % config.train.log_every == 0 or step == total:
+        elapsed = time.time() - t0
+        rate = (step - start) / max(elapsed, 1e-9)
         log.info(
-          "step %d/%d  loss %.4f  grad_norm %.3f  (%.1f s)", step, total, summary["loss"], summary["grad_norm"], time.time() - t0
-        )
+          "step %d/%d  loss %.4f  grad_norm %.3f  %.2f steps/s  elapsed %.0f s  ETA %.0f s",
+          step, total, summary["loss"], summary["grad_norm"], rate, elapsed, (total - step) / max(rate, 1e-9),
+        )  # fmt: skip
       if step % config.train.checkpoint_every == 0 or step == total:
         mngr.save(step, args=ocp.args.StandardSave(state))
         mngr.wait_until_finished()

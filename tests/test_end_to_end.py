@@ -94,6 +94,22 @@ def test_evaluate_on_another_root_does_not_retrain_or_overwrite(trained, tmp_pat
   assert os.path.exists(os.path.join(workdir, "eval", "other", "plots", "worst_misses.png"))
 
 
+def test_named_evaluation_of_the_same_root_keeps_the_runs_own_results(trained):
+  config, workdir, _ = trained
+  own = open(os.path.join(workdir, "metrics.json")).read()
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.eval.name = "t10"
+    c.anomaly.t_start = 10
+  out = jobs.evaluate(c, workdir)
+  assert open(os.path.join(workdir, "metrics.json")).read() == own
+  assert (
+    out["model"]["t_start"] == 10
+    and json.load(open(os.path.join(workdir, "eval", "t10", "config.json")))["anomaly"]["t_start"] == 10
+  )
+  assert set(out["val"]) == {"auroc", "ap", "n_good", "n_crack"}
+
+
 def test_predict_scores_a_folder_and_reports_unreadable_files(trained, tmp_path):
   config, workdir, _ = trained
   root = make_root(tmp_path / "p", with_val=False)

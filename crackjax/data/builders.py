@@ -58,7 +58,7 @@ def _example(image: np.ndarray, mask: np.ndarray | None, label: int, defect: str
   mask = np.zeros(image.shape[:2], np.uint8) if mask is None else mask
   return {
     "image": Image.fromarray(image),
-    "mask": Image.fromarray(mask[..., None].repeat(1, -1)[..., 0]),
+    "mask": Image.fromarray(mask),  # mode L: decoded as [H, W, 1]
     "has_mask": has_mask,
     "label": label,
     "defect": defect,
@@ -143,6 +143,7 @@ class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     root = self.builder_config.root
     self._splits = scan_root(root, self.builder_config.val_fraction)
+    log.info("Reading %s: %s files", root, {k: len(v) for k, v in self._splits.items()})
     self._skipped: list[str] = []
     return {split: self._generate_examples(split) for split in self._splits}
 
