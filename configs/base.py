@@ -95,9 +95,10 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.data.synthetic.update(image_size=32, num_train=16, num_val=4, num_test=6, num_unlabeled=8)
   c.data.crop_size = 16
   c.model.update(channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4)
+  # The sampler keeps its share of the schedule: DDIM-50 of 1000 -> 5 of 100, DDPM-1000 of 1000 -> 100 of 100.
+  c.sampler.num_steps = max(1, c.sampler.num_steps * 100 // c.schedule.num_timesteps)
   c.schedule.num_timesteps = 100
   c.train.update(num_steps=4, batch_size=8, warmup_steps=1, log_every=2, checkpoint_every=2, t_max=99)
-  c.sampler.num_steps = min(c.sampler.num_steps, 50)
   c.anomaly.t_start = 20
   c.eval.update(batch_size=4, num_examples=2)
   if c.data.root:

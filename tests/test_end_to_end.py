@@ -110,6 +110,19 @@ def test_named_evaluation_of_the_same_root_keeps_the_runs_own_results(trained):
   assert set(out["val"]) == {"auroc", "ap", "n_good", "n_crack"}
 
 
+def test_ddpm_config_heals_with_the_same_trained_model(trained):
+  from configs import ddpm_1000
+
+  _, workdir, _ = trained
+  c = ddpm_1000.get_config("tiny")
+  with c.unlocked():
+    c.eval.name = "ddpm"
+  out = jobs.evaluate(c, workdir)
+  # DDPM on the full schedule walks every timestep from t_start down to 0.
+  assert out["model"]["sampler"] == "ddpm" and out["model"]["heal_steps"] == c.anomaly.t_start + 1
+  assert 0.0 <= out["image"]["auroc"] <= 1.0
+
+
 def test_predict_scores_a_folder_and_reports_unreadable_files(trained, tmp_path):
   config, workdir, _ = trained
   root = make_root(tmp_path / "p", with_val=False)
