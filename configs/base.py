@@ -72,7 +72,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none)
-  c.anomaly.pooling = "topk"  # image score: 'max' or 'topk' (mean of the top fraction)
+  c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
+  c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
 
   c.eval = ml_collections.ConfigDict()

@@ -4,7 +4,8 @@
     x_hat = reverse process from t_start to 0                          (samplers.py)
     r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
     map   = Gaussian smoothing of r (sigma in pixels)
-    score = max(map) or the mean of its top-k fraction
+    score = max(map), the mean of its top-k fraction, or that mean minus the map's median (a per-image baseline
+        that discounts rough but normal textures)
 
 Residual kinds: 'abs' |x0 - x_hat|, 'sq' (x0 - x_hat)^2, and 'darker' max(x_hat - x0, 0): a crack is darker
 than the concrete that healing paints over it, so counting only pixels the healed image makes brighter
@@ -23,7 +24,9 @@ from crackjax import samplers
 from crackjax.schedule import Schedule
 
 RESIDUALS = ("abs", "sq", "darker")
-POOLINGS = ("max", "topk")
+CHANNELS = ("mean", "luma")
+POOLINGS = ("max", "topk", "topk_minus_median")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,7 @@ class HealConfig:
   t_start: int  # how far to noise the input
   num_draws: int  # noise draws averaged per image
   residual: str  # see RESIDUALS
+  channels: str  # 'mean': residual per colour channel, averaged; 'luma': residual of the luminance only
   smoothing_sigma: float  # Gaussian smoothing of the map, pixels (0: none)
   pooling: str  # see POOLINGS
   topk_fraction: float  # fraction of pixels averaged by 'topk'
@@ -60,9 +64,17 @@ def gaussian_smooth(m: jnp.ndarray, sigma: float) -> jnp.ndarray:
   return x[..., 0]
 
 
-def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str) -> jnp.ndarray:
-  """x0, x_hat: [B, H, W, C] in [-1, 1] -> [B, H, W] >= 0, channel mean."""
+def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:
+  """x0, x_hat: [B, H, W, C] in [-1, 1] -> [B, H, W] >= 0.
+
+  channels='luma' compares luminance only (C = 3): a crack is a change in brightness, while paint spots and
+  discolouration are mostly changes in hue that the per-channel residual also counts.
+  """
   d = x_hat - x0
+  if channels == "luma":
+    d = (d * jnp.asarray(LUMA, d.dtype)).sum(axis=-1, keepdims=True)
+  elif channels != "mean":
+    raise ValueError(f"anomaly.channels must be one of {CHANNELS}, got {channels!r}")
   if kind == "abs":
     r = jnp.abs(d)
   elif kind == "sq":
@@ -79,9 +91,11 @@ def image_score(m: jnp.ndarray, *, pooling: str, topk_fraction: float) -> jnp.nd
   flat = m.reshape(m.shape[0], -1)
   if pooling == "max":
     return flat.max(axis=1)
-  if pooling == "topk":
+  if pooling in ("topk", "topk_minus_median"):
     k = max(1, int(round(topk_fraction * flat.shape[1])))
-    return jax.lax.top_k(flat, k)[0].mean(axis=1)
+    top = jax.lax.top_k(flat, k)[0].mean(axis=1)
+    # Minus the image's own median residual: rough textures raise the whole map, a crack raises a thin part of it.
+    return top - jnp.median(flat, axis=1) if pooling == "topk_minus_median" else top
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
@@ -103,7 +117,7 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, key: jax.Array, cfg
 
   def one_draw(carry, i):
     x_hat = heal(eps_fn, schedule, x0, jax.random.fold_in(key, i), cfg)
-    return carry + residual_map(x0, x_hat, cfg.residual), x_hat
+    return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
   m = gaussian_smooth(total / cfg.num_draws, cfg.smoothing_sigma)

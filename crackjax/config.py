@@ -79,6 +79,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be one of {anomaly.RESIDUALS}, got {config.anomaly.residual!r}",
   )
   _check(
+    config.anomaly.channels in anomaly.CHANNELS,
+    "anomaly.channels",
+    f"must be one of {anomaly.CHANNELS}, got {config.anomaly.channels!r}",
+  )
+  _check(
     config.anomaly.pooling in anomaly.POOLINGS,
     "anomaly.pooling",
     f"must be one of {anomaly.POOLINGS}, got {config.anomaly.pooling!r}",

@@ -45,6 +45,25 @@ def test_residuals_and_pooling():
   assert float(anomaly.image_score(m, pooling="topk", topk_fraction=0.05)[0]) == np.mean([95, 96, 97, 98, 99])
 
 
+def test_luma_residual_ignores_hue_and_median_pooling_discounts_texture():
+  x0 = jnp.zeros((1, 1, 2, 3))
+  # Pixel 0: a pure hue shift at constant luminance; pixel 1: a brightness change.
+  hue = jnp.array([0.587, -0.299, 0.0])
+  x_hat = jnp.stack([hue, jnp.full(3, 0.5)]).reshape(1, 1, 2, 3)
+  luma = anomaly.residual_map(x0, x_hat, "abs", "luma").ravel()
+  np.testing.assert_allclose(luma, [0.0, 0.5], atol=1e-6)
+  assert float(anomaly.residual_map(x0, x_hat, "abs", "mean")[0, 0, 0]) > 0.2
+  with pytest.raises(ValueError, match="anomaly.channels"):
+    anomaly.residual_map(x0, x_hat, "abs", "lab")
+  # Same crack on a smooth and on a rough texture: plain top-k rises with roughness, top-k minus median does not.
+  smooth = jnp.zeros((10, 10)).at[4, :].set(1.0)
+  rough = smooth + 0.3
+  m = jnp.stack([smooth, rough])
+  topk = anomaly.image_score(m, pooling="topk", topk_fraction=0.1)
+  np.testing.assert_allclose(topk, [1.0, 1.3], atol=1e-6)
+  np.testing.assert_allclose(anomaly.image_score(m, pooling="topk_minus_median", topk_fraction=0.1), [1.0, 1.0], atol=1e-6)
+
+
 def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
   """With the exact denoiser of 'normal' data (pixels ~ N(0.2, 0.05^2)), healing leaves a normal image almost as it
   was and paints over a dark line: the anomaly map lights up on the line only."""
@@ -58,6 +77,7 @@ def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
     t_start=400,
     num_draws=2,
     residual="abs",
+    channels="mean",
     smoothing_sigma=1.0,
     pooling="topk",
     topk_fraction=0.02,
