@@ -75,8 +75,7 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str, heal_step_counts=
   xb = jax.random.uniform(key, (tb, crop, crop, 3), minval=-1, maxval=1)
   compiled = step.lower(state, xb, key).compile()
   train_flops = _flops(compiled)
-  st = state
-  st, _ = compiled(st, xb, key)
+  st, _ = compiled(state, xb, key)
   jax.block_until_ready(st)
   n = 5
   t0 = time.perf_counter()

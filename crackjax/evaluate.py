@@ -245,12 +245,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
   """Evaluates `params` on config.eval.root (or data.root); returns the metrics written."""
   root = config.eval.root or config.data.root
   out_dir, name = output_dir(config, workdir)
-  builder = builders.make_builder(
-    root=root,
-    data_dir=config.data.tfds_dir or os.path.join(workdir, "tfds"),
-    val_fraction=config.data.val_fraction,
-    synthetic_cfg=config.data.synthetic.to_dict(),
-  )
+  builder = builders.builder_for(config, workdir, root)
   if "test" not in builder.info.splits:
     raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys

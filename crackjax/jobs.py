@@ -44,12 +44,7 @@ def write_config(config: ml_collections.ConfigDict, path: str) -> None:
 
 
 def _train_images(config, workdir):
-  builder = builders.make_builder(
-    root=config.data.root,
-    data_dir=config.data.tfds_dir or os.path.join(workdir, "tfds"),
-    val_fraction=config.data.val_fraction,
-    synthetic_cfg=config.data.synthetic.to_dict(),
-  )
+  builder = builders.builder_for(config, workdir, config.data.root)
   if "train" not in builder.info.splits:
     raise FileNotFoundError(
       f"{config.data.root} has no train/good images to learn normal concrete from; {builders.EXPECTED_LAYOUT}"

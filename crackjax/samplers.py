@@ -48,10 +48,14 @@ def heal_steps(*, num_steps: int, t_start: int, num_timesteps: int) -> int:
   return int(min(t_start + 1, max(1, round(num_steps * (t_start + 1) / num_timesteps))))
 
 
-def ddim_update(*, x_t, eps_hat, ab_t, ab_s, z, eta: float, clip_x0: bool):
+def estimate_x0(*, x_t, eps_hat, ab_t, clip_x0: bool):
   x0_hat = (x_t - jnp.sqrt(1.0 - ab_t) * eps_hat) / jnp.sqrt(ab_t)
-  if clip_x0:
-    x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+  return jnp.clip(x0_hat, -1.0, 1.0) if clip_x0 else x0_hat
+
+
+def ddim_update(*, x_t, eps_hat, ab_t, ab_s, z, eta: float, clip_x0: bool):
+  x0_hat = estimate_x0(x_t=x_t, eps_hat=eps_hat, ab_t=ab_t, clip_x0=clip_x0)
+  if clip_x0:  # keep eps consistent with the clipped x0 (Song et al.'s implementation)
     eps_hat = (x_t - jnp.sqrt(ab_t) * x0_hat) / jnp.sqrt(1.0 - ab_t)
   sigma = eta * jnp.sqrt((1.0 - ab_s) / (1.0 - ab_t)) * jnp.sqrt(1.0 - ab_t / ab_s)
   dir_xt = jnp.sqrt(jnp.maximum(1.0 - ab_s - sigma**2, 0.0)) * eps_hat
@@ -59,9 +63,7 @@ def ddim_update(*, x_t, eps_hat, ab_t, ab_s, z, eta: float, clip_x0: bool):
 
 
 def ddpm_update(*, x_t, eps_hat, ab_t, ab_s, z, clip_x0: bool):
-  x0_hat = (x_t - jnp.sqrt(1.0 - ab_t) * eps_hat) / jnp.sqrt(ab_t)
-  if clip_x0:
-    x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+  x0_hat = estimate_x0(x_t=x_t, eps_hat=eps_hat, ab_t=ab_t, clip_x0=clip_x0)
   a = ab_t / ab_s
   b = 1.0 - a
   mean = jnp.sqrt(ab_s) * b / (1.0 - ab_t) * x0_hat + jnp.sqrt(a) * (1.0 - ab_s) / (1.0 - ab_t) * x_t

@@ -240,3 +240,13 @@ def make_builder(*, root: str, data_dir: str, val_fraction: float, synthetic_cfg
   if skipped:
     log.warning("Skipped %d unreadable file(s) in %s:\n  %s", len(skipped), root, "\n  ".join(skipped))
   return builder
+
+
+def builder_for(config, workdir: str, root: str):
+  """make_builder with a config's data fields; prepared data lives in data.tfds_dir or <workdir>/tfds."""
+  return make_builder(
+    root=root,
+    data_dir=config.data.tfds_dir or os.path.join(workdir, "tfds"),
+    val_fraction=config.data.val_fraction,
+    synthetic_cfg=config.data.synthetic.to_dict(),
+  )
