@@ -17,8 +17,10 @@ def main(workdir: str) -> None:
       m = json.load(f)
     name = os.path.basename(os.path.dirname(path))[len("ablation_") :]
     model = m["model"]
-    cells = [name, model["t_start"], model["heal_steps"], model["num_draws"], model["residual"], model["pooling"]]
+    cells = [name, model["t_start"], model["heal_steps"], model["num_draws"], model["residual"], model.get("channels", "mean")]
     cells += [
+      model["pooling"],
+      f"{model.get('topk_fraction', 0.01):g}",
       f"{model['smoothing_sigma']:g}",
       fmt(m.get("val", {}).get("auroc")),
       fmt(m["image"]["auroc"]),
@@ -30,10 +32,22 @@ def main(workdir: str) -> None:
       f"{m['speed']['images_per_second']:.1f}",
     ]
     rows.append("| " + " | ".join(str(c) for c in cells) + " |")
-  header = ["setting", "t_start", "steps", "draws", "residual", "pooling", "sigma", "val AUROC", "test AUROC"]
+  header = [
+    "setting",
+    "t_start",
+    "steps",
+    "draws",
+    "residual",
+    "channels",
+    "pooling",
+    "top-k",
+    "sigma",
+    "val AUROC",
+    "test AUROC",
+  ]
   header += ["test F1@val thr", "pixel AUROC", "AUPRO", "images/s"]
   print("| " + " | ".join(header) + " |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  print("|" + "---|" * len(header))
   print("\n".join(rows))
 
 

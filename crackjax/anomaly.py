@@ -4,8 +4,10 @@
     x_hat = reverse process from t_start to 0                          (samplers.py)
     r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
     map   = Gaussian smoothing of r (sigma in pixels)
-    score = max(map), the mean of its top-k fraction, or that mean minus the map's median (a per-image baseline
-        that discounts rough but normal textures)
+    score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
+        that discounts rough but normal textures), or that difference divided by the map's median absolute
+        deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
+        far as a dark crack stands out of a busy one)
 
 Residual kinds: 'abs' |x0 - x_hat|, 'sq' (x0 - x_hat)^2, and 'darker' max(x_hat - x0, 0): a crack is darker
 than the concrete that healing paints over it, so counting only pixels the healed image makes brighter
@@ -25,7 +27,8 @@ from crackjax.schedule import Schedule
 
 RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
-POOLINGS = ("max", "topk", "topk_minus_median")
+POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
+MAD_FLOOR = 1e-3  # floor of the median absolute deviation in 'topk_mad' (map units: [-1, 1] pixel differences)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
 
@@ -91,11 +94,31 @@ def image_score(m: jnp.ndarray, *, pooling: str, topk_fraction: float) -> jnp.nd
   flat = m.reshape(m.shape[0], -1)
   if pooling == "max":
     return flat.max(axis=1)
-  if pooling in ("topk", "topk_minus_median"):
+  if pooling in ("topk", "topk_minus_median", "topk_mad"):
     k = max(1, int(round(topk_fraction * flat.shape[1])))
     top = jax.lax.top_k(flat, k)[0].mean(axis=1)
+    if pooling == "topk":
+      return top
     # Minus the image's own median residual: rough textures raise the whole map, a crack raises a thin part of it.
-    return top - jnp.median(flat, axis=1) if pooling == "topk_minus_median" else top
+    med = jnp.median(flat, axis=1)
+    if pooling == "topk_minus_median":
+      return top - med
+    mad = jnp.median(jnp.abs(flat - med[:, None]), axis=1)
+    return (top - med) / (mad + MAD_FLOOR)
+  raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def score_units(m: np.ndarray, pooling: str) -> np.ndarray:
+  """A map [H, W] in the units of its image score, so that one threshold serves both the verdict and the red mask:
+  the map itself for 'max' and 'topk', minus its median for 'topk_minus_median', the robust z-score for 'topk_mad'."""
+  m = np.asarray(m, np.float32)
+  if pooling in ("max", "topk"):
+    return m
+  med = np.median(m)
+  if pooling == "topk_minus_median":
+    return m - med
+  if pooling == "topk_mad":
+    return (m - med) / (np.median(np.abs(m - med)) + MAD_FLOOR)
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 

@@ -49,6 +49,8 @@ def _time(fn, *args, repeats: int) -> float:
 
 
 def benchmark(config: ml_collections.ConfigDict, workdir: str, heal_step_counts=(1, 2, 5, 10, 25)) -> dict:
+  if config.student.kind:
+    return student_benchmark(config, workdir)
   size = config.data.synthetic.image_size if not config.data.root else 128
   batch = config.eval.batch_size
   key = jax.random.PRNGKey(config.seed)
@@ -136,3 +138,83 @@ def print_report(r: dict) -> None:
     for h in r["healing"]
   ]
   print("\n".join(lines), flush=True)
+
+
+def _heal_speed(config, params, x, key) -> tuple[float, float, int]:
+  """(images/s, GFLOP/image, network passes per image) of the configured teacher's whole anomaly map."""
+  model = UNet(train_lib.unet_config(config))
+  cfg = heal_config(config)
+  fn = (
+    jax.jit(
+      lambda p, x, key: anomaly.anomaly_map(
+        lambda x_t, t: model.apply({"params": p}, x_t, t), train_lib.make_schedule(config), x, key, cfg
+      )[0]
+    )
+    .lower(params, x, key)
+    .compile()
+  )
+  fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
+  t = jnp.zeros((x.shape[0],), jnp.int32)
+  fwd_flops = _flops(fwd.lower(params, x, t).compile()) / x.shape[0]
+  passes = cfg.num_steps * cfg.num_draws
+  return x.shape[0] / _time(fn, params, x, key, repeats=2), fwd_flops * passes / 1e9, passes
+
+
+def student_benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Student images/s against its teacher's healing, same machine, same image size, same run."""
+  from crackjax import student as student_lib
+
+  size = config.data.synthetic.image_size if not config.data.root else 128
+  batch = config.eval.batch_size
+  key = jax.random.PRNGKey(config.seed)
+  x = jax.random.uniform(key, (batch, size, size, 3), minval=-1, maxval=1)
+  s_params = student_lib.create_state(config, key).params
+  net = student_lib.StudentNet(student_lib.student_config(config))
+  fn = jax.jit(lambda p, x: net.apply({"params": p}, x)[-1]).lower(s_params, x).compile()
+  s_ips = batch / _time(fn, s_params, x, repeats=10)
+  out = {
+    "command": " ".join(sys.argv),
+    "machine": machine(),
+    "image_size": size,
+    "eval_batch": batch,
+    "student": {
+      "architecture": config.student.kind,
+      "stages": config.student.stages,
+      "params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(s_params))),
+      "images_per_second": s_ips,
+      "gflops_per_image": _flops(fn) / batch / 1e9,
+    },
+    "teachers": [],
+  }
+  t_params = train_lib.create_train_state(config, key).params
+  n_t = int(sum(np.prod(p.shape) for p in jax.tree.leaves(t_params)))
+  variants = {"as configured": config}
+  full = config.copy_and_resolve_references()
+  with full.unlocked():
+    full.anomaly.heal_steps = 0  # the sampler's whole share below t_start
+  if heal_config(full).num_steps != heal_config(config).num_steps:
+    variants[f"{config.sampler.kind}-{config.sampler.num_steps} share"] = full
+  for name, c in variants.items():
+    ips, gflops, passes = _heal_speed(c, t_params, x, key)
+    out["teachers"].append(
+      {"teacher": name, "passes": passes, "params": n_t, "images_per_second": ips, "gflops_per_image": gflops}
+    )
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "benchmark.json"), "w") as f:
+    json.dump(out, f, indent=2)
+  st = out["student"]
+  lines = [
+    f"command : {out['command']}",
+    f"machine : {out['machine']}",
+    f"images  : {size}x{size}, batch {batch}",
+    f"student : {st['architecture']} (stages {st['stages']}), {st['params']:,} params, {st['gflops_per_image']:.3f} GFLOP/image, "
+    f"{st['images_per_second']:.1f} images/s",
+  ]
+  for t in out["teachers"]:
+    lines.append(
+      f"teacher : {t['teacher']}: {t['passes']} UNet passes, {t['params']:,} params, {t['gflops_per_image']:.2f} GFLOP/image, "
+      f"{t['images_per_second']:.2f} images/s -> student {st['images_per_second'] / t['images_per_second']:.0f}x faster, "
+      f"{t['params'] / st['params']:.0f}x fewer params"
+    )
+  print("\n".join(lines), flush=True)
+  return out

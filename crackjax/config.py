@@ -89,6 +89,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be one of {anomaly.POOLINGS}, got {config.anomaly.pooling!r}",
   )
   _check(0 < config.anomaly.topk_fraction <= 1, "anomaly.topk_fraction", f"must be in (0, 1], got {config.anomaly.topk_fraction}")
+  _check(
+    0 <= config.anomaly.heal_steps <= config.anomaly.t_start + 1,
+    "anomaly.heal_steps",
+    f"must be in [0, anomaly.t_start + 1] (0 = the sampler's share), got {config.anomaly.heal_steps}",
+  )
   _check(config.anomaly.num_draws >= 1, "anomaly.num_draws", f"must be >= 1, got {config.anomaly.num_draws}")
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   _check(
@@ -124,6 +129,25 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.model.channels % config.model.num_groups == 0,
     "model.num_groups",
     f"must divide model.channels={config.model.channels}",
+  )
+  st = config.student
+  _check(
+    st.kind in ("", "single_step", "coarse_to_fine"),
+    "student.kind",
+    f"must be '', 'single_step' or 'coarse_to_fine', got {st.kind!r}",
+  )
+  _check(st.target in ("soft", "binary"), "student.target", f"must be 'soft' or 'binary', got {st.target!r}")
+  _check(1 <= st.stages <= 6, "student.stages", f"must be in [1, 6], got {st.stages}")
+  _check(st.channels >= 1, "student.channels", f"must be >= 1, got {st.channels}")
+  _check(0 < st.target_quantile < 1, "student.target_quantile", f"must be in (0, 1), got {st.target_quantile}")
+  _check(0 <= st.synthetic_cracks <= 1, "student.synthetic_cracks", f"must be in [0, 1], got {st.synthetic_cracks}")
+  _check(st.batch_size >= 1 and st.num_steps >= 0, "student.batch_size", "batch_size must be >= 1 and num_steps >= 0")
+  _check(st.cache_shard_size >= 1, "student.cache_shard_size", f"must be >= 1, got {st.cache_shard_size}")
+  sf = 2 ** max(2, st.stages - 1 if st.kind == "coarse_to_fine" else 2)
+  _check(
+    st.crop_size % sf == 0,
+    "student.crop_size",
+    f"must be divisible by the student's down-sampling {sf}, got {st.crop_size}",
   )
   _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")
   _check(

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +32,9 @@ log = logging.getLogger(__name__)
 
 def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
   a, s = config.anomaly, config.sampler
-  steps = samplers.heal_steps(num_steps=s.num_steps, t_start=a.t_start, num_timesteps=config.schedule.num_timesteps)
+  steps = a.heal_steps or samplers.heal_steps(
+    num_steps=s.num_steps, t_start=a.t_start, num_timesteps=config.schedule.num_timesteps
+  )
   return anomaly.HealConfig(
     sampler=s.kind,
     num_steps=steps,
@@ -68,6 +72,18 @@ def forward_flops(config: ml_collections.ConfigDict, params, shape: tuple[int, .
   return compiled_flops(fwd.lower(params, jnp.zeros(shape), jnp.zeros(shape[:1], jnp.int32)).compile())
 
 
+@dataclasses.dataclass
+class Scorer:
+  """What evaluation and prediction need from a model, teacher or student."""
+
+  map_fn: Callable  # (params, x: [B, H', W', 3] padded, key, hw: static (H, W)) -> (map [B, H, W], score [B])
+  params: Any
+  multiple: int  # image sides are padded to a multiple of this
+  flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
+  info: dict  # the "model" section of metrics.json
+  compiled: dict = dataclasses.field(default_factory=dict)  # (padded shape, size) -> executable, kept across calls
+
+
 def make_map_fn(config: ml_collections.ConfigDict):
   """map_fn(params, x: [B, H', W', 3] padded, key, hw: static (H, W)) -> (map [B, H, W], score [B])."""
   model = UNet(unet_config(config))
@@ -83,36 +99,58 @@ def make_map_fn(config: ml_collections.ConfigDict):
   return jax.jit(map_fn, static_argnums=3)
 
 
-def compute_maps(config, params, split: pipeline.Split, key: jax.Array, desc: str = "") -> MapResult:
-  """Anomaly maps and scores of every image in `split` (whole images, any size)."""
-  map_fn = make_map_fn(config)
+def count_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+def teacher_scorer(config: ml_collections.ConfigDict, params) -> Scorer:
   hc = heal_config(config)
-  multiple = unet_config(config).downsample_factor
+  # The sampler's scan body is counted once by XLA: cost = forward x steps x draws (smoothing is negligible).
+  flops = lambda shape: forward_flops(config, params, shape) / shape[0] * hc.num_steps * hc.num_draws  # noqa: E731
+  info = {
+    "kind": "teacher",
+    "sampler": hc.sampler,
+    "num_steps": config.sampler.num_steps,
+    "heal_steps": hc.num_steps,
+    "eta": hc.eta,
+    "t_start": hc.t_start,
+    "params": count_params(params),
+    "residual": hc.residual,
+    "channels": hc.channels,
+    "pooling": hc.pooling,
+    "topk_fraction": hc.topk_fraction,
+    "smoothing_sigma": hc.smoothing_sigma,
+    "num_draws": hc.num_draws,
+  }
+  return Scorer(make_map_fn(config), params, unet_config(config).downsample_factor, flops, info)
+
+
+def compute_maps(scorer: Scorer, split: pipeline.Split, key: jax.Array, *, batch_size: int, desc: str = "") -> MapResult:
+  """Anomaly maps and scores of every image in `split` (whole images, any size)."""
   n = len(split)
   scores = np.zeros(n, np.float32)
   maps: list = [None] * n
-  compiled: dict = {}
+  compiled = scorer.compiled
   compile_s = run_s = 0.0
-  flops = []
+  flops = {}
   done, t_log = 0, time.time()
-  for idx, x, hw in pipeline.eval_batches(split, batch_size=config.eval.batch_size, multiple=multiple):
+  for idx, x, hw in pipeline.eval_batches(split, batch_size=batch_size, multiple=scorer.multiple):
     k = jax.random.fold_in(key, int(idx[0]))
-    if x.shape not in compiled:
+    if (x.shape, hw) not in compiled:  # images of different sizes can pad to the same shape
       t0 = time.time()
-      compiled[x.shape] = map_fn.lower(params, x, k, hw).compile()
+      compiled[x.shape, hw] = (scorer.map_fn.lower(scorer.params, x, k, hw).compile(), scorer.flops_per_image(x.shape))
       compile_s += time.time() - t0
-      # The sampler's scan body is counted once by XLA: cost = forward x steps x draws (smoothing is negligible).
-      flops.append(forward_flops(config, params, x.shape) / x.shape[0] * hc.num_steps * hc.num_draws)
+    executable, flops[x.shape, hw] = compiled[x.shape, hw]
     t0 = time.time()
-    m, s = jax.device_get(compiled[x.shape](params, x, k))
+    m, s = jax.device_get(executable(scorer.params, x, k))
     run_s += time.time() - t0
     for j, i in enumerate(idx):
       maps[i], scores[i] = m[j], s[j]
     done += len(idx)
     if time.time() - t_log > 20 or done == n:
-      log.info("healing %s: %d/%d images (%.1f s, %.2f images/s)", desc, done, n, run_s, done / max(run_s, 1e-9))
+      log.info("scoring %s: %d/%d images (%.1f s, %.2f images/s)", desc, done, n, run_s, done / max(run_s, 1e-9))
       t_log = time.time()
-  return MapResult(scores, maps, run_s, compile_s, float(np.mean(flops)) if flops else float("nan"))
+  return MapResult(scores, maps, run_s, compile_s, float(np.mean(list(flops.values()))) if flops else float("nan"))
 
 
 def choose_threshold(config, val: MapResult | None, val_labels: np.ndarray | None, workdir: str) -> tuple[float, str]:
@@ -194,12 +232,12 @@ def report(
       w.writerow(
         [test.filenames[i], int(test.labels[i]), f"{res.scores[i]:.6g}", "crack" if res.scores[i] >= threshold else "good"]
       )
-  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"])
+  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], model_info["pooling"])
   log.info("metrics -> %s", os.path.join(out_dir, "metrics.json"))
   return out
 
 
-def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict) -> None:
+def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pooling: str) -> None:
   labelled = test.labels >= 0
   s, y = res.scores[labelled], test.labels[labelled]
   plots.histogram(s, y, threshold, os.path.join(plot_dir, "histogram.png"))
@@ -212,6 +250,7 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
   row = lambda i: {
     "image": test.images[i],
     "map": res.maps[i],
+    "units": anomaly.score_units(res.maps[i], pooling),
     "score": float(res.scores[i]),
     "label": test.labels[i],  # noqa: E731
     "filename": test.filenames[i],
@@ -241,8 +280,8 @@ def output_dir(config: ml_collections.ConfigDict, workdir: str) -> tuple[str, st
   return (os.path.join(workdir, "eval", name) if named else workdir), name
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_info: dict) -> dict:
-  """Evaluates `params` on config.eval.root (or data.root); returns the metrics written."""
+def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, *, train_info: dict) -> dict:
+  """Evaluates a teacher's or student's `scorer` on config.eval.root (or data.root); returns the metrics written."""
   root = config.eval.root or config.data.root
   out_dir, name = output_dir(config, workdir)
   builder = builders.builder_for(config, workdir, root)
@@ -252,7 +291,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
   val = val_res = None
   if "val" in builder.info.splits:
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images)
-    val_res = compute_maps(config, params, val, jax.random.fold_in(key, 0), "val")
+    val_res = compute_maps(scorer, val, jax.random.fold_in(key, 0), batch_size=config.eval.batch_size, desc="val")
   threshold, source = choose_threshold(config, val_res, None if val is None else val.labels, workdir)
   val_metrics = None
   if val is not None and (val.labels == 1).any() and (val.labels == 0).any():
@@ -264,22 +303,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
     }
   log.info("threshold %.6g (%s)", threshold, source)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images)
-  res = compute_maps(config, params, test, jax.random.fold_in(key, 1), "test")
-  hc = heal_config(config)
-  model_info = {
-    "kind": "teacher",
-    "sampler": hc.sampler,
-    "num_steps": config.sampler.num_steps,
-    "heal_steps": hc.num_steps,
-    "eta": hc.eta,
-    "t_start": hc.t_start,
-    "params": int(sum(np.prod(p.shape) for p in jax.tree.leaves(params))),
-    "residual": hc.residual,
-    "channels": hc.channels,
-    "pooling": hc.pooling,
-    "smoothing_sigma": hc.smoothing_sigma,
-    "num_draws": hc.num_draws,
-  }
+  res = compute_maps(scorer, test, jax.random.fold_in(key, 1), batch_size=config.eval.batch_size, desc="test")
   data_info = {
     "root": root or "synthetic",
     "name": name,
@@ -296,19 +320,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, params, *, train_i
     res=res,
     threshold=threshold,
     threshold_source=source,
-    model_info=model_info,
+    model_info=scorer.info,
     data_info=data_info,
     val_metrics=val_metrics,
   )
   im = out["image"]
+  num = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731  (None: the test set lacks a class)
   log.info(
-    "%s: image AUROC %.4f  AP %.4f  F1@threshold %.4f  recall %.4f  precision %.4f%s",
+    "%s: image AUROC %s  AP %s  F1@threshold %s  recall %s  precision %s%s",
     name,
-    im["auroc"],
-    im["ap"],
-    im["f1"] or 0.0,
-    im["recall"] or 0.0,
-    im["precision"] if im["precision"] is not None else float("nan"),
-    f"  pixel AUROC {out['pixel']['auroc']:.4f}  AUPRO {out['pixel']['aupro']:.4f}" if "pixel" in out else "",
+    *(num(im[k]) for k in ("auroc", "ap", "f1", "recall", "precision")),
+    f"  pixel AUROC {num(out['pixel']['auroc'])}  AUPRO {num(out['pixel']['aupro'])}" if "pixel" in out else "",
   )
   return out

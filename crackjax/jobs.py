@@ -11,6 +11,7 @@ import ml_collections
 from crackjax import benchmark as benchmark_lib
 from crackjax import evaluate as evaluate_lib
 from crackjax import predict as predict_lib
+from crackjax import student as student_lib
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 
@@ -55,28 +56,36 @@ def _train_images(config, workdir):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  if config.student.kind:
+    return student_train_and_evaluate(config, workdir)
   check_workdir_compatible(config, workdir)
   write_config(config, os.path.join(workdir, "config.json"))
   images, info = _train_images(config, workdir)
   state = train_lib.train(config, workdir, images)
-  return evaluate_lib.evaluate(config, workdir, state.ema_params, train_info=info)
+  return evaluate_lib.evaluate(config, workdir, evaluate_lib.teacher_scorer(config, state.ema_params), train_info=info)
 
 
 def train_only(config: ml_collections.ConfigDict, workdir: str) -> None:
+  if config.student.kind:
+    student_lib.train_student(config, workdir, teacher_scorer_for_student(config, workdir))
+    return
   check_workdir_compatible(config, workdir)
   write_config(config, os.path.join(workdir, "config.json"))
   images, _ = _train_images(config, workdir)
   train_lib.train(config, workdir, images)
 
 
-def _trained_config_params(config, workdir):
+def trained_scorer(config, workdir) -> evaluate_lib.Scorer:
+  """The trained model in `workdir` as a Scorer: the student when config.student.kind is set, else the teacher."""
+  if config.student.kind:
+    state, info = student_lib.load_student(config, workdir)
+    return student_lib.student_scorer(config, state.params, info)
   check_workdir_compatible(config, workdir)
-  state = train_lib.load_trained(config, workdir)
-  return state.ema_params
+  return evaluate_lib.teacher_scorer(config, train_lib.load_trained(config, workdir).ema_params)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  params = _trained_config_params(config, workdir)
+  scorer = trained_scorer(config, workdir)
   out_dir, _ = evaluate_lib.output_dir(config, workdir)
   if out_dir != workdir:
     write_config(config, os.path.join(out_dir, "config.json"))
@@ -86,12 +95,60 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with open(path) as f:
       saved = {k: v for k, v in json.load(f).get("data", {}).items() if k in ("n_train", "train_skipped_files")}
   log.info("Evaluating the trained model in %s (no training)", workdir)
-  return evaluate_lib.evaluate(config, workdir, params, train_info=saved)
+  return evaluate_lib.evaluate(config, workdir, scorer, train_info=saved)
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
-  return predict_lib.predict(config, workdir, _trained_config_params(config, workdir))
+  return predict_lib.predict(config, workdir, trained_scorer(config, workdir))
 
 
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return benchmark_lib.benchmark(config, workdir)
+
+
+def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> ml_collections.ConfigDict:
+  """The config a teacher was trained and evaluated with (its config.json), which defines its maps."""
+  path = os.path.join(teacher_workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"config.student.teacher_workdir={teacher_workdir!r} has no config.json: not a trained teacher's workdir"
+    )
+  with open(path) as f:
+    saved = json.load(f)
+  if saved["data"]["resize"] != config.data.resize:
+    raise ValueError(
+      f"the teacher in {teacher_workdir} works at data.resize={saved['data']['resize']}, the student at "
+      f"{config.data.resize}; set --config.data.resize to match"
+    )
+  tc = config.copy_and_resolve_references()
+  with tc.unlocked():
+    tc.student.kind = ""
+    for section in ("model", "schedule", "sampler", "anomaly", "train"):
+      for k, v in saved.get(section, {}).items():
+        if k in tc[section]:  # fields added since the teacher was trained keep their defaults
+          tc[section][k] = tuple(v) if isinstance(v, list) else v
+  return tc
+
+
+def teacher_scorer_for_student(config: ml_collections.ConfigDict, workdir: str) -> evaluate_lib.Scorer:
+  """The student's teacher: config.student.teacher_workdir, or one trained (and evaluated) in <workdir>/teacher."""
+  teacher_dir = config.student.teacher_workdir
+  if not teacher_dir:
+    teacher_dir = os.path.join(workdir, "teacher")
+    tc = config.copy_and_resolve_references()
+    with tc.unlocked():
+      tc.student.kind = ""
+      tc.data.tfds_dir = config.data.tfds_dir or os.path.join(workdir, "tfds")  # one prepared copy for both
+    if not os.path.exists(os.path.join(teacher_dir, "metrics.json")):
+      log.info("No student.teacher_workdir: training the teacher in %s first", teacher_dir)
+      train_and_evaluate(tc, teacher_dir)
+  tc = teacher_config(config, teacher_dir)
+  return evaluate_lib.teacher_scorer(tc, train_lib.load_trained(tc, teacher_dir).ema_params)
+
+
+def student_train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  write_config(config, os.path.join(workdir, "config.json"))
+  teacher = teacher_scorer_for_student(config, workdir)
+  state, info = student_lib.train_student(config, workdir, teacher)
+  scorer = student_lib.student_scorer(config, state.params, info)
+  return evaluate_lib.evaluate(config, workdir, scorer, train_info={"n_pool": info.n_pool})

@@ -92,13 +92,19 @@ def red_mask(image: np.ndarray, amap: np.ndarray, threshold: float) -> np.ndarra
 
 
 def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, title: str = "") -> str:
-  """rows: dicts with image uint8 [H,W,3], map [H,W], score, label, filename, (optional) gt mask [H,W]."""
+  """rows: dicts with image uint8 [H,W,3], map [H,W], score, label, filename, (optional) gt mask [H,W], (optional)
+  units [H,W]: the map in the score's units (anomaly.score_units); the red mask is units >= threshold."""
   n = len(rows)
   fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.4), squeeze=False)
   for r, row in enumerate(rows):
     verdict = "CRACK" if row["score"] >= threshold else "good"
     truth = {0: "good", 1: "crack"}.get(int(row["label"]), "?")
-    panels = [row["image"] / 255.0, None, overlay(row["image"], row["map"], vmax), red_mask(row["image"], row["map"], threshold)]
+    panels = [
+      row["image"] / 255.0,
+      None,
+      overlay(row["image"], row["map"], vmax),
+      red_mask(row["image"], row.get("units", row["map"]), threshold),
+    ]
     names = [
       f"{os.path.basename(row['filename'])} (true: {truth})",
       "anomaly map",

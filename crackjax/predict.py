@@ -1,4 +1,4 @@
-"""Predict mode: score any folder of images (or one image) with a trained teacher.
+"""Predict mode: score any folder of images (or one image) with a trained teacher or student.
 
 Writes <workdir>/predict/<name>/predictions.csv (file, score, verdict, threshold, error) and one four-panel figure
 per image (image, anomaly map, heatmap overlay, red mask) under overlays/. Files that cannot be read get a row with
@@ -16,9 +16,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from crackjax import plots
+from crackjax import anomaly, plots
 from crackjax.data import decode, pipeline
-from crackjax.evaluate import compute_maps
+from crackjax.evaluate import Scorer, compute_maps
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def list_inputs(path: str) -> list[str]:
   return files
 
 
-def predict(config: ml_collections.ConfigDict, workdir: str, params) -> str:
+def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
   """Scores config.predict.input; returns the path of predictions.csv."""
   src = config.predict.input
   if not src:
@@ -62,7 +62,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, params) -> str:
     images, [np.zeros(i.shape[:2], np.uint8) for i in images], np.zeros(len(images), bool), np.full(len(images), -1), names
   )
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
-  res = compute_maps(config, params, split, key, "predict") if images else None
+  res = compute_maps(scorer, split, key, batch_size=config.eval.batch_size, desc="predict") if images else None
   os.makedirs(os.path.join(out_dir, "overlays"), exist_ok=True)
   scored = {p: i for i, p in enumerate(names)}
   vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9)) if res else 1.0
@@ -77,7 +77,16 @@ def predict(config: ml_collections.ConfigDict, workdir: str, params) -> str:
         w.writerow([p, f"{s:.6g}", "crack" if s >= threshold else "good", f"{threshold:.6g}", ""])
         stem = os.path.splitext(os.path.relpath(p, src if os.path.isdir(src) else os.path.dirname(src)))[0].replace(os.sep, "__")
         plots.four_panel_rows(
-          [{"image": images[i], "map": res.maps[i], "score": s, "label": -1, "filename": p}],
+          [
+            {
+              "image": images[i],
+              "map": res.maps[i],
+              "units": anomaly.score_units(res.maps[i], scorer.info["pooling"]),
+              "score": s,
+              "label": -1,
+              "filename": p,
+            }
+          ],
           vmax,
           threshold,
           os.path.join(out_dir, "overlays", f"{stem}.png"),

@@ -152,26 +152,44 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
     donate_argnums=0,
   )
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-  if start == 0:
-    writer.write_hparams({k: v for k, v in config.to_dict()["train"].items() if isinstance(v, (int, float, str))})
-  report = periodic_actions.ReportProgress(
-    num_train_steps=total, writer=writer, every_steps=config.train.log_every, every_secs=None
-  )
   batches = pipeline.train_batches(
     train_images, batch_size=config.train.batch_size, crop_size=config.data.crop_size, seed=config.seed, start_step=start
   )
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
   log.info("Training %d params from step %d to %d on %d device(s), %d images", n_params, start, total, n_dev, len(train_images))
+  hparams = {k: v for k, v in config.to_dict()["train"].items() if isinstance(v, (int, float, str))}
+  return fit(
+    state=state,
+    mngr=mngr,
+    step_fn=step_fn,
+    batches=batches,
+    batch_sharding=batch_sharding,
+    key=keys["train"],
+    start=start,
+    total=total,
+    log_every=config.train.log_every,
+    checkpoint_every=config.train.checkpoint_every,
+    workdir=workdir,
+    hparams=hparams,
+  )
+
+
+def fit(*, state, mngr, step_fn, batches, batch_sharding, key, start, total, log_every, checkpoint_every, workdir, hparams):
+  """The training loop shared by the teacher and the student: steps, progress with ETA, TensorBoard scalars,
+  checkpoints, and a stop on non-finite loss that keeps the last good checkpoint. Returns the final state."""
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if start == 0:
+    writer.write_hparams(hparams)
+  report = periodic_actions.ReportProgress(num_train_steps=total, writer=writer, every_steps=log_every, every_secs=None)
   pending: list[dict] = []
   last_good = start
   t0 = time.time()
   for step in range(start + 1, total + 1):
     batch = jax.device_put(next(batches), batch_sharding)
-    state, metrics = step_fn(state, batch, keys["train"])
+    state, metrics = step_fn(state, batch, key)
     pending.append(metrics)
     report(step)
-    if step % config.train.log_every == 0 or step % config.train.checkpoint_every == 0 or step == total:
+    if step % log_every == 0 or step % checkpoint_every == 0 or step == total:
       fetched = jax.device_get(pending)  # one host transfer per interval, not per step
       pending = []
       if not all(m["finite"] for m in fetched):
@@ -179,18 +197,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
         raise NonFiniteError(
           f"loss or gradient norm became non-finite at step {bad} (loss={fetched[-1]['loss']}); "
           f"stopped. The last good checkpoint (step {last_good}) is kept in {mngr.directory}. "
-          "Try a lower train.learning_rate or train.grad_clip."
+          "Try a lower learning rate or gradient clip."
         )
       summary = {k: float(np.mean([m[k] for m in fetched])) for k in ("loss", "grad_norm")}
       writer.write_scalars(step, summary)
-      if step % config.train.log_every == 0 or step == total:
+      if step % log_every == 0 or step == total:
         elapsed = time.time() - t0
         rate = (step - start) / max(elapsed, 1e-9)
         log.info(
           "step %d/%d  loss %.4f  grad_norm %.3f  %.2f steps/s  elapsed %.0f s  ETA %.0f s",
           step, total, summary["loss"], summary["grad_norm"], rate, elapsed, (total - step) / max(rate, 1e-9),
         )  # fmt: skip
-      if step % config.train.checkpoint_every == 0 or step == total:
+      if step % checkpoint_every == 0 or step == total:
         mngr.save(step, args=ocp.args.StandardSave(state))
         mngr.wait_until_finished()
         last_good = step

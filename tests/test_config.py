@@ -42,6 +42,7 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     ("sampler.kind", "euler", "sampler.kind"),
     ("anomaly.t_start", 1000, "anomaly.t_start"),
     ("anomaly.pooling", "mean", "anomaly.pooling"),
+    ("anomaly.heal_steps", 500, "anomaly.heal_steps"),
     ("data.crop_size", 30, "data.crop_size"),
     ("train.t_max", 20, "anomaly.t_start"),
     ("model.num_groups", 7, "model.num_groups"),

@@ -101,7 +101,10 @@ def test_named_evaluation_of_the_same_root_keeps_the_runs_own_results(trained):
   with c.unlocked():
     c.eval.name = "t10"
     c.anomaly.t_start = 10
+    c.anomaly.heal_steps = 1  # the one-step x0 estimate
+    c.anomaly.pooling = "topk_mad"
   out = jobs.evaluate(c, workdir)
+  assert out["model"]["heal_steps"] == 1 and out["model"]["pooling"] == "topk_mad"
   assert open(os.path.join(workdir, "metrics.json")).read() == own
   assert (
     out["model"]["t_start"] == 10

@@ -64,6 +64,26 @@ def test_luma_residual_ignores_hue_and_median_pooling_discounts_texture():
   np.testing.assert_allclose(anomaly.image_score(m, pooling="topk_minus_median", topk_fraction=0.1), [1.0, 1.0], atol=1e-6)
 
 
+def test_topk_mad_is_a_robust_z_score():
+  """(top-k mean - median) / (MAD + floor): a faint line on a quiet map scores as high as a strong line on a busy
+  one whose noise is proportionally larger; the floor keeps a flat map finite."""
+  rng = np.random.default_rng(0)
+  noise = np.abs(rng.normal(size=(20, 20))).astype(np.float32)
+  faint = (0.01 * noise).copy()
+  faint[10, :] += 0.1
+  strong = 10 * faint
+  m = jnp.stack([faint, strong])
+  z = np.asarray(anomaly.image_score(m, pooling="topk_mad", topk_fraction=0.05))
+  for i, x in enumerate((faint, strong)):
+    f = np.sort(x.ravel())[::-1]
+    med = np.median(f)
+    expected = (f[:20].mean() - med) / (np.median(np.abs(f - med)) + anomaly.MAD_FLOOR)
+    np.testing.assert_allclose(z[i], expected, rtol=1e-5)
+  assert z[0] > 0.8 * z[1]  # scale-free up to the floor, while plain top-k differs tenfold
+  flat = jnp.zeros((1, 8, 8))
+  assert float(anomaly.image_score(flat, pooling="topk_mad", topk_fraction=0.1)[0]) == 0.0
+
+
 def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
   """With the exact denoiser of 'normal' data (pixels ~ N(0.2, 0.05^2)), healing leaves a normal image almost as it
   was and paints over a dark line: the anomaly map lights up on the line only."""
@@ -92,3 +112,19 @@ def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
 
 def test_schedule_dtype_is_float32():
   assert sch.make_schedule(kind="cosine", num_timesteps=10, beta_start=1e-4, beta_end=0.02).alpha_bar.dtype == np.float32
+
+
+@pytest.mark.parametrize("pooling", anomaly.POOLINGS)
+def test_score_units_put_the_map_on_the_scores_scale(pooling):
+  """The red mask compares score_units(map) with the image threshold: the top-k mean of the units is the score,
+  so an image scored exactly at the threshold lights up some of its pixels and not all of them."""
+  rng = np.random.default_rng(1)
+  m = (0.05 + 0.01 * rng.random((20, 20))).astype(np.float32)
+  m[8, 3:17] += 0.1  # a line
+  units = anomaly.score_units(m, pooling)
+  score = float(anomaly.image_score(jnp.asarray(m)[None], pooling=pooling, topk_fraction=0.05)[0])
+  k = 20
+  top_units = np.sort(units.ravel())[::-1][: 1 if pooling == "max" else k].mean()
+  np.testing.assert_allclose(top_units, score, rtol=1e-4, atol=1e-6)
+  hot = units >= score
+  assert 0 < hot.sum() < hot.size and hot[8, 3:17].any() and not hot[:5].any()  # on the line, not off it

@@ -75,25 +75,44 @@ def load_split(builder, split: str, *, resize: float, max_images: int = 0) -> Sp
   return out
 
 
+def load_images(builder, split: str, *, resize: float) -> tuple[list[np.ndarray], list[str]]:
+  """Pixels and file names of `split`, sorted by name, and nothing else: the student's pool goes through here so
+  that no label, mask or defect field is ever read for training."""
+  if split not in builder.info.splits:
+    raise KeyError(f"split {split!r} not in {builder.info.full_name} (has {sorted(builder.info.splits)})")
+  source = builder.as_data_source(split=split)
+  rows = []
+  for i in range(len(source)):
+    e = source[i]
+    fn = e["filename"]
+    rows.append((fn.decode() if isinstance(fn, bytes) else str(fn), e["image"]))
+  rows.sort(key=lambda r: r[0])
+  log.info("Loaded %d images of split %r, pixels only (resize %.3g)", len(rows), split, resize)
+  return [resize_image(img, resize) for _, img in rows], [fn for fn, _ in rows]
+
+
 def to_model_range(u8: np.ndarray) -> np.ndarray:
   return u8.astype(np.float32) / 127.5 - 1.0
+
+
+def random_crop(img: np.ndarray, crop_size: int, rng: np.random.Generator) -> np.ndarray:
+  """One random crop of [H, W, C] (reflect-padded when smaller), randomly flipped and rotated by 90-degree steps."""
+  h, w = img.shape[:2]
+  if h < crop_size or w < crop_size:
+    img = np.pad(img, ((0, max(0, crop_size - h)), (0, max(0, crop_size - w)), (0, 0)), mode="reflect")
+    h, w = img.shape[:2]
+  y, x = rng.integers(0, h - crop_size + 1), rng.integers(0, w - crop_size + 1)
+  crop = img[y : y + crop_size, x : x + crop_size]
+  if rng.random() < 0.5:
+    crop = crop[:, ::-1]
+  return np.rot90(crop, k=int(rng.integers(4)))
 
 
 def random_crop_batch(images: list[np.ndarray], *, batch_size: int, crop_size: int, rng: np.random.Generator) -> np.ndarray:
   """batch_size random crops with random flips and 90-degree rotations: float32 [B, crop, crop, 3] in [-1, 1]."""
   out = np.empty((batch_size, crop_size, crop_size, 3), np.float32)
   for b in range(batch_size):
-    img = images[rng.integers(len(images))]
-    h, w = img.shape[:2]
-    if h < crop_size or w < crop_size:
-      img = np.pad(img, ((0, max(0, crop_size - h)), (0, max(0, crop_size - w)), (0, 0)), mode="reflect")
-      h, w = img.shape[:2]
-    y, x = rng.integers(0, h - crop_size + 1), rng.integers(0, w - crop_size + 1)
-    crop = img[y : y + crop_size, x : x + crop_size]
-    if rng.random() < 0.5:
-      crop = crop[:, ::-1]
-    crop = np.rot90(crop, k=int(rng.integers(4)))
-    out[b] = to_model_range(crop)
+    out[b] = to_model_range(random_crop(images[rng.integers(len(images))], crop_size, rng))
   return out
 
 

@@ -1,0 +1,395 @@
+"""The diffusion-free student: one fast pass from an image to the teacher's anomaly map.
+
+Diffusion is used for training only. The teacher (the epsilon-UNet that heals) scores a pool of images once;
+the student, a small fully convolutional network, learns to reproduce those maps and replaces healing at
+inference. Nothing labelled is ever used: the pool is train/good plus the unlabeled folder (labels withheld),
+optionally plus good images with a crack drawn by the synthetic generator, and the targets are teacher maps.
+The pool is read with `pipeline.load_images`, which returns pixels and file names only (a test poisons every
+label and mask field and trains anyway).
+
+Architectures (config.student.kind):
+  single_step      encoder to 1/4 resolution, dilated context, U-decoder with skips, one map at full resolution.
+  coarse_to_fine   the same encoder and context; a coarse map at the lowest level, then K - 1 refinement stages,
+                   each one level finer, each predicting a correction to the upsampled previous map from the
+                   image features at its level and that map (iterative refinement, as in diffusion, without it).
+                   The coarsest level is max(2, K - 1); K < 3 ends above full resolution and is upsampled.
+                   Every stage is supervised with the target average-pooled to its level.
+
+Targets (config.student.target): 'soft' regresses teacher map / scale (scale: a high quantile of the pool's
+teacher maps, so targets are O(1)); 'binary' is the teacher map thresholded at that quantile, learned with
+sigmoid cross-entropy. The student's map is scale * output ('soft') or the probability ('binary'), pooled into
+an image score exactly as the teacher's (anomaly.pooling).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+import zipfile
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from crackjax import anomaly
+from crackjax import evaluate as evaluate_lib
+from crackjax import train as train_lib
+from crackjax.data import builders, pipeline, synthetic
+
+log = logging.getLogger(__name__)
+
+KINDS = ("single_step", "coarse_to_fine")
+TARGETS = ("soft", "binary")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+  kind: str  # see KINDS
+  channels: int  # features at full resolution (2x below)
+  stages: int  # K, coarse_to_fine only
+
+  @property
+  def levels(self) -> list[int]:
+    """Pyramid levels of the output maps, coarse to fine (level l is 1/2^l resolution)."""
+    if self.kind == "single_step":
+      return [0]
+    top = max(2, self.stages - 1)
+    return list(range(top, top - self.stages, -1))
+
+  @property
+  def depth(self) -> int:
+    return 2 if self.kind == "single_step" else max(2, self.stages - 1)
+
+  @property
+  def multiple(self) -> int:
+    return 2**self.depth
+
+
+def _conv(c: int, stride: int = 1, dilation: int = 1, k: int = 3):
+  return nn.Conv(c, (k, k), strides=(stride, stride), kernel_dilation=(dilation, dilation), padding="SAME")
+
+
+def _up(x: jnp.ndarray) -> jnp.ndarray:
+  """Nearest-neighbour 2x upsampling of [B, H, W, ...]."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class StudentNet(nn.Module):
+  cfg: StudentConfig
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> list[jnp.ndarray]:
+    """x: [B, H, W, 3] in [-1, 1], H and W divisible by cfg.multiple -> maps [B, H / 2^l, W / 2^l], coarse to fine."""
+    c, act = self.cfg.channels, nn.gelu
+    feats = [act(_conv(c)(x))]
+    for level in range(1, self.cfg.depth + 1):
+      width = c if level == 1 else 2 * c
+      feats.append(act(_conv(width)(act(_conv(width, stride=2)(feats[-1])))))
+    h = feats[-1]
+    for d in (2, 4):  # dilated context at the coarsest level
+      h = h + act(_conv(h.shape[-1], dilation=d)(h))
+    if self.cfg.kind == "single_step":
+      for level in range(self.cfg.depth - 1, -1, -1):
+        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([_up(h), feats[level]], axis=-1)))
+      return [nn.Conv(1, (1, 1))(h)[..., 0]]
+    maps: list[jnp.ndarray] = []
+    for i, level in enumerate(self.cfg.levels):
+      if i > 0:
+        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([_up(h), feats[level], _up(maps[-1])[..., None]], axis=-1)))
+      delta = nn.Conv(1, (1, 1))(act(_conv(h.shape[-1])(h)))[..., 0]
+      maps.append(delta if i == 0 else _up(maps[-1]) + delta)
+    return maps
+
+
+def student_config(config: ml_collections.ConfigDict) -> StudentConfig:
+  s = config.student
+  return StudentConfig(kind=s.kind, channels=s.channels, stages=s.stages)
+
+
+def pool_to_level(y: jnp.ndarray, level: int) -> jnp.ndarray:
+  """[B, H, W] -> [B, H / 2^l, W / 2^l] by averaging 2^l x 2^l blocks."""
+  f = 2**level
+  b, h, w = y.shape
+  return y.reshape(b, h // f, f, w // f, f).mean(axis=(2, 4))
+
+
+def loss_fn(maps: list[jnp.ndarray], target: jnp.ndarray, levels: list[int], kind: str) -> jnp.ndarray:
+  """Mean over stages of the per-pixel loss against the target pooled to each stage's level."""
+  losses = []
+  for m, level in zip(maps, levels):
+    y = pool_to_level(target, level)
+    if kind == "soft":
+      losses.append(jnp.mean((m - y) ** 2))
+    else:
+      losses.append(jnp.mean(optax.sigmoid_binary_cross_entropy(m, y)))
+  return jnp.mean(jnp.stack(losses))
+
+
+def output_map(maps: list[jnp.ndarray], hw_padded: tuple[int, int], target: str, scale: float) -> jnp.ndarray:
+  """The finest stage's map, upsampled to the padded image size, in the teacher's units (or a probability)."""
+  m = maps[-1]
+  f = hw_padded[0] // m.shape[1]
+  if f > 1:
+    m = jnp.repeat(jnp.repeat(m, f, axis=1), f, axis=2)
+  return jax.nn.sigmoid(m) if target == "binary" else m * scale
+
+
+# ----------------------------------------------------------------------------------------------- teacher maps
+
+
+def load_pool(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[np.ndarray], list[str]]:
+  """The student's training images: train/good, the unlabeled folder and, optionally, good images with a synthetic
+  crack. Pixels and names only: no label, mask or folder of origin is read."""
+  s = config.student
+  builder = builders.builder_for(config, workdir, config.data.root)
+  images, names = [], []
+  for split in ("train", "unlabeled") if s.use_unlabeled else ("train",):
+    if split in builder.info.splits:
+      imgs, fns = pipeline.load_images(builder, split, resize=config.data.resize)
+      images += imgs
+      names += [f"{split}/{f}" for f in fns]
+  if not images:
+    raise FileNotFoundError(f"{config.data.root or 'synthetic data'} has no train/good or unlabeled images for the student")
+  if s.max_pool_images and len(images) > s.max_pool_images:
+    keep = np.random.default_rng([config.seed, 7]).permutation(len(images))[: s.max_pool_images]
+    images, names = [images[i] for i in sorted(keep)], [names[i] for i in sorted(keep)]
+  n_syn = int(round(s.synthetic_cracks * len(images)))
+  rng = np.random.default_rng([config.seed, 8])
+  for j, i in enumerate(rng.choice(len(images), n_syn, replace=False) if n_syn else []):
+    images.append(draw_synthetic_crack(images[i], np.random.default_rng([config.seed, 9, j])))
+    names.append(f"synthetic_crack/{j:05d}_{names[i]}")
+  return images, names
+
+
+def draw_synthetic_crack(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """uint8 [H, W, 3] -> a copy with one crack of the synthetic generator's model (drawn on a square canvas)."""
+  h, w = img.shape[:2]
+  side = max(h, w)
+  canvas = np.pad(img, ((0, side - h), (0, side - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
+  out, _ = synthetic.draw_crack(rng, canvas)  # the mask is dropped: the teacher's map is the only target
+  return (np.clip(out[:h, :w], 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def teacher_maps(config, workdir: str, scorer: evaluate_lib.Scorer, images: list[np.ndarray], names: list[str]):
+  """Teacher maps of the pool, computed once in shards and reused (a killed run keeps its finished shards).
+
+  The shards live in <student.cache_dir or <workdir>/teacher_maps>/<key>/, the key a digest of the teacher's
+  scoring settings, the resize factor and the pool's names: students of one teacher can share a cache_dir, and a
+  changed teacher or pool never reads stale maps. Returns a list of float32 [H, W]."""
+  digest = hashlib.sha256(
+    json.dumps([scorer.info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode()
+  ).hexdigest()[:12]
+  cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
+  os.makedirs(cache, exist_ok=True)
+  shard = config.student.cache_shard_size
+  out: list[np.ndarray] = []
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
+  t0 = time.time()
+  n_shards = (len(images) + shard - 1) // shard
+  for k in range(n_shards):
+    lo, hi = k * shard, min(len(images), (k + 1) * shard)
+    path = os.path.join(cache, f"shard_{k:04d}.npz")
+    if os.path.exists(path):
+      try:
+        with np.load(path) as z:
+          if list(z["names"]) == names[lo:hi]:
+            out += [z[f"m{i}"].astype(np.float32) for i in range(hi - lo)]
+            continue
+        log.warning("%s was computed for other images; recomputing it", path)
+      except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        log.warning("%s is unreadable (%s); recomputing it", path, e)
+    split = pipeline.Split(
+      images[lo:hi], [np.zeros(im.shape[:2], np.uint8) for im in images[lo:hi]], np.zeros(hi - lo, bool),
+      np.full(hi - lo, -1), names[lo:hi],
+    )  # fmt: skip
+    res = evaluate_lib.compute_maps(
+      scorer, split, jax.random.fold_in(key, k), batch_size=config.eval.batch_size, desc=f"teacher maps {k + 1}/{n_shards}"
+    )
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, names=np.array(names[lo:hi]), **{f"m{i}": m.astype(np.float16) for i, m in enumerate(res.maps)})
+    os.replace(tmp, path)  # a shard is either complete or absent
+    out += [np.asarray(m, np.float32) for m in res.maps]
+    done = hi
+    rate = done / max(time.time() - t0, 1e-9)
+    log.info("teacher maps: %d/%d images cached in %s (ETA %.0f s)", done, len(images), cache, (len(images) - done) / rate)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+class StudentState(train_state.TrainState):
+  pass
+
+
+def make_student_step(cfg: StudentConfig, target: str):
+  def step(state: StudentState, batch, key):
+    del key  # deterministic: the randomness is in the crops
+    x, y = batch
+
+    def loss(params):
+      return loss_fn(state.apply_fn({"params": params}, x), y, cfg.levels, target)
+
+    value, grads = jax.value_and_grad(loss)(state.params)
+    grad_norm = optax.global_norm(grads)
+    metrics = {"loss": value, "grad_norm": grad_norm, "finite": jnp.isfinite(value) & jnp.isfinite(grad_norm)}
+    return state.apply_gradients(grads=grads), metrics
+
+  return step
+
+
+def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> StudentState:
+  s = config.student
+  cfg = student_config(config)
+  model = StudentNet(cfg)
+  crop = s.crop_size
+  params = jax.jit(model.init)(key, jnp.zeros((1, crop, crop, 3)))["params"]
+  lr = optax.warmup_cosine_decay_schedule(0.0, s.learning_rate, max(1, s.warmup_steps), max(s.num_steps, s.warmup_steps + 1))
+  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+  return StudentState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def pair_batches(images, targets, *, batch_size: int, crop_size: int, seed: int, start_step: int):
+  """Infinite stream of (x [B, c, c, 3] in [-1, 1], y [B, c, c]) crops with flips/rotations; batch `step`
+  depends on (seed, step) only. The target rides along as a fourth channel so both get the same crop."""
+  stacked = [np.concatenate([pipeline.to_model_range(im), t[..., None]], axis=-1) for im, t in zip(images, targets)]
+  step = start_step
+  while True:
+    rng = np.random.default_rng([seed, 11, step])
+    out = np.empty((batch_size, crop_size, crop_size, 4), np.float32)
+    for b in range(batch_size):
+      out[b] = pipeline.random_crop(stacked[rng.integers(len(stacked))], crop_size, rng)
+    yield out[..., :3], out[..., 3]
+    step += 1
+
+
+@dataclasses.dataclass
+class TargetInfo:
+  """What the student learned from its teacher, saved beside its checkpoints (student_targets.json)."""
+
+  scale: float  # teacher map units per student output unit ('soft'), and the 'binary' threshold
+  target: str  # 'soft' | 'binary'
+  pooling: str  # the teacher's image-score pooling, applied to the student's maps too
+  topk_fraction: float
+  n_pool: int  # images the student learned from
+
+  def save(self, path: str) -> None:
+    with open(path, "w") as f:
+      json.dump(dataclasses.asdict(self), f, indent=2)
+
+  @classmethod
+  def load(cls, path: str) -> TargetInfo:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"no {path}: train the student first (run without --mode=evaluate)")
+    with open(path) as f:
+      return cls(**json.load(f))
+
+
+def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[StudentState, TargetInfo]:
+  """Teacher maps (cached), then student training to config.student.num_steps (resumable)."""
+  s = config.student
+  t0 = time.time()
+  images, names = load_pool(config, workdir)
+  maps = teacher_maps(config, workdir, teacher, images, names)
+  log.info("teacher maps of %d pool images ready (%.0f s)", len(maps), time.time() - t0)
+  scale = float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile))
+  scale = max(scale, 1e-6)
+  info = TargetInfo(
+    scale=scale,
+    target=s.target,
+    pooling=teacher.info["pooling"],
+    topk_fraction=teacher.info["topk_fraction"],
+    n_pool=len(images),
+  )
+  info.save(os.path.join(workdir, "student_targets.json"))
+  targets = [m / scale if s.target == "soft" else (m >= scale).astype(np.float32) for m in maps]
+
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 6)
+  state = create_state(config, key)
+  mngr = train_lib.checkpoint_manager(workdir, config)
+  if mngr.latest_step() is not None:
+    state = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+    log.info("Restored student checkpoint at step %d", int(state.step))
+  start = int(state.step)
+  if start >= s.num_steps:
+    log.info("Student checkpoint at step %d >= student.num_steps=%d: training skipped", start, s.num_steps)
+    return state, info
+  mesh = train_lib.make_mesh()
+  if s.batch_size % mesh.devices.size:
+    raise ValueError(f"config.student.batch_size={s.batch_size} must be divisible by the {mesh.devices.size} devices")
+  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  step_fn = jax.jit(
+    make_student_step(student_config(config), s.target),
+    in_shardings=(replicated, batch_sharding, replicated),
+    out_shardings=(replicated, replicated),
+    donate_argnums=0,
+  )
+  batches = pair_batches(images, targets, batch_size=s.batch_size, crop_size=s.crop_size, seed=config.seed, start_step=start)
+  log.info(
+    "Training the %s student (%d params) from step %d to %d on %d pool images (%s targets, scale %.4g)",
+    s.kind, evaluate_lib.count_params(state.params), start, s.num_steps, len(images), s.target, scale,
+  )  # fmt: skip
+  state = train_lib.fit(
+    state=jax.device_put(state, replicated),
+    mngr=mngr,
+    step_fn=step_fn,
+    batches=batches,
+    batch_sharding=batch_sharding,
+    key=key,
+    start=start,
+    total=s.num_steps,
+    log_every=config.train.log_every,
+    checkpoint_every=config.train.checkpoint_every,
+    workdir=workdir,
+    hparams={k: v for k, v in config.to_dict()["student"].items() if isinstance(v, (int, float, str))},
+  )
+  return state, info
+
+
+def load_student(config, workdir: str) -> tuple[StudentState, TargetInfo]:
+  info = TargetInfo.load(os.path.join(workdir, "student_targets.json"))
+  state = create_state(config, jax.random.PRNGKey(0))
+  mngr = train_lib.checkpoint_manager(workdir, config)
+  if mngr.latest_step() is None:
+    raise FileNotFoundError(f"no student checkpoint in {mngr.directory}: train first (run without --mode=evaluate)")
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  return mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(abstract)), info
+
+
+def student_scorer(config: ml_collections.ConfigDict, params, info: TargetInfo) -> evaluate_lib.Scorer:
+  cfg = student_config(config)
+  model = StudentNet(cfg)
+
+  def map_fn(params, x, key, hw):
+    del key  # one deterministic pass
+    m = output_map(model.apply({"params": params}, x), x.shape[1:3], info.target, info.scale)[:, : hw[0], : hw[1]]
+    return m, anomaly.image_score(m, pooling=info.pooling, topk_fraction=info.topk_fraction)
+
+  def flops(shape):
+    fwd = jax.jit(lambda p, x: model.apply({"params": p}, x))
+    return evaluate_lib.compiled_flops(fwd.lower(params, jnp.zeros(shape)).compile()) / shape[0]
+
+  model_info = {
+    "kind": "student",
+    "architecture": cfg.kind,
+    "stages": cfg.stages if cfg.kind == "coarse_to_fine" else 1,
+    "channels": cfg.channels,
+    "target": info.target,
+    "target_scale": info.scale,
+    "params": evaluate_lib.count_params(params),
+    "pooling": info.pooling,
+    "n_pool": info.n_pool,
+    "teacher_workdir": config.student.teacher_workdir,
+  }
+  return evaluate_lib.Scorer(jax.jit(map_fn, static_argnums=3), params, cfg.multiple, flops, model_info)

@@ -1,0 +1,186 @@
+"""The diffusion-free student: shapes per architecture, the loss, label-free training, the teacher-map cache, the
+student job end to end."""
+
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import evaluate as evaluate_lib
+from crackjax import jobs, student
+from crackjax.data import builders
+from tests.test_data import make_root
+
+
+@pytest.mark.parametrize(
+  "kind,stages,levels",
+  [("single_step", 1, [0]), ("coarse_to_fine", 1, [2]), ("coarse_to_fine", 2, [2, 1]), ("coarse_to_fine", 3, [2, 1, 0]),
+   ("coarse_to_fine", 4, [3, 2, 1, 0])],
+)  # fmt: skip
+def test_student_maps_have_one_level_per_stage(key, kind, stages, levels):
+  cfg = student.StudentConfig(kind=kind, channels=4, stages=stages)
+  assert cfg.levels == levels
+  x = jnp.zeros((2, 48, 32, 3))
+  net = student.StudentNet(cfg)
+  params = net.init(key, x)["params"]
+  maps = net.apply({"params": params}, x)
+  assert [m.shape for m in maps] == [(2, 48 // 2**lv, 32 // 2**lv) for lv in levels]
+  # Fully convolutional: the same parameters apply to another size.
+  assert net.apply({"params": params}, jnp.zeros((1, 16, 64, 3)))[-1].shape == (1, 16 // 2 ** levels[-1], 64 // 2 ** levels[-1])
+  m = student.output_map(maps, (48, 32), "soft", 2.0)
+  assert m.shape == (2, 48, 32)
+
+
+def test_pooling_and_loss_match_their_definitions():
+  y = jnp.arange(16.0).reshape(1, 4, 4)
+  np.testing.assert_allclose(student.pool_to_level(y, 1)[0], [[2.5, 4.5], [10.5, 12.5]])
+  # A student that outputs the pooled target at every stage has zero soft loss; off by 1 everywhere -> loss 1.
+  levels = [1, 0]
+  exact = [student.pool_to_level(y, lv) for lv in levels]
+  assert float(student.loss_fn(exact, y, levels, "soft")) == 0.0
+  np.testing.assert_allclose(float(student.loss_fn([m + 1 for m in exact], y, levels, "soft")), 1.0, rtol=1e-6)
+  # Binary: sigmoid cross-entropy with logit 0 is log 2 whatever the target.
+  b = (y > 7).astype(jnp.float32)
+  np.testing.assert_allclose(float(student.loss_fn([jnp.zeros((1, 4, 4))], b, [0], "binary")), np.log(2.0), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+  r = make_root(tmp_path_factory.mktemp("root") / "data", bad=False)
+  os.makedirs(os.path.join(r, "unlabeled"))
+  from crackjax.data import synthetic
+  from tests.test_data import _png
+
+  for i in range(4):
+    _png(os.path.join(r, "unlabeled", f"u{i}.png"), synthetic.generate(0, 700 + i, 32, crack=i % 2 == 0)[0])
+  return r
+
+
+def _config(root, **student_fields):
+  from configs import student_single_step
+
+  c = student_single_step.get_config(f"tiny,data={root}")
+  with c.unlocked():
+    c.student.update(**student_fields)
+  return c
+
+
+class _Poisoned(dict):
+  """A record whose label-like fields raise when read."""
+
+  def __getitem__(self, k):
+    if k in ("label", "mask", "has_mask", "defect"):
+      raise AssertionError(f"the student read the field {k!r}")
+    return super().__getitem__(k)
+
+
+def test_the_student_never_reads_a_label(root, tmp_path, monkeypatch):
+  """Every label, mask and defect field of every split raises when read; the pool loads and the student trains."""
+  c = _config(root)
+  teacher_dir = str(tmp_path / "teacher")
+  tc = c.copy_and_resolve_references()
+  with tc.unlocked():
+    tc.student.kind = ""
+  jobs.train_only(tc, teacher_dir)
+  original = builders.AnomalyFolder.as_data_source
+
+  def poisoned(self, split):
+    src = original(self, split=split)
+
+    class Source:
+      def __len__(self):
+        return len(src)
+
+      def __getitem__(self, i):
+        return _Poisoned(src[i])
+
+    return Source()
+
+  monkeypatch.setattr(builders.AnomalyFolder, "as_data_source", poisoned)
+  with c.unlocked():
+    c.student.teacher_workdir = teacher_dir
+  images, names = student.load_pool(c, str(tmp_path / "s"))
+  assert len(images) == 12 + 4 and sum(n.startswith("unlabeled/") for n in names) == 4
+  jobs.train_only(c, str(tmp_path / "s"))
+  assert os.path.exists(tmp_path / "s" / "student_targets.json")
+
+
+def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path):
+  c = _config(root, cache_shard_size=5)
+  images = [np.full((8 + i, 12, 3), 10 * i, np.uint8) for i in range(12)]
+  names = [f"img{i}" for i in range(12)]
+  calls = []
+
+  class CountingMapFn:  # what compute_maps needs of a jitted map_fn, counting the batches it scores
+    def lower(self, params, x, key, hw):
+      def run(params, x, key):
+        calls.append(x.shape)
+        m = x.mean(axis=-1)[:, : hw[0], : hw[1]]
+        return m, m.max(axis=(1, 2))
+
+      return type("Lowered", (), {"compile": lambda _: run})()
+
+  scorer = evaluate_lib.Scorer(CountingMapFn(), None, 4, lambda shape: 0.0, {})
+  first = student.teacher_maps(c, str(tmp_path), scorer, images, names)
+  (key_dir,) = os.listdir(tmp_path / "teacher_maps")
+  cache = tmp_path / "teacher_maps" / key_dir
+  assert sorted(os.listdir(cache)) == ["shard_0000.npz", "shard_0001.npz", "shard_0002.npz"]
+  for im, m in zip(images, first):
+    np.testing.assert_allclose(m, im.mean(-1) / 127.5 - 1, atol=1e-2)  # float16 in the cache
+  assert len(calls) == 12  # every image has its own size: one batch each
+  calls.clear()
+  os.remove(cache / "shard_0001.npz")
+  (cache / "shard_0002.npz").write_bytes(b"PK\x03\x04 truncated")  # a damaged shard is recomputed, not fatal
+  again = student.teacher_maps(c, str(tmp_path), scorer, images, names)
+  assert len(calls) == 5 + 2  # only the lost and the damaged shards' images were scored again
+  for a, b in zip(first, again):
+    np.testing.assert_allclose(a, b, atol=1e-2)
+  # Another teacher (its settings differ) gets its own cache entry; nothing stale is read.
+  other = evaluate_lib.Scorer(CountingMapFn(), None, 4, lambda shape: 0.0, {"t_start": 1})
+  calls.clear()
+  student.teacher_maps(c, str(tmp_path), other, images, names)
+  assert len(calls) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
+
+
+def test_synthetic_cracks_darken_a_copy():
+  img = np.full((20, 30, 3), 200, np.uint8)
+  out = student.draw_synthetic_crack(img, np.random.default_rng(0))
+  assert out.shape == img.shape and (out < 200).any() and (out <= 200).all() and (img == 200).all()
+
+
+@pytest.fixture(scope="module")
+def student_run(root, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("student"))
+  c = _config(root, synthetic_cracks=0.5)
+  return c, workdir, jobs.train_and_evaluate(c, workdir)
+
+
+def test_student_job_trains_its_teacher_and_reports_like_it(student_run):
+  c, workdir, out = student_run
+  teacher = json.load(open(os.path.join(workdir, "teacher", "metrics.json")))
+  assert out["model"]["kind"] == "student" and teacher["model"]["kind"] == "teacher"
+  assert set(teacher["image"]) == set(out["image"]) and set(teacher["pixel"]) == set(out["pixel"])
+  assert out["model"]["params"] < teacher["model"]["params"]
+  assert out["data"]["n_pool"] == (12 + 4) * 3 // 2  # train/good + unlabeled, and half of those again with a synthetic crack
+  assert {"histogram.png", "roc.png", "confusion.png", "worst_misses.png"} <= set(os.listdir(os.path.join(workdir, "plots")))
+
+
+def test_student_rerun_evaluate_elsewhere_and_binary_targets(student_run, tmp_path):
+  c, workdir, out = student_run
+  again = jobs.train_and_evaluate(c, workdir)  # checkpoint and cache reused: same scores
+  assert again["image"]["auroc"] == out["image"]["auroc"]
+  other = make_root(tmp_path / "other", with_val=False, bad=False)
+  e = c.copy_and_resolve_references()
+  with e.unlocked():
+    e.eval.root = other
+  res = jobs.evaluate(e, workdir)
+  assert res["model"]["kind"] == "student" and os.path.exists(os.path.join(workdir, "eval", "other", "metrics.json"))
+  b = c.copy_and_resolve_references()
+  with b.unlocked():
+    b.student.target = "binary"
+    b.student.teacher_workdir = os.path.join(workdir, "teacher")
+  bout = jobs.train_and_evaluate(b, str(tmp_path / "binary"))
+  assert bout["model"]["target"] == "binary"
+  assert 0.0 <= bout["image"]["threshold"] <= 1.0  # a probability map pooled by top-k stays in [0, 1]
