@@ -17,11 +17,8 @@ run default
 run t_start_50 --config.anomaly.t_start=50
 run t_start_200 --config.anomaly.t_start=200
 run ddim_5_steps --config.anomaly.heal_steps=0
-run two_draws --config.anomaly.num_draws=2
 run channels_mean --config.anomaly.channels=mean
-run residual_darker --config.anomaly.residual=darker
 run pooling_topk --config.anomaly.pooling=topk
 run pooling_topk_mad --config.anomaly.pooling=topk_mad
 run topk_1pct --config.anomaly.topk_fraction=0.01
-run sigma_1 --config.anomaly.smoothing_sigma=1
 python benchmarks/ablation_table.py "$workdir"
