@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -229,8 +228,7 @@ def teacher_maps(config, workdir: str, scorer: evaluate_lib.Scorer, images: list
 # ----------------------------------------------------------------------------------------------- training
 
 
-class StudentState(train_state.TrainState):
-  pass
+StudentState = train_state.TrainState  # no fields beyond the optimizer's: no EMA, no dropout key
 
 
 def make_student_step(cfg: StudentConfig, target: str):
@@ -318,9 +316,7 @@ def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[S
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 6)
   state = create_state(config, key)
   mngr = train_lib.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is not None:
-    state = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
-    log.info("Restored student checkpoint at step %d", int(state.step))
+  state = train_lib.restore_latest(mngr, state)
   start = int(state.step)
   if start >= s.num_steps:
     log.info("Student checkpoint at step %d >= student.num_steps=%d: training skipped", start, s.num_steps)
@@ -363,8 +359,7 @@ def load_student(config, workdir: str) -> tuple[StudentState, TargetInfo]:
   mngr = train_lib.checkpoint_manager(workdir, config)
   if mngr.latest_step() is None:
     raise FileNotFoundError(f"no student checkpoint in {mngr.directory}: train first (run without --mode=evaluate)")
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  return mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(abstract)), info
+  return train_lib.restore_latest(mngr, state), info
 
 
 def student_scorer(config: ml_collections.ConfigDict, params, info: TargetInfo) -> evaluate_lib.Scorer:

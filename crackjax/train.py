@@ -106,15 +106,19 @@ def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.C
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
-def restore_or_create(config, workdir, key) -> tuple[TrainState, ocp.CheckpointManager]:
-  state = create_train_state(config, key)
-  mngr = checkpoint_manager(workdir, config)
+def restore_latest(mngr: ocp.CheckpointManager, state):
+  """The latest checkpoint in `mngr` restored into the structure of `state` (or `state` itself if there is none)."""
   step = mngr.latest_step()
-  if step is not None:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-    log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
-  return state, mngr
+  if step is None:
+    return state
+  state = mngr.restore(step, args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+  log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
+  return state
+
+
+def restore_or_create(config, workdir, key) -> tuple[TrainState, ocp.CheckpointManager]:
+  mngr = checkpoint_manager(workdir, config)
+  return restore_latest(mngr, create_train_state(config, key)), mngr
 
 
 def load_trained(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
