@@ -5,6 +5,8 @@ python main.py --config=configs/ddim_50.py:data=/path/root --workdir=runs/real  
 python main.py --config=configs/ddim_50.py --workdir=runs/ddim_50 --mode=evaluate --config.eval.root=/other
 python main.py --config=configs/ddim_50.py --workdir=runs/ddim_50 --mode=predict --config.predict.input=/imgs
 python main.py --config=configs/ddim_50.py --workdir=runs/bench --mode=benchmark                  # speed only
+python main.py --config=configs/sweep_steps.py --workdir=runs/ddim_50 --mode=sweep         # samplers x steps
+python main.py --config=configs/ddim_50.py --workdir=runs/ddim_50 --mode=failures          # failure galleries
 """
 
 import logging
@@ -24,8 +26,9 @@ flags.DEFINE_string("workdir", None, "Where the run writes and resumes from.")
 flags.DEFINE_enum(
   "mode",
   "train_and_evaluate",
-  ["train_and_evaluate", "train", "evaluate", "predict", "benchmark"],
-  "What to do (benchmark: speed of the configured model on this machine).",
+  ["train_and_evaluate", "train", "evaluate", "predict", "benchmark", "sweep", "failures"],
+  "What to do (benchmark: speed of the configured model on this machine; sweep: samplers x steps of a trained "
+  "teacher; failures: galleries and rates of failure kinds of an evaluated model).",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -55,6 +58,8 @@ def main(argv):
     "evaluate": jobs.evaluate,
     "predict": jobs.predict,
     "benchmark": jobs.benchmark,
+    "sweep": jobs.sweep,
+    "failures": jobs.failures,
   }
   try:
     job[FLAGS.mode](config, FLAGS.workdir)

@@ -92,6 +92,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.target = "soft"  # 'soft': regress the teacher's maps | 'binary': the teacher's maps thresholded
   c.student.target_quantile = 0.99  # quantile of the pool's teacher-map pixels: soft targets' scale, binary threshold
   c.student.teacher_workdir = ""  # a trained teacher's workdir; "" = train one into <workdir>/teacher first
+  c.student.teacher_sampler = ""  # "" = the teacher's own sampler | 'ddpm' | 'ddim_eta0' | 'ddim_eta1' for its maps
+  c.student.teacher_heal_steps = 0  # 0 = the teacher's own; else its healing steps for the maps (anomaly.heal_steps)
   c.student.use_unlabeled = True  # add the root's unlabeled/ folder (labels withheld) to the pool
   c.student.synthetic_cracks = 0.0  # add this fraction of the pool again with a synthetic crack drawn on it
   c.student.max_pool_images = 0  # cap on the pool (0 = all), a seeded random subset
@@ -102,6 +104,19 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.crop_size = 64  # training crop side, pixels after resizing
   c.student.learning_rate = 3e-3  # Adam peak learning rate (warm-up, then cosine decay)
   c.student.warmup_steps = 50  # linear warm-up steps
+
+  c.sweep = ml_collections.ConfigDict()  # --mode=sweep (configs/sweep_steps.py)
+  c.sweep.name = "steps"  # writes <workdir>/sweep/<name>/
+  c.sweep.samplers = ("ddpm", "ddim_eta0", "ddim_eta1")  # sampler variants (crackjax.samplers.VARIANTS)
+  c.sweep.steps = (1, 2, 5, 10, 20, 50, 100, 250, 1000)  # healing steps from t_start; those > t_start + 1 are skipped
+  c.sweep.max_images = 0  # test images per row, good and anomalous alternating (0 = all)
+
+  c.toy = ml_collections.ConfigDict()  # the memorization experiment (configs/toy_skeleton.py, crackjax/toy.py)
+  c.toy.target = ""  # "" = no toy job | 'skeleton' (1-px crack skeletons) | 'heatmap' (blurred crack masks)
+  c.toy.image_size = 32  # toy image side, pixels (trained whole)
+  c.toy.num_train = 1000  # training images
+  c.toy.num_heldout = 1000  # held-out images from the same generator, never trained on
+  c.toy.num_samples = 256  # generated samples whose nearest neighbours are measured
 
   c.predict = ml_collections.ConfigDict()
   c.predict.input = ""  # folder (or one image) to score in --mode=predict
@@ -122,6 +137,8 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.anomaly.t_start = 20
   c.eval.update(batch_size=4, num_examples=2)
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
+  c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)
+  c.toy.update(image_size=16, num_train=16, num_heldout=16, num_samples=8)
   if c.data.root:
     c.eval.max_images = 8
     c.data.resize = min(c.data.resize, 0.25)

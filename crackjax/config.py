@@ -137,6 +137,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be '', 'single_step' or 'coarse_to_fine', got {st.kind!r}",
   )
   _check(st.target in ("soft", "binary"), "student.target", f"must be 'soft' or 'binary', got {st.target!r}")
+  _check(
+    st.teacher_sampler in ("", *samplers.VARIANTS),
+    "student.teacher_sampler",
+    f"must be '' or one of {tuple(samplers.VARIANTS)}, got {st.teacher_sampler!r}",
+  )
+  _check(st.teacher_heal_steps >= 0, "student.teacher_heal_steps", f"must be >= 0, got {st.teacher_heal_steps}")
   _check(1 <= st.stages <= 6, "student.stages", f"must be in [1, 6], got {st.stages}")
   _check(st.channels >= 1, "student.channels", f"must be >= 1, got {st.channels}")
   _check(0 < st.target_quantile < 1, "student.target_quantile", f"must be in (0, 1), got {st.target_quantile}")
@@ -149,6 +155,33 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "student.crop_size",
     f"must be divisible by the student's down-sampling {sf}, got {st.crop_size}",
   )
+  _check(
+    len(config.sweep.steps) > 0 and all(int(s) >= 1 for s in config.sweep.steps),
+    "sweep.steps",
+    f"must be step counts >= 1, got {config.sweep.steps}",
+  )
+  _check(
+    len(config.sweep.samplers) > 0 and all(v in samplers.VARIANTS for v in config.sweep.samplers),
+    "sweep.samplers",
+    f"must be a non-empty tuple of {tuple(samplers.VARIANTS)}, got {config.sweep.samplers}",
+  )
+  _check(
+    config.toy.target in ("", "skeleton", "heatmap"),
+    "toy.target",
+    f"must be '', 'skeleton' or 'heatmap', got {config.toy.target!r}",
+  )
+  if config.toy.target:
+    _check(
+      config.toy.image_size % f == 0,
+      "toy.image_size",
+      f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}, got {config.toy.image_size}",
+    )
+    _check(
+      min(config.toy.num_train, config.toy.num_heldout, config.toy.num_samples) >= 1,
+      "toy.num_train",
+      "num_train, num_heldout and num_samples must be >= 1",
+    )
+    _check(config.student.kind == "", "student.kind", "the toy job trains no student; leave student.kind ''")
   _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")
   _check(
     0 < config.eval.threshold_percentile <= 100,

@@ -237,6 +237,19 @@ def report(
   return out
 
 
+def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pooling: str) -> dict:
+  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`."""
+  return {
+    "image": split.images[i],
+    "map": amap,
+    "units": anomaly.score_units(amap, pooling),
+    "score": score,
+    "label": split.labels[i],
+    "filename": split.filenames[i],
+    "gt": split.masks[i] if split.has_mask[i] else None,
+  }
+
+
 def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pooling: str) -> None:
   labelled = test.labels >= 0
   s, y = res.scores[labelled], test.labels[labelled]
@@ -247,15 +260,7 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
   vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9))
   k = config.eval.num_examples
-  row = lambda i: {
-    "image": test.images[i],
-    "map": res.maps[i],
-    "units": anomaly.score_units(res.maps[i], pooling),
-    "score": float(res.scores[i]),
-    "label": test.labels[i],  # noqa: E731
-    "filename": test.filenames[i],
-    "gt": test.masks[i] if test.has_mask[i] else None,
-  }
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pooling)  # noqa: E731
   good = np.flatnonzero(test.labels == 0)
   crack = np.flatnonzero(test.labels == 1)
   groups = {

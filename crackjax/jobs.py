@@ -10,9 +10,14 @@ import ml_collections
 
 from crackjax import benchmark as benchmark_lib
 from crackjax import evaluate as evaluate_lib
+from crackjax import failures as failures_lib
 from crackjax import predict as predict_lib
+from crackjax import samplers
 from crackjax import student as student_lib
+from crackjax import sweep as sweep_lib
+from crackjax import toy as toy_lib
 from crackjax import train as train_lib
+from crackjax.config import validate
 from crackjax.data import builders, pipeline
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,10 @@ def _train_images(config, workdir):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  if config.toy.target:
+    check_workdir_compatible(config, workdir)
+    write_config(config, os.path.join(workdir, "config.json"))
+    return toy_lib.run(config, workdir)
   if config.student.kind:
     return student_train_and_evaluate(config, workdir)
   check_workdir_compatible(config, workdir)
@@ -106,6 +115,19 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return benchmark_lib.benchmark(config, workdir)
 
 
+def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
+  """Samplers x healing steps of the teacher trained in `workdir` (crackjax.sweep)."""
+  if config.student.kind:
+    raise ValueError("--mode=sweep sweeps a diffusion teacher's sampler; config.student.kind must be ''")
+  check_workdir_compatible(config, workdir)
+  return sweep_lib.run(config, workdir, train_lib.load_trained(config, workdir).ema_params)
+
+
+def failures(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Failure kinds of the model evaluated in `workdir` (crackjax.failures): galleries and rates."""
+  return failures_lib.run(config, workdir, trained_scorer(config, workdir))
+
+
 def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> ml_collections.ConfigDict:
   """The config a teacher was trained and evaluated with (its config.json), which defines its maps."""
   path = os.path.join(teacher_workdir, "config.json")
@@ -127,6 +149,15 @@ def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> m
       for k, v in saved.get(section, {}).items():
         if k in tc[section]:  # fields added since the teacher was trained keep their defaults
           tc[section][k] = tuple(v) if isinstance(v, list) else v
+    # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
+    if config.student.teacher_sampler:
+      tc.sampler.kind, tc.sampler.eta = samplers.VARIANTS[config.student.teacher_sampler]
+    if config.student.teacher_heal_steps:
+      tc.anomaly.heal_steps = config.student.teacher_heal_steps
+  try:
+    validate(tc)
+  except ValueError as e:
+    raise ValueError(f"the teacher in {teacher_workdir} with the student's overrides: {e}") from None
   return tc
 
 

@@ -123,3 +123,68 @@ def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, 
   if title:
     fig.suptitle(title)
   return _save(fig, path)
+
+
+def sweep_curves(rows: list[dict], out_dir: str) -> list[str]:
+  """A sampler/step sweep's plots: image and pixel AUROC vs steps, images/s vs steps, AUROC vs seconds per image."""
+  samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+  paths = []
+  panels = [
+    ("image_auroc", "steps", "image AUROC", "auroc_vs_steps.png"),
+    ("pixel_auroc", "steps", "pixel AUROC", "pixel_auroc_vs_steps.png"),
+    ("images_per_second", "steps", "images/s", "images_per_second_vs_steps.png"),
+    ("image_auroc", "seconds_per_image", "image AUROC", "auroc_vs_seconds.png"),
+  ]
+  for y_key, x_key, y_label, name in panels:
+    if not any(r[y_key] is not None for r in rows):
+      if y_key == "image_auroc" and any(r["pixel_auroc"] is not None for r in rows):
+        y_key, y_label = "pixel_auroc", "pixel AUROC"  # a root without good test images: rank pixels instead
+      else:
+        continue
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for s in samplers:
+      pts = sorted((r[x_key], r[y_key]) for r in rows if r["sampler"] == s and r[y_key] is not None)
+      if pts:
+        ax.plot(*zip(*pts), marker="o", label=s)
+    ax.set_xscale("log")
+    ax.set(xlabel="seconds per image" if x_key == "seconds_per_image" else "healing steps", ylabel=y_label)
+    if y_key == "images_per_second":
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    paths.append(_save(fig, os.path.join(out_dir, name)))
+  return paths
+
+
+def image_grid(images: np.ndarray, path: str, col_titles=None, title: str = "") -> str:
+  """images [R, C, H, W] in [0, 1], shown grey (no interpolation), with optional column titles."""
+  rows, cols = images.shape[:2]
+  fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), squeeze=False)
+  for r in range(rows):
+    for c in range(cols):
+      axes[r, c].imshow(images[r, c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+      axes[r, c].axis("off")
+      if r == 0 and col_titles:
+        axes[r, c].set_title(col_titles[c], fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  return _save(fig, path)
+
+
+def memorization_histograms(gen: dict, ref: dict, path: str) -> str:
+  """Nearest-neighbour distances of generated samples to train and held-out images, and the train/held-out
+  ratio of generated samples against fresh real images."""
+  fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+  bins = np.linspace(0, max(gen["d_train"].max(), gen["d_heldout"].max()) * 1.05, 30)
+  a.hist(gen["d_train"], bins=bins, alpha=0.6, label="to nearest train")
+  a.hist(gen["d_heldout"], bins=bins, alpha=0.6, label="to nearest held-out")
+  a.set(xlabel="RMS distance (blurred)", ylabel="generated samples", title="Generated samples")
+  a.legend(fontsize=8)
+  hi = max(gen["ratio"].max(), ref["ratio"].max(), 1.5)
+  bins = np.linspace(0, hi * 1.05, 30)
+  b.hist(gen["ratio"], bins=bins, alpha=0.6, density=True, label=f"generated (median {np.median(gen['ratio']):.2f})")
+  b.hist(ref["ratio"], bins=bins, alpha=0.6, density=True, label=f"fresh real (median {np.median(ref['ratio']):.2f})")
+  b.axvline(1.0, color="k", ls=":")
+  b.set(xlabel="d_train / d_held-out", ylabel="density", title="< 1: nearer the training set")
+  b.legend(fontsize=8)
+  return _save(fig, path)

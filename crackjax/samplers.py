@@ -28,6 +28,8 @@ from crackjax.schedule import Schedule
 EpsFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 SAMPLERS = ("ddpm", "ddim")
+# Named sampler variants of the research plan's sweeps: name -> (kind, eta).
+VARIANTS = {"ddpm": ("ddpm", 0.0), "ddim_eta0": ("ddim", 0.0), "ddim_eta1": ("ddim", 1.0)}
 
 
 def timestep_sequence(*, t_start: int, num_steps: int) -> np.ndarray:

@@ -109,8 +109,15 @@ def draw_crack(rng: np.random.Generator, img: np.ndarray, params: CrackParams = 
   return np.clip(out, 0.0, 1.0), mask
 
 
+DISTRACTORS = ("stain", "water_mark", "shadow")
+
+
 def draw_distractor(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
   """One stain, water mark or shadow: dark, smooth and wide (never crack-thin)."""
+  return _distractor(rng, img)[0]
+
+
+def _distractor(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
   size = img.shape[0]
   yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
   kind = rng.integers(3)
@@ -133,16 +140,23 @@ def draw_distractor(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     offset = rng.uniform(-0.3, 0.3) * size
     dist = (xx - size / 2) * np.cos(angle) + (yy - size / 2) * np.sin(angle) - offset
     alpha = 1.0 / (1.0 + np.exp(-dist / rng.uniform(0.03, 0.08) / size)) * rng.uniform(0.2, 0.4)
-  return np.clip(img * (1.0 - alpha[..., None]), 0.0, 1.0)
+  return np.clip(img * (1.0 - alpha[..., None]), 0.0, 1.0), DISTRACTORS[kind]
 
 
 def generate(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5):
   """One image: (uint8 [size, size, 3], mask uint8 {0,1} [size, size]). Deterministic in (seed, index)."""
+  img, mask, _ = generate_with_distractor(seed, index, size, crack=crack, distractor_prob=distractor_prob)
+  return img, mask
+
+
+def generate_with_distractor(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5):
+  """generate(), and which distractor the image carries ('' = none, else one of DISTRACTORS)."""
   rng = np.random.default_rng([seed, index])
   img = concrete_texture(rng, size)
+  kind = ""
   if rng.random() < distractor_prob:
-    img = draw_distractor(rng, img)
+    img, kind = _distractor(rng, img)
   mask = np.zeros((size, size), np.uint8)
   if crack:
     img, mask = draw_crack(rng, img)
-  return (img * 255.0 + 0.5).astype(np.uint8), mask
+  return (img * 255.0 + 0.5).astype(np.uint8), mask, kind

@@ -1,0 +1,212 @@
+"""Failure cases by kind (`--mode=failures`), for a model already evaluated in its workdir.
+
+Kinds, each with how often it fails at the evaluation's own threshold and a gallery of its failures (image, map,
+overlay, red mask), worst first:
+- thin cracks and faint cracks (test images with masks): the third of cracked images with the narrowest crack
+  (width from the mask: twice the distance-transform value on the crack's ridge, minus one) and the third with
+  the lowest contrast (mean luminance of a 3-pixel ring around the crack minus that inside it, in [0, 1]);
+  failure = a miss;
+- stains, water marks and shadows (the synthetic data's distractors, replayed from each image's seed): good
+  images carrying one; failure = a false alarm;
+- domain shift: every other root the model was evaluated on (<workdir>/eval/<name>/ with another data root),
+  missed cracks and false alarms there at the home root's threshold (the model as deployed), against home's.
+Writes <workdir>/failures/failures.json, failures.md (the table) and one <kind>.png gallery per kind.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+import numpy as np
+from scipy import ndimage
+
+from crackjax import anomaly, plots
+from crackjax import evaluate as evaluate_lib
+from crackjax.data import builders, pipeline, synthetic
+
+log = logging.getLogger(__name__)
+PLURAL = {"miss": "misses", "false alarm": "false alarms"}
+
+
+def crack_geometry(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+  """(width in pixels, contrast in [0, 1]) of the crack in `mask` on uint8 `image` [H, W, 3]."""
+  m = mask > 0
+  if not m.any():
+    return float("nan"), float("nan")
+  edt = ndimage.distance_transform_edt(m)
+  ridge = m & (edt >= ndimage.maximum_filter(edt, size=3))
+  width = 2.0 * float(np.median(edt[ridge])) - 1.0  # a stroke of odd width w peaks at (w + 1) / 2
+  lum = image.astype(np.float32) @ np.asarray(anomaly.LUMA, np.float32) / 255.0
+  ring = ndimage.binary_dilation(m, iterations=3) & ~m
+  contrast = float(lum[ring].mean() - lum[m].mean()) if ring.any() else float("nan")
+  return width, contrast
+
+
+@dataclasses.dataclass
+class Scored:
+  """One evaluation's test images with their scores (from its scores.csv) and threshold (from metrics.json)."""
+
+  name: str
+  split: pipeline.Split
+  scores: np.ndarray
+  threshold: float
+
+
+def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Scored:
+  csv_path, metrics_path = os.path.join(out_dir, "scores.csv"), os.path.join(out_dir, "metrics.json")
+  if not (os.path.exists(csv_path) and os.path.exists(metrics_path)):
+    raise FileNotFoundError(f"{out_dir} has no scores.csv and metrics.json: evaluate the model first (--mode=evaluate)")
+  with open(csv_path) as f:
+    by_name = {r["file"]: float(r["score"]) for r in csv.DictReader(f)}
+  with open(metrics_path) as f:
+    threshold = json.load(f)["image"]["threshold"]
+  if threshold is None:
+    raise ValueError(f"{metrics_path} has no threshold to judge failures by")
+  builder = builders.builder_for(config, workdir, root)
+  split = pipeline.load_split(builder, "test", resize=config.data.resize)
+  keep = [i for i, fn in enumerate(split.filenames) if fn in by_name]
+  split = subset(split, keep)
+  return Scored(name, split, np.asarray([by_name[fn] for fn in split.filenames], np.float32), float(threshold))
+
+
+def subset(split: pipeline.Split, idx) -> pipeline.Split:
+  idx = list(idx)
+  return pipeline.Split(
+    [split.images[i] for i in idx],
+    [split.masks[i] for i in idx],
+    split.has_mask[idx] if idx else np.zeros(0, bool),
+    split.labels[idx] if idx else np.zeros(0, np.int64),
+    [split.filenames[i] for i in idx],
+  )
+
+
+def synthetic_distractors(config: ml_collections.ConfigDict, filenames: list[str]) -> list[str]:
+  """The distractor each synthetic image carries ('' = none), replayed from its index in the file name."""
+  s = config.data.synthetic
+  out = []
+  for fn in filenames:
+    index = int(os.path.splitext(os.path.basename(fn))[0])
+    crack = "/good/" not in f"/{fn}"
+    out.append(synthetic.generate_with_distractor(s.seed, index, s.image_size, crack=crack, distractor_prob=s.distractor_prob)[2])
+  return out
+
+
+def kinds(config: ml_collections.ConfigDict, home: Scored, synthetic_root: bool) -> dict[str, dict]:
+  """kind -> {"indices", "failure" ('miss' | 'false alarm'), "note"} over the home evaluation's images."""
+  sp = home.split
+  crack = np.flatnonzero(sp.labels == 1)
+  good = np.flatnonzero(sp.labels == 0)
+  out = {
+    "all cracks": {"indices": crack, "failure": "miss", "note": ""},
+    "all good": {"indices": good, "failure": "false alarm", "note": ""},
+  }
+  masked = [i for i in crack if sp.has_mask[i] and sp.masks[i].any()]
+  if len(masked) >= 3:
+    geo = np.asarray([crack_geometry(sp.images[i], sp.masks[i]) for i in masked])
+    w_cut, c_cut = np.nanpercentile(geo[:, 0], 100 / 3), np.nanpercentile(geo[:, 1], 100 / 3)
+    masked = np.asarray(masked)
+    out["thin cracks"] = {
+      "indices": masked[geo[:, 0] <= w_cut],
+      "failure": "miss",
+      "note": f"narrowest third: width <= {w_cut:.1f} px",
+    }
+    out["faint cracks"] = {
+      "indices": masked[geo[:, 1] <= c_cut],
+      "failure": "miss",
+      "note": f"lowest-contrast third: contrast <= {c_cut:.3f}",
+    }
+  if synthetic_root:
+    dist = np.asarray(synthetic_distractors(config, [sp.filenames[i] for i in good]))
+    for d in synthetic.DISTRACTORS:
+      out[f"{d.replace('_', ' ')}s"] = {"indices": good[dist == d], "failure": "false alarm", "note": "good image with a " + d}
+  return out
+
+
+def _rate(scored: Scored, idx: np.ndarray, failure: str) -> tuple[int, int, list[int]]:
+  """(images, failures, failing indices worst first)."""
+  s = scored.scores[idx]
+  if failure == "miss":
+    bad = idx[s < scored.threshold]
+    bad = bad[np.argsort(scored.scores[bad])]
+  else:
+    bad = idx[s >= scored.threshold]
+    bad = bad[np.argsort(-scored.scores[bad])]
+  return len(idx), len(bad), [int(i) for i in bad]
+
+
+def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: str) -> str | None:
+  if not idx:
+    return None
+  sub = subset(scored.split, idx)
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  res = evaluate_lib.compute_maps(scorer, sub, key, batch_size=config.eval.batch_size, desc=title)
+  vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9))
+  pooling = scorer.info["pooling"]
+  rows = [evaluate_lib.figure_row(sub, j, res.maps[j], float(res.scores[j]), pooling) for j in range(len(sub))]
+  return plots.four_panel_rows(rows, vmax, scored.threshold, path, title=title)
+
+
+def format_table(rows: list[dict]) -> str:
+  lines = ["| kind | images | failure | failures | rate | note |", "|---|---|---|---|---|---|"]
+  for r in rows:
+    rate = "-" if r["images"] == 0 else f"{r['rate']:.3f}"
+    lines.append(f"| {r['kind']} | {r['images']} | {r['failure']} | {r['failures']} | {rate} | {r['note']} |")
+  return "\n".join(lines)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, scorer: evaluate_lib.Scorer) -> dict:
+  """Failure table and galleries of the model in `workdir` (scored by `scorer`)."""
+  out_dir = os.path.join(workdir, "failures")
+  os.makedirs(out_dir, exist_ok=True)
+  root = config.data.root
+  home = _load_scored(config, workdir, workdir, root, os.path.basename(root.rstrip("/")) if root else "synthetic")
+  k = config.eval.num_examples
+  rows = []
+  for kind, spec in kinds(config, home, synthetic_root=not root).items():
+    n, nbad, bad = _rate(home, spec["indices"], spec["failure"])
+    path = os.path.join(out_dir, kind.replace(" ", "_") + ".png")
+    png = _gallery(scorer, config, home, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}")
+    rows.append(
+      {"kind": kind, "root": home.name, "images": n, "failure": spec["failure"], "failures": nbad,
+       "rate": nbad / n if n else None, "note": spec["note"], "gallery": png}
+    )  # fmt: skip
+  eval_dir = os.path.join(workdir, "eval")
+  for name in sorted(os.listdir(eval_dir)) if os.path.isdir(eval_dir) else []:
+    metrics_path = os.path.join(eval_dir, name, "metrics.json")
+    if not os.path.exists(metrics_path):
+      continue
+    with open(metrics_path) as f:
+      other_root = json.load(f)["data"]["root"]
+    if other_root == "synthetic" or not os.path.isdir(other_root):
+      log.info("eval/%s: root %r is not here; skipped", name, other_root)
+      continue
+    if root and os.path.abspath(other_root) == os.path.abspath(root):
+      continue  # a re-scoring of the home root (another setting), not a domain shift
+    other = _load_scored(config, workdir, os.path.join(eval_dir, name), other_root, name)
+    other.threshold = home.threshold  # the model as deployed: trained and thresholded on its home root
+    for label, failure in ((1, "miss"), (0, "false alarm")):
+      idx = np.flatnonzero(other.split.labels == label)
+      if not len(idx):
+        continue
+      n, nbad, bad = _rate(other, idx, failure)
+      kind = f"domain shift -> {name}: {'cracks' if label else 'good'}"
+      path = os.path.join(out_dir, f"domain_shift_{name}_{PLURAL[failure].replace(' ', '_')}.png")
+      png = _gallery(scorer, config, other, bad[:k], path, kind)
+      rows.append(
+        {"kind": kind, "root": name, "images": n, "failure": failure, "failures": nbad, "rate": nbad / n,
+         "note": f"trained and thresholded on {home.name}", "gallery": png}
+      )  # fmt: skip
+  out = {"workdir": workdir, "threshold": home.threshold, "rows": rows}
+  with open(os.path.join(out_dir, "failures.json"), "w") as f:
+    json.dump(out, f, indent=2)
+  table = format_table(rows)
+  with open(os.path.join(out_dir, "failures.md"), "w") as f:
+    f.write(table + "\n")
+  print(f"failure kinds of {workdir} (threshold {home.threshold:.4g}) -> {out_dir}\n{table}", flush=True)
+  return out

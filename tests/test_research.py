@@ -1,0 +1,182 @@
+"""The research plan's tools on tiny configs: the sampler x steps sweep, failure kinds, the toy memorization DDPM,
+and students fed by a DDPM or DDIM teacher."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import evaluate as evaluate_lib
+from crackjax import failures, jobs, samplers, toy
+from crackjax.data import synthetic
+from tests.test_samplers import SCHED, gaussian_denoiser
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+  from configs import ddim_50
+
+  workdir = str(tmp_path_factory.mktemp("teacher"))
+  config = ddim_50.get_config("tiny")
+  jobs.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+@pytest.mark.parametrize("variant", ["ddpm", "ddim_eta1"])
+def test_one_step_of_any_sampler_is_the_x0_estimate(key, variant):
+  # With one step the next state is the clean image: DDPM's posterior variance and DDIM's sigma are both 0 there.
+  kind, eta = samplers.VARIANTS[variant]
+  x_t = jax.random.normal(key, (2, 8, 8, 3))
+  eps_fn = gaussian_denoiser(0.0, 0.5)
+  got = samplers.sample(eps_fn, SCHED, x_t, key, sampler=kind, eta=eta, t_start=120, num_steps=1, clip_x0=False)
+  ab = SCHED.alpha_bar[120]
+  x0_hat = (x_t - np.sqrt(1 - ab) * eps_fn(x_t, jnp.full((2,), 120))) / np.sqrt(ab)
+  np.testing.assert_allclose(got, x0_hat, atol=1e-5)
+
+
+def test_sweep_rows_skip_impossible_steps_and_resume(teacher, monkeypatch):
+  from configs import sweep_steps
+
+  _, workdir = teacher
+  config = sweep_steps.get_config("tiny")
+  with config.unlocked():
+    config.sweep.steps = (1, 2, 50)  # t_start 20 allows at most 21 steps
+  rows = jobs.sweep(config, workdir)
+  assert [(r["sampler"], r["steps"]) for r in rows] == [(v, s) for v in ("ddpm", "ddim_eta0", "ddim_eta1") for s in (1, 2)]
+  by = {(r["sampler"], r["steps"]): r for r in rows}
+  # Same noise for every row: one step is the same x0 estimate for every sampler, so the same scores.
+  assert by["ddpm", 1]["image_auroc"] == by["ddim_eta0", 1]["image_auroc"] == by["ddim_eta1", 1]["image_auroc"]
+  assert all(r["compile_seconds"] > 0 and r["images_per_second"] > 0 and r["pixel_auroc"] is not None for r in rows)
+  out = os.path.join(workdir, "sweep", "steps")
+  for name in ("sweep.json", "sweep.csv", "auroc_vs_steps.png", "pixel_auroc_vs_steps.png", "auroc_vs_seconds.png"):
+    assert os.path.exists(os.path.join(out, name)), name
+
+  # A killed sweep: drop the last two rows; the rerun computes exactly those.
+  with open(os.path.join(out, "sweep.json")) as f:
+    saved = json.load(f)
+  saved["rows"] = saved["rows"][:-2]
+  with open(os.path.join(out, "sweep.json"), "w") as f:
+    json.dump(saved, f)
+  calls = []
+  real = evaluate_lib.compute_maps
+  monkeypatch.setattr(evaluate_lib, "compute_maps", lambda *a, **k: calls.append(k["desc"]) or real(*a, **k))
+  again = jobs.sweep(config, workdir)
+  assert len(calls) == 2 and all(c.startswith("ddim_eta1") for c in calls)
+  assert [r["image_auroc"] for r in again] == [r["image_auroc"] for r in rows]
+
+
+def test_sweep_config_errors_name_the_field():
+  from configs import sweep_steps
+  from crackjax.config import validate
+
+  for field, value in (("steps", ()), ("steps", (0, 2)), ("samplers", ("euler",))):
+    config = sweep_steps.get_config("tiny")
+    with config.unlocked():
+      config.sweep[field] = value
+    with pytest.raises(ValueError, match=f"sweep.{field}"):
+      validate(config)
+  assert sweep_steps.get_config("cpu").sweep.steps == (1, 2, 5, 10, 20)
+
+
+def _stroke(width: int, size: int = 40, inside: int = 100, outside: int = 200):
+  img = np.full((size, size, 3), outside, np.uint8)
+  mask = np.zeros((size, size), np.uint8)
+  top = size // 2 - width // 2
+  mask[top : top + width, 5:-5] = 1
+  img[mask > 0] = inside
+  return img, mask
+
+
+@pytest.mark.parametrize("width", [1, 3, 5])
+def test_crack_geometry_measures_width_and_contrast(width):
+  img, mask = _stroke(width)
+  w, contrast = failures.crack_geometry(img, mask)
+  assert w == pytest.approx(width)
+  assert contrast == pytest.approx(100 / 255, abs=1e-4)  # grey: luminance is the grey level
+
+
+def test_distractor_replay_matches_the_generated_image():
+  kinds = set()
+  for i in range(30):
+    img, mask = synthetic.generate(0, i, 32, crack=i % 3 == 0)
+    img2, mask2, kind = synthetic.generate_with_distractor(0, i, 32, crack=i % 3 == 0)
+    np.testing.assert_array_equal(img, img2)
+    np.testing.assert_array_equal(mask, mask2)
+    kinds.add(kind)
+  assert kinds == {"", *synthetic.DISTRACTORS}
+  assert synthetic.generate_with_distractor(0, 1, 32, crack=False, distractor_prob=0.0)[2] == ""
+
+
+def test_failures_table_agrees_with_the_scores(teacher):
+  config, workdir = teacher
+  out = jobs.failures(config, workdir)
+  rows = {r["kind"]: r for r in out["rows"]}
+  with open(os.path.join(workdir, "scores.csv")) as f:
+    lines = [line.strip().split(",") for line in f][1:]
+  th = out["threshold"]
+  misses = sum(1 for _, y, s, _ in lines if y == "1" and float(s) < th)
+  alarms = sum(1 for _, y, s, _ in lines if y == "0" and float(s) >= th)
+  assert rows["all cracks"]["failures"] == misses and rows["all good"]["failures"] == alarms
+  # The distractor kinds partition the good images that carry one (replayed from the synthetic seeds).
+  n_dist = sum(rows[k]["images"] for k in ("stains", "water marks", "shadows"))
+  good_names = [fn for fn, y, _, _ in lines if y == "0"]
+  assert n_dist == sum(1 for d in failures.synthetic_distractors(config, good_names) if d)
+  assert {"thin cracks", "faint cracks"} <= set(rows)
+  for r in out["rows"]:
+    assert (r["gallery"] is None) == (r["failures"] == 0)
+    if r["gallery"]:
+      assert os.path.exists(r["gallery"])
+  assert os.path.exists(os.path.join(workdir, "failures", "failures.md"))
+
+
+def test_toy_images_are_skeletons_or_heatmaps():
+  sk = toy.crack_image(0, 3, 32, "skeleton")
+  assert set(np.unique(sk)) <= {0.0, 1.0} and sk.sum() >= 5
+  w, _ = failures.crack_geometry(np.repeat((sk[..., None] * 255).astype(np.uint8), 3, -1), sk)
+  assert w == pytest.approx(1.0)
+  hm = toy.crack_image(0, 3, 32, "heatmap")
+  assert hm.max() == pytest.approx(1.0) and hm.min() >= 0 and (0 < hm).sum() > (sk > 0).sum()
+  with pytest.raises(ValueError, match="toy.target"):
+    toy.crack_image(0, 3, 32, "blob")
+
+
+def test_nearest_neighbour_distance_finds_copies():
+  rng = np.random.default_rng(0)
+  train, held = rng.random((20, 16, 16)), rng.random((20, 16, 16))
+  d, idx = toy.nearest(train[[4, 7]], train)
+  np.testing.assert_allclose(d, 0.0, atol=1e-6)
+  assert list(idx) == [4, 7]
+  m = toy.memorization(train[:5], train, held)
+  assert (m["ratio"] < 1e-3).all()  # copies of training images: ratio 0
+  m = toy.memorization(rng.random((10, 16, 16)), train, held)
+  assert 0.5 < np.median(m["ratio"]) < 2.0  # fresh draws from the same distribution: ratio ~ 1
+
+
+def test_toy_job_writes_pictures_and_resumes(tmp_path):
+  from configs import toy_skeleton
+
+  config = toy_skeleton.get_config("tiny")
+  out = jobs.train_and_evaluate(config, str(tmp_path))
+  for name in ("forward.png", "reverse.png", "samples.png", "nearest.png", "memorization.png", "toy.json"):
+    assert os.path.exists(tmp_path / name), name
+  assert out["generated"]["median_d_train"] > 0 and 0 <= out["generated"]["share_copies"] <= 1
+  again = jobs.train_and_evaluate(config, str(tmp_path))  # the checkpoint is reused, the numbers repeat
+  assert again["generated"] == out["generated"]
+
+
+def test_student_can_ask_its_teacher_for_other_healing(teacher):
+  from configs import student_single_step
+
+  _, workdir = teacher
+  config = student_single_step.get_config("tiny")
+  with config.unlocked():
+    config.student.teacher_sampler, config.student.teacher_heal_steps = "ddpm", 3
+  tc = jobs.teacher_config(config, workdir)
+  assert (tc.sampler.kind, tc.sampler.eta, tc.anomaly.heal_steps) == ("ddpm", 0.0, 3)
+  with config.unlocked():
+    config.student.teacher_heal_steps = 500  # t_start is 20
+  with pytest.raises(ValueError, match="anomaly.heal_steps"):
+    jobs.teacher_config(config, workdir)
