@@ -22,6 +22,10 @@ def row(workdir: str) -> str | None:
   else:
     what = f"student {model['architecture']}" + (f" K={model['stages']}" if model["architecture"] == "coarse_to_fine" else "")
     what += f", {model['target']} targets"
+    if model.get("teacher_sampler"):
+      what += f", maps by {model['teacher_sampler']} x {model.get('teacher_heal_steps') or 'own'} steps"
+    if model.get("n_pool"):
+      what += f", pool {model['n_pool']:,}"
   cells = [what, fmt(m.get("val", {}).get("auroc")), fmt(im["auroc"]), fmt(im["ap"]), fmt(im["f1"]), fmt(px.get("auroc"))]
   cells += [fmt(px.get("aupro")), f"{model['params']:,}", fmt(sp["gflops_per_image"], ".3f"), fmt(sp["images_per_second"], ".1f")]
   return "| " + " | ".join(cells) + " |"

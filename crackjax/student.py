@@ -160,6 +160,13 @@ def load_pool(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[np.
       names += [f"{split}/{f}" for f in fns]
   if not images:
     raise FileNotFoundError(f"{config.data.root or 'synthetic data'} has no train/good or unlabeled images for the student")
+  if not any(n.startswith("unlabeled/") for n in names) and not s.synthetic_cracks:
+    log.warning(
+      "The student's pool is train/good only (no unlabeled/ folder%s) and student.synthetic_cracks=0: it never sees "
+      "the teacher's map of a crack and learns the maps of sound concrete alone. On DeepCrack, "
+      "--config.student.synthetic_cracks=1.0 raised the student's pixel AUROC from 0.70 to 0.76 (README).",
+      "" if s.use_unlabeled else ", or student.use_unlabeled=False",
+    )
   if s.max_pool_images and len(images) > s.max_pool_images:
     keep = np.random.default_rng([config.seed, 7]).permutation(len(images))[: s.max_pool_images]
     images, names = [images[i] for i in sorted(keep)], [names[i] for i in sorted(keep)]
@@ -386,5 +393,7 @@ def student_scorer(config: ml_collections.ConfigDict, params, info: TargetInfo) 
     "pooling": info.pooling,
     "n_pool": info.n_pool,
     "teacher_workdir": config.student.teacher_workdir,
+    "teacher_sampler": config.student.teacher_sampler,  # "" = the teacher's own healing
+    "teacher_heal_steps": config.student.teacher_heal_steps,
   }
   return evaluate_lib.Scorer(jax.jit(map_fn, static_argnums=3), params, cfg.multiple, flops, model_info)
