@@ -37,6 +37,19 @@ def test_one_step_of_any_sampler_is_the_x0_estimate(key, variant):
   np.testing.assert_allclose(got, x0_hat, atol=1e-5)
 
 
+def test_ddim_eta1_is_the_ddpm_posterior(key):
+  # Song et al.: eta = 1 gives DDPM's posterior mean and variance over any stride, so with the same noise the two
+  # samplers walk the same path (the sweep's ddpm and ddim_eta1 rows agree for this reason).
+  x_t = jax.random.normal(key, (2, 8, 8, 3))
+  eps_fn = gaussian_denoiser(0.3, 0.5)
+  kw = dict(t_start=400, num_steps=7, clip_x0=False)
+  ddpm = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddpm", **kw)
+  ddim1 = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddim", eta=1.0, **kw)
+  ddim0 = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddim", eta=0.0, **kw)
+  np.testing.assert_allclose(ddpm, ddim1, atol=1e-4)
+  assert float(jnp.abs(ddpm - ddim0).max()) > 1e-2
+
+
 def test_sweep_rows_skip_impossible_steps_and_resume(teacher, monkeypatch):
   from configs import sweep_steps
 
