@@ -142,10 +142,10 @@ def sweep_curves(rows: list[dict], out_dir: str) -> list[str]:
       else:
         continue
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for s in samplers:
+    for i, s in enumerate(samplers):  # distinct styles: DDPM and DDIM eta = 1 coincide, one must not hide the other
       pts = sorted((r[x_key], r[y_key]) for r in rows if r["sampler"] == s and r[y_key] is not None)
       if pts:
-        ax.plot(*zip(*pts), marker="o", label=s)
+        ax.plot(*zip(*pts), marker="os^v"[i % 4], ls=("-", "--", ":")[i % 3], ms=8 - 2 * (i % 3), label=s)
     ax.set_xscale("log")
     ax.set(xlabel="seconds per image" if x_key == "seconds_per_image" else "healing steps", ylabel=y_label)
     if y_key == "images_per_second":
