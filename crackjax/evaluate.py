@@ -49,6 +49,18 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
   )
 
 
+def with_healing(config: ml_collections.ConfigDict, variant: str = "", steps: int = 0) -> ml_collections.ConfigDict:
+  """A copy of `config` that heals with sampler `variant` (a key of samplers.VARIANTS) and `steps` healing steps;
+  "" and 0 keep the config's own."""
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    if variant:
+      c.sampler.kind, c.sampler.eta = samplers.VARIANTS[variant]
+    if steps:
+      c.anomaly.heal_steps = steps
+  return c
+
+
 @dataclasses.dataclass
 class MapResult:
   scores: np.ndarray  # [N]
@@ -175,6 +187,14 @@ def _nan_to_none(x):
   return x
 
 
+def split_pixel_metrics(split: pipeline.Split, maps: list[np.ndarray]) -> dict | None:
+  """Pixel metrics over the images with a mask and the good ones (all-zero masks); None where no image has a mask."""
+  if not split.has_mask.any():
+    return None
+  idx = [i for i in range(len(split)) if split.has_mask[i] or split.labels[i] == 0]
+  return metrics.pixel_metrics([maps[i] for i in idx], [split.masks[i] for i in idx])
+
+
 def report(
   *,
   config,
@@ -205,9 +225,9 @@ def report(
     "n_crack": int((labels == 1).sum()),
   }
   out = {"image": image}
-  with_mask = [i for i in range(len(test)) if test.has_mask[i] or test.labels[i] == 0]
-  if test.has_mask.any():
-    out["pixel"] = metrics.pixel_metrics([res.maps[i] for i in with_mask], [test.masks[i] for i in with_mask])
+  pixel = split_pixel_metrics(test, res.maps)
+  if pixel is not None:
+    out["pixel"] = pixel
   n = len(test)
   out["speed"] = {
     "images_per_second": n / max(res.seconds, 1e-9),

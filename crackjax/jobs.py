@@ -12,7 +12,6 @@ from crackjax import benchmark as benchmark_lib
 from crackjax import evaluate as evaluate_lib
 from crackjax import failures as failures_lib
 from crackjax import predict as predict_lib
-from crackjax import samplers
 from crackjax import student as student_lib
 from crackjax import sweep as sweep_lib
 from crackjax import toy as toy_lib
@@ -149,11 +148,8 @@ def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> m
       for k, v in saved.get(section, {}).items():
         if k in tc[section]:  # fields added since the teacher was trained keep their defaults
           tc[section][k] = tuple(v) if isinstance(v, list) else v
-    # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
-    if config.student.teacher_sampler:
-      tc.sampler.kind, tc.sampler.eta = samplers.VARIANTS[config.student.teacher_sampler]
-    if config.student.teacher_heal_steps:
-      tc.anomaly.heal_steps = config.student.teacher_heal_steps
+  # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
+  tc = evaluate_lib.with_healing(tc, config.student.teacher_sampler, config.student.teacher_heal_steps)
   try:
     validate(tc)
   except ValueError as e:

@@ -21,7 +21,7 @@ import jax
 import ml_collections
 
 from crackjax import evaluate as evaluate_lib
-from crackjax import metrics, plots, samplers
+from crackjax import metrics, plots
 from crackjax.data import builders, pipeline
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,6 @@ def combinations(config: ml_collections.ConfigDict) -> tuple[list[tuple[str, int
   return [(v, s) for v in config.sweep.samplers for s in steps if s <= limit], [s for s in steps if s > limit]
 
 
-def variant_config(config: ml_collections.ConfigDict, sampler: str, steps: int) -> ml_collections.ConfigDict:
-  c = config.copy_and_resolve_references()
-  kind, eta = samplers.VARIANTS[sampler]
-  with c.unlocked():
-    c.sampler.kind, c.sampler.eta, c.anomaly.heal_steps = kind, eta, steps
-  return c
-
-
 def _row(sampler: str, steps: int, config, split: pipeline.Split, res: evaluate_lib.MapResult) -> dict:
   labelled = split.labels >= 0
   s, y = res.scores[labelled], split.labels[labelled]
@@ -75,9 +67,8 @@ def _row(sampler: str, steps: int, config, split: pipeline.Split, res: evaluate_
     "gflops_per_image": res.flops_per_image / 1e9,
     "n_images": len(split),
   }
-  with_mask = [i for i in range(len(split)) if split.has_mask[i] or split.labels[i] == 0]
-  if split.has_mask.any():
-    px = metrics.pixel_metrics([res.maps[i] for i in with_mask], [split.masks[i] for i in with_mask])
+  px = evaluate_lib.split_pixel_metrics(split, res.maps)
+  if px is not None:
     row["pixel_auroc"], row["aupro"] = px["auroc"], px["aupro"]
   return row
 
@@ -135,7 +126,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, params) -> list[dict]:
   for i, (sampler, steps) in enumerate(combos):
     if (sampler, steps) in done:
       continue
-    c = variant_config(config, sampler, steps)
+    c = evaluate_lib.with_healing(config, sampler, steps)
     scorer = evaluate_lib.teacher_scorer(c, params)
     res = evaluate_lib.compute_maps(
       scorer, split, key, batch_size=config.eval.batch_size, desc=f"{sampler} {steps} steps ({i + 1}/{len(combos)})"

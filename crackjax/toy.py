@@ -92,6 +92,7 @@ def generate(config: ml_collections.ConfigDict, params, n: int, key: jax.Array, 
   schedule = train_lib.make_schedule(config)
   s = config.toy.image_size
   eps_fn = lambda x, t: model.apply({"params": params}, x, t)  # noqa: E731
+  batch = min(n, 64)
 
   @jax.jit
   def run(key):
@@ -102,7 +103,6 @@ def generate(config: ml_collections.ConfigDict, params, n: int, key: jax.Array, 
       num_steps=config.sampler.num_steps, eta=config.sampler.eta, return_trajectory=trajectory,
     )  # fmt: skip
 
-  batch = min(n, 64)
   outs, trajs = [], []
   for b in range(0, n, batch):
     out = jax.device_get(run(jax.random.fold_in(key, b)))
