@@ -11,6 +11,7 @@ python main.py --config=configs/ddim_50.py --workdir=runs/ddim_50 --mode=failure
 
 import logging
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +34,33 @@ flags.DEFINE_enum(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def parse_flags(argv):
+  """absl's parsing, with a misspelt `--config.x.y` override reported in one line (ml_collections raises an
+  AttributeError deep in flag parsing, 53 lines of traceback, that ends in a good suggestion)."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    msg = str(e)
+    names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", msg)
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    arg, bad = next(((a, p) for a in overrides for p in a.split(".")[1:] if p in names), ("", ""))
+    hint = re.search(r'Did you mean \W*"?([A-Za-z0-9_]+)', msg)
+    if hint and arg:
+      sys.exit(f"error: {arg}: no such config field; did you mean {arg.replace('.' + bad, '.' + hint.group(1), 1)}?")
+    sys.exit(f"error: {arg or 'a --config override'}: no such config field ({' '.join(msg.split())[:200]})")
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+
+
+def check_workdir(workdir: str) -> None:
+  """A workdir that is a file, or lies under one, is a one-line error, not a FileExistsError traceback."""
+  path = os.path.abspath(workdir)
+  while path and path != os.path.dirname(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+      sys.exit(f"error: --workdir={workdir}: {path} is a file, not a folder")
+    path = os.path.dirname(path)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -50,6 +78,7 @@ def main(argv):
     validate(config)
   except ValueError as e:
     sys.exit(f"error: {e}")
+  check_workdir(FLAGS.workdir)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   logging.info("JAX devices: %s", jax.devices())
   job = {
@@ -63,10 +92,9 @@ def main(argv):
   }
   try:
     job[FLAGS.mode](config, FLAGS.workdir)
-  except (FileNotFoundError, ValueError, FloatingPointError) as e:
-    logging.error("%s", e)
+  except (FileNotFoundError, ValueError, FloatingPointError, NotADirectoryError, PermissionError) as e:
     sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

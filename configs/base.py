@@ -33,8 +33,10 @@ def defaults() -> ml_collections.ConfigDict:
   c.data.synthetic.num_test = 100  # test images per class (good, crack)
   c.data.synthetic.num_unlabeled = 200  # unlabeled pool (15% cracked, labels withheld)
   c.data.synthetic.distractor_prob = 0.5  # chance of a stain, water mark or shadow in an image
+  c.data.synthetic.hard = False  # faint hairline cracks and hard negatives (pits, joints, paint, rough patches)
 
   c.model = ml_collections.ConfigDict()
+  c.model.kind = "teacher"  # what is trained and scored (crackjax/kinds.py): 'teacher' (diffusion UNet), 'student', ...
   c.model.channels = 32  # UNet channels at full resolution
   c.model.channel_mult = (1, 2, 2)  # channel multiplier per resolution level
   c.model.num_res_blocks = 1  # residual blocks per level
@@ -70,12 +72,36 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly = ml_collections.ConfigDict()
   c.anomaly.t_start = 30  # healing noises the input to this timestep (chosen on val, see README)
   c.anomaly.heal_steps = 0  # reverse steps from t_start: 0 = the sampler's share of its S steps; 1 = one-step x0 estimate
+  c.anomaly.guidance = 0.0  # DDAD's w: every healing step conditioned on the input (0 = none; about 2 in the paper)
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none)
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
+  # the teacher's map: 'residual' (healing residual), 'feature' (UNet feature distance of input and healing),
+  # 'head' (the discriminative head's crack probability), 'head_residual' (mean of head and scaled residual)
+  c.anomaly.score = "residual"
+  c.anomaly.feature_t = 0  # timestep at which UNet features of the input and its healing are compared
+
+  c.head = ml_collections.ConfigDict()  # the discriminative head (crackjax/head.py), used by anomaly.score head*
+  c.head.name = "head"  # its folder in the workdir: <workdir>/<name>/ (another name trains another head)
+  c.head.inputs = ("image", "healed", "residual")  # channels it sees: image, healed, residual, feature
+  c.head.channels = 16  # features at full resolution (x2 per level below)
+  c.head.levels = 3  # resolution levels of its U-net
+  c.head.crop_size = 64  # training crop side, pixels after resizing
+  c.head.train_set_size = 4096  # synthetic training crops (their healing is computed once and cached)
+  c.head.p_crack = 0.5  # share of crops with a procedural crack
+  c.head.p_texture = 0.15  # share with a Perlin-mask texture anomaly (self-shuffled texture, DRAEM blending)
+  c.head.p_negative = 0.5  # share with a hard negative kept normal: stain, water mark, shadow, pits, joint, paint
+  c.head.crack_width = (0.4, 12.0)  # crack width range, pixels at working resolution (log-uniform)
+  c.head.p_gap = 0.05  # share of cracks that are gaps wider than the crop, with spalled edges
+  c.head.num_steps = 2000  # optimizer steps
+  c.head.batch_size = 16  # crops per step
+  c.head.learning_rate = 2e-3  # Adam peak learning rate (warm-up, then cosine decay)
+  c.head.warmup_steps = 50  # linear warm-up steps
+  c.head.grad_clip = 1.0  # global gradient-norm clip
+  c.head.focal_gamma = 2.0  # focal loss exponent (0 = cross-entropy)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.root = ""  # evaluate on this root instead of data.root (writes <workdir>/eval/<name>/)
@@ -84,9 +110,14 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.max_images = 0  # cap per split, good and anomalous alternating (0 = all)
   c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies
   c.eval.num_examples = 4  # four-panel figures per class, and per gallery of worst cases
+  c.eval.tile_max_side = 768  # images whose longer side (after resizing) exceeds this are scored in tiles
+  c.eval.tile_size = 384  # tile side, pixels
+  # context cut away at inner tile borders, pixels: seam-free when it covers the model's reach (44 px for the head
+  # and the students up to K = 3, 81 px for K = 4; the diffusion UNet's GroupNorm sees the whole tile)
+  c.eval.tile_overlap = 48
 
   c.student = ml_collections.ConfigDict()
-  c.student.kind = ""  # "" = no student (the job is the diffusion teacher) | 'single_step' | 'coarse_to_fine'
+  c.student.architecture = "coarse_to_fine"  # 'single_step' | 'coarse_to_fine' (model.kind = 'student')
   c.student.stages = 3  # K: coarse_to_fine's stages (a coarse map, then K - 1 refinements, each a level finer)
   c.student.channels = 16  # student features at full resolution (2x at the lower levels)
   c.student.target = "soft"  # 'soft': regress the teacher's maps | 'binary': the teacher's maps thresholded
@@ -104,6 +135,12 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.crop_size = 64  # training crop side, pixels after resizing
   c.student.learning_rate = 3e-3  # Adam peak learning rate (warm-up, then cosine decay)
   c.student.warmup_steps = 50  # linear warm-up steps
+  c.student.grad_clip = 1.0  # global gradient-norm clip
+
+  c.darkness = ml_collections.ConfigDict()  # model kind 'darkness' (crackjax/baselines/darkness.py): no learning
+  c.darkness.map = "relative"  # 'relative': (median - L) / median of the luminance L | 'tophat': black top-hat of L
+  c.darkness.sigma = 1.0  # smoothing of the luminance, pixels
+  c.darkness.tophat_size = 15  # square of the top-hat's closing, pixels (dark structures narrower than it light up)
 
   c.sweep = ml_collections.ConfigDict()  # --mode=sweep (configs/sweep_steps.py)
   c.sweep.name = "steps"  # writes <workdir>/sweep/<name>/
@@ -122,6 +159,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.predict.input = ""  # folder (or one image) to score in --mode=predict
   c.predict.name = ""  # output folder name under <workdir>/predict/ ("" = the input's folder name)
   c.predict.threshold = -1.0  # decision threshold; < 0 = the one in <workdir>/metrics.json
+  c.predict.redo = False  # score files already in predictions.csv again (False: a rerun resumes, skipping them)
+  c.predict.overlays = "all"  # four-panel figures for 'all' images, only 'flagged' ones, or 'none'
+  c.predict.max_megapixels = 50.0  # larger photos get an error row instead of being decoded
   return c
 
 
@@ -137,6 +177,7 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.anomaly.t_start = 20
   c.eval.update(batch_size=4, num_examples=2)
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
+  c.head.update(channels=4, levels=2, crop_size=16, train_set_size=16, num_steps=4, batch_size=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)
   c.toy.update(image_size=16, num_train=16, num_heldout=16, num_samples=8)
   if c.data.root:

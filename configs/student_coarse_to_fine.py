@@ -12,7 +12,8 @@ from configs import base
 
 
 def customize(c):
-  c.student.kind = "coarse_to_fine"
+  c.model.kind = "student"
+  c.student.architecture = "coarse_to_fine"
 
 
 def get_config(arg=None):

@@ -12,7 +12,8 @@ from configs import base
 
 
 def customize(c):
-  c.student.kind = "single_step"
+  c.model.kind = "student"
+  c.student.architecture = "single_step"
 
 
 def get_config(arg=None):

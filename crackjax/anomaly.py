@@ -1,7 +1,7 @@
 """Healing and anomaly maps (the AnoDDPM / DiffAD idea: noise part of the way, denoise back, compare).
 
     x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
-    x_hat = reverse process from t_start to 0                          (samplers.py)
+    x_hat = reverse process from t_start to 0, optionally guided by x0 (samplers.py, DDAD)
     r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
     map   = Gaussian smoothing of r (sigma in pixels)
     score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
@@ -35,8 +35,9 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 @dataclasses.dataclass(frozen=True)
 class HealConfig:
   sampler: str  # 'ddpm' | 'ddim'
-  num_steps: int  # reverse steps from t_start to 0
+  steps: int  # reverse steps taken from t_start to 0
   eta: float  # DDIM stochasticity
+  guidance: float  # DDAD's w: every step conditioned on the input (0 = none)
   t_start: int  # how far to noise the input
   num_draws: int  # noise draws averaged per image
   residual: str  # see RESIDUALS
@@ -89,21 +90,21 @@ def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str =
   return r.mean(axis=-1)
 
 
-def image_score(m: jnp.ndarray, *, pooling: str, topk_fraction: float) -> jnp.ndarray:
-  """m: [B, H, W] -> [B]. `valid` padding is cropped away before this is called."""
-  flat = m.reshape(m.shape[0], -1)
+def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float) -> float:
+  """One map [H, W] (host side, unpadded) -> its image score."""
+  flat = np.asarray(m, np.float32).ravel()
   if pooling == "max":
-    return flat.max(axis=1)
+    return float(flat.max())
   if pooling in ("topk", "topk_minus_median", "topk_mad"):
-    k = max(1, int(round(topk_fraction * flat.shape[1])))
-    top = jax.lax.top_k(flat, k)[0].mean(axis=1)
+    k = max(1, int(round(topk_fraction * flat.size)))
+    top = float(np.partition(flat, flat.size - k)[flat.size - k :].mean())
     if pooling == "topk":
       return top
     # Minus the image's own median residual: rough textures raise the whole map, a crack raises a thin part of it.
-    med = jnp.median(flat, axis=1)
+    med = float(np.median(flat))
     if pooling == "topk_minus_median":
       return top - med
-    mad = jnp.median(jnp.abs(flat - med[:, None]), axis=1)
+    mad = float(np.median(np.abs(flat - med)))
     return (top - med) / (mad + MAD_FLOOR)
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
@@ -122,24 +123,26 @@ def score_units(m: np.ndarray, pooling: str) -> np.ndarray:
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, key: jax.Array, cfg: HealConfig) -> jnp.ndarray:
-  """x0: [B, H, W, C] in [-1, 1] -> one healed image x_hat: [B, H, W, C] (one noise draw)."""
-  k_noise, k_sample = jax.random.split(key)
+def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig) -> jnp.ndarray:
+  """x0: [B, H, W, C] in [-1, 1], keys [B, 2] (one per image) -> one healed image x_hat: [B, H, W, C]."""
+  k_noise = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
+  k_sample = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
   ab = jnp.asarray(schedule.alpha_bar)[cfg.t_start]
-  x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * jax.random.normal(k_noise, x0.shape, x0.dtype)
+  x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * samplers.normal(k_noise, 0, x0.shape, x0.dtype)
   return samplers.sample(
-    eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, num_steps=cfg.num_steps, eta=cfg.eta
-  )
+    eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, steps=cfg.steps, eta=cfg.eta,
+    guidance=cfg.guidance, y=x0,
+  )  # fmt: skip
 
 
-def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, key: jax.Array, cfg: HealConfig):
-  """x0: [B, H, W, C] in [-1, 1] -> (map: [B, H, W] >= 0, x_hat: [B, H, W, C] of the first draw).
+def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):
+  """x0: [B, H, W, C] in [-1, 1], keys [B, 2] -> (map: [B, H, W] >= 0, x_hat: [B, H, W, C] of the first draw).
 
   The map is the residual averaged over `num_draws` independent healings, then smoothed.
   """
 
   def one_draw(carry, i):
-    x_hat = heal(eps_fn, schedule, x0, jax.random.fold_in(key, i), cfg)
+    x_hat = heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, i))(keys), cfg)
     return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))

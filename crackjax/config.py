@@ -48,6 +48,18 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
   return ConfigArgs(**values)
 
 
+def config_from_saved(template: ml_collections.ConfigDict, saved: dict, sections: tuple[str, ...]) -> ml_collections.ConfigDict:
+  """A copy of `template` with the `sections` of a saved config.json (a dict) written over it. Fields added to the
+  code since the run was saved keep the template's values; lists become tuples (JSON has no tuples)."""
+  c = template.copy_and_resolve_references()
+  with c.unlocked():
+    for section in sections:
+      for k, v in saved.get(section, {}).items():
+        if k in c[section] and not isinstance(c[section][k], ml_collections.ConfigDict):
+          c[section][k] = tuple(v) if isinstance(v, list) else v
+  return c
+
+
 def _check(cond: bool, field: str, msg: str):
   if not cond:
     raise ValueError(f"config.{field}: {msg}")
@@ -55,6 +67,9 @@ def _check(cond: bool, field: str, msg: str):
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ValueError naming the field whose value breaks an invariant; returns config."""
+  from crackjax import head, kinds, student, teacher  # the allowed values live with their ideas
+
+  _check(config.model.kind in kinds.KINDS, "model.kind", f"must be one of {tuple(kinds.KINDS)}, got {config.model.kind!r}")
   T = config.schedule.num_timesteps
   _check(
     config.schedule.kind in ("linear", "cosine"), "schedule.kind", f"must be 'linear' or 'cosine', got {config.schedule.kind!r}"
@@ -130,13 +145,45 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "model.num_groups",
     f"must divide model.channels={config.model.channels}",
   )
+  _check(config.anomaly.guidance >= 0, "anomaly.guidance", f"must be >= 0, got {config.anomaly.guidance}")
+  _check(
+    config.anomaly.score in teacher.SCORES, "anomaly.score", f"must be one of {teacher.SCORES}, got {config.anomaly.score!r}"
+  )
+  _check(0 <= config.anomaly.feature_t < T, "anomaly.feature_t", f"must be in [0, {T - 1}], got {config.anomaly.feature_t}")
+  h = config.head
+  _check(
+    len(h.inputs) > 0 and all(i in head.INPUTS for i in h.inputs) and len(set(h.inputs)) == len(h.inputs),
+    "head.inputs",
+    f"must be a non-empty tuple of distinct names from {head.INPUTS}, got {h.inputs}",
+  )
+  _check(bool(h.name) and "/" not in h.name and h.name not in (".", ".."), "head.name", f"must be a folder name, got {h.name!r}")
+  _check(
+    h.channels >= 1 and 1 <= h.levels <= 5,
+    "head.levels",
+    f"need channels >= 1 and levels in [1, 5], got {h.channels}, {h.levels}",
+  )
+  _check(h.crop_size % 2 ** (h.levels - 1) == 0, "head.crop_size", f"must be divisible by 2^(head.levels - 1), got {h.crop_size}")
+  _check(
+    h.train_set_size >= 1 and h.batch_size >= 1 and h.num_steps >= 0,
+    "head.train_set_size",
+    "train_set_size and batch_size must be >= 1",
+  )
+  for p in ("p_crack", "p_texture", "p_negative", "p_gap"):
+    _check(0 <= h[p] <= 1, f"head.{p}", f"must be in [0, 1], got {h[p]}")
+  _check(h.p_crack + h.p_texture <= 1, "head.p_texture", f"p_crack + p_texture must be <= 1, got {h.p_crack + h.p_texture}")
+  _check(
+    len(h.crack_width) == 2 and 0 < h.crack_width[0] <= h.crack_width[1],
+    "head.crack_width",
+    f"must be (min, max) with 0 < min <= max, got {h.crack_width}",
+  )
+  _check(h.focal_gamma >= 0, "head.focal_gamma", f"must be >= 0, got {h.focal_gamma}")
   st = config.student
   _check(
-    st.kind in ("", "single_step", "coarse_to_fine"),
-    "student.kind",
-    f"must be '', 'single_step' or 'coarse_to_fine', got {st.kind!r}",
+    st.architecture in student.ARCHITECTURES,
+    "student.architecture",
+    f"must be one of {student.ARCHITECTURES}, got {st.architecture!r}",
   )
-  _check(st.target in ("soft", "binary"), "student.target", f"must be 'soft' or 'binary', got {st.target!r}")
+  _check(st.target in student.TARGETS, "student.target", f"must be one of {student.TARGETS}, got {st.target!r}")
   _check(
     st.teacher_sampler in ("", *samplers.VARIANTS),
     "student.teacher_sampler",
@@ -149,7 +196,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(0 <= st.synthetic_cracks <= 1, "student.synthetic_cracks", f"must be in [0, 1], got {st.synthetic_cracks}")
   _check(st.batch_size >= 1 and st.num_steps >= 0, "student.batch_size", "batch_size must be >= 1 and num_steps >= 0")
   _check(st.cache_shard_size >= 1, "student.cache_shard_size", f"must be >= 1, got {st.cache_shard_size}")
-  sf = 2 ** max(2, st.stages - 1 if st.kind == "coarse_to_fine" else 2)
+  sf = student.StudentConfig(st.architecture, st.channels, st.stages).multiple
   _check(
     st.crop_size % sf == 0,
     "student.crop_size",
@@ -181,8 +228,22 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       "toy.num_train",
       "num_train, num_heldout and num_samples must be >= 1",
     )
-    _check(config.student.kind == "", "student.kind", "the toy job trains no student; leave student.kind ''")
+    _check(config.model.kind == "teacher", "model.kind", "the toy job trains a diffusion model; leave model.kind 'teacher'")
   _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")
+  _check(
+    config.predict.overlays in ("all", "flagged", "none"),
+    "predict.overlays",
+    f"must be 'all', 'flagged' or 'none', got {config.predict.overlays!r}",
+  )
+  _check(config.predict.max_megapixels > 0, "predict.max_megapixels", f"must be > 0, got {config.predict.max_megapixels}")
+  from crackjax.baselines import darkness
+
+  _check(config.darkness.map in darkness.MAPS, "darkness.map", f"must be one of {darkness.MAPS}, got {config.darkness.map!r}")
+  _check(config.darkness.tophat_size >= 3, "darkness.tophat_size", f"must be >= 3, got {config.darkness.tophat_size}")
+  e = config.eval
+  _check(e.tile_size >= 16, "eval.tile_size", f"must be >= 16, got {e.tile_size}")
+  _check(0 <= 2 * e.tile_overlap < e.tile_size, "eval.tile_overlap", f"must be in [0, eval.tile_size / 2), got {e.tile_overlap}")
+  _check(e.tile_max_side >= e.tile_size, "eval.tile_max_side", f"must be >= eval.tile_size={e.tile_size}, got {e.tile_max_side}")
   _check(
     0 < config.eval.threshold_percentile <= 100,
     "eval.threshold_percentile",

@@ -26,9 +26,9 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from crackjax import anomaly, plots
-from crackjax import evaluate as evaluate_lib
+from crackjax import anomaly, plots, report, synth
 from crackjax.data import builders, pipeline, synthetic
+from crackjax.scorer import Scorer, compute_maps, tiling
 
 log = logging.getLogger(__name__)
 PLURAL = {"miss": "misses", "false alarm": "false alarms"}
@@ -93,7 +93,11 @@ def synthetic_distractors(config: ml_collections.ConfigDict, filenames: list[str
   for fn in filenames:
     index = int(os.path.splitext(os.path.basename(fn))[0])
     crack = "/good/" not in f"/{fn}"
-    out.append(synthetic.generate_with_distractor(s.seed, index, s.image_size, crack=crack, distractor_prob=s.distractor_prob)[2])
+    out.append(
+      synthetic.generate_with_distractor(
+        s.seed, index, s.image_size, crack=crack, distractor_prob=s.distractor_prob, hard=s.hard
+      )[2]
+    )
   return out
 
 
@@ -123,7 +127,7 @@ def kinds(config: ml_collections.ConfigDict, home: Scored, synthetic_root: bool)
     }
   if synthetic_root:
     dist = np.asarray(synthetic_distractors(config, [sp.filenames[i] for i in good]))
-    for d in synthetic.DISTRACTORS:
+    for d in synth.NEGATIVES if config.data.synthetic.hard else synth.DISTRACTORS:
       out[f"{d.replace('_', ' ')}s"] = {"indices": good[dist == d], "failure": "false alarm", "note": "good image with a " + d}
   return out
 
@@ -145,10 +149,10 @@ def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: s
     return None
   sub = subset(scored.split, idx)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
-  res = evaluate_lib.compute_maps(scorer, sub, key, batch_size=config.eval.batch_size, desc=title)
+  res = compute_maps(scorer, sub.images, key, batch_size=config.eval.batch_size, tile=tiling(config), desc=title)
   vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9))
   pooling = scorer.info["pooling"]
-  rows = [evaluate_lib.figure_row(sub, j, res.maps[j], float(res.scores[j]), pooling) for j in range(len(sub))]
+  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pooling) for j in range(len(sub))]
   return plots.four_panel_rows(rows, vmax, scored.threshold, path, title=title)
 
 
@@ -160,7 +164,7 @@ def format_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, scorer: evaluate_lib.Scorer) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
   """Failure table and galleries of the model in `workdir` (scored by `scorer`)."""
   out_dir = os.path.join(workdir, "failures")
   os.makedirs(out_dir, exist_ok=True)

@@ -1,8 +1,13 @@
-"""Predict mode: score any folder of images (or one image) with a trained teacher or student.
+"""Predict mode: score any folder of images (or one image), of any sizes, with any trained model kind.
 
-Writes <workdir>/predict/<name>/predictions.csv (file, score, verdict, threshold, error) and one four-panel figure
-per image (image, anomaly map, heatmap overlay, red mask) under overlays/. Files that cannot be read get a row with
-the error and no score; the others are still scored.
+Writes <workdir>/predict/<name>/:
+    predictions.csv   file, score, verdict, threshold, error: a row per file, appended as each image is done
+    overlays/<file>.png   four-panel figure (image, map, overlay, red mask), downsampled for display only
+    masks/<file>.png      the red mask at the photo's own resolution (white = map at or above the threshold)
+A folder of thousands streams in bounded memory (images are read as the model needs them; photos larger than
+`eval.tile_max_side` are scored in tiles), with progress (images/s, ETA). A killed or repeated run resumes: files
+already in predictions.csv are skipped unless `predict.redo`. Unreadable, empty, truncated, non-image and too-large
+files get a row with the error and the run goes on; a run in which nothing could be scored fails.
 """
 
 from __future__ import annotations
@@ -11,95 +16,161 @@ import csv
 import json
 import logging
 import os
+import time
+import zlib
 
 import jax
 import ml_collections
 import numpy as np
+from PIL import Image
 
 from crackjax import anomaly, plots
 from crackjax.data import decode, pipeline
-from crackjax.evaluate import Scorer, compute_maps
+from crackjax.report import verdict
+from crackjax.scorer import Scorer, Stats, iter_maps, tiling
 
 log = logging.getLogger(__name__)
 
+COLUMNS = ["file", "score", "verdict", "threshold", "error"]
+DISPLAY_SIDE = 1024  # figures are drawn from images downsampled to at most this side
+
 
 def list_inputs(path: str) -> list[str]:
+  """Image files under `path` (recursively, links to folders not followed: no symlink loops), or `path` itself."""
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f"config.predict.input={path!r} is neither an image file nor a folder")
-  files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(path) for f in fs if decode.is_image_file(f))
+  files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(path, followlinks=False) for f in fs if decode.is_image_file(f))
   if not files:
     raise FileNotFoundError(f"config.predict.input={path!r} holds no image files ({', '.join(decode.IMAGE_EXTENSIONS)})")
   return files
 
 
+def output_name(path: str, src: str) -> str:
+  """A file's name in overlays/ and masks/: its path under the input folder with '/' -> '__', extension kept
+  (a.png and a.jpg in one folder are two images: a.png.png and a.jpg.png)."""
+  base = src if os.path.isdir(src) else os.path.dirname(src)
+  return os.path.relpath(path, base).replace(os.sep, "__") + ".png"
+
+
+def load_threshold(config: ml_collections.ConfigDict, workdir: str) -> tuple[float, str]:
+  """predict.threshold when set (>= 0), else the evaluation's threshold from <workdir>/metrics.json."""
+  if config.predict.threshold >= 0:
+    return float(config.predict.threshold), "predict.threshold"
+  path = os.path.join(workdir, "metrics.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"no {path} to take the threshold from: evaluate the model first (run without --mode), or set --config.predict.threshold"
+    )
+  with open(path) as f:
+    image = json.load(f)["image"]
+  if image.get("threshold") is None:
+    raise ValueError(f"{path} holds no threshold; set --config.predict.threshold")
+  return float(image["threshold"]), image.get("threshold_source", "metrics.json")
+
+
+def _done_rows(out_csv: str) -> dict[str, dict]:
+  if not os.path.exists(out_csv):
+    return {}
+  with open(out_csv, newline="") as f:
+    return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+
+
+def _read(path: str, resize: float, max_pixels: int) -> np.ndarray:
+  with Image.open(path) as im:  # the header alone: refuse giant photos before decoding them
+    w, h = im.size
+  if w * h > max_pixels:
+    raise decode.BadImageError(path, f"{w}x{h} is larger than config.predict.max_megapixels={max_pixels / 1e6:g} MP")
+  return pipeline.resize_image(decode.read_image(path, max_pixels=max_pixels), resize)
+
+
+def _display(img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  f = max(1, int(np.ceil(max(img.shape[:2]) / DISPLAY_SIDE)))
+  return img[::f, ::f], m[::f, ::f]
+
+
 def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
   """Scores config.predict.input; returns the path of predictions.csv."""
-  src = config.predict.input
-  if not src:
+  p = config.predict
+  if not p.input:
     raise ValueError("--mode=predict needs --config.predict.input=/folder/or/image")
-  threshold = config.predict.threshold
-  if threshold < 0:
-    path = os.path.join(workdir, "metrics.json")
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"no {path} to take the threshold from: evaluate first, or set --config.predict.threshold")
-    with open(path) as f:
-      threshold = float(json.load(f)["image"]["threshold"])
-  files = list_inputs(src)
-  name = config.predict.name or os.path.basename(os.path.abspath(src).rstrip("/")) or "input"
+  threshold, source = load_threshold(config, workdir)
+  files = list_inputs(p.input)
+  name = p.name or os.path.basename(os.path.abspath(p.input).rstrip("/")) or "input"
   out_dir = os.path.join(workdir, "predict", name)
-  images, names, errors = [], [], {}
-  for p in files:
-    try:
-      images.append(pipeline.resize_image(decode.read_image(p), config.data.resize))
-      names.append(p)
-    except decode.BadImageError as e:
-      errors[p] = e.reason
-  if errors:
-    log.warning("Could not read %d file(s):\n  %s", len(errors), "\n  ".join(f"{k}: {v}" for k, v in errors.items()))
-  split = pipeline.Split(
-    images, [np.zeros(i.shape[:2], np.uint8) for i in images], np.zeros(len(images), bool), np.full(len(images), -1), names
-  )
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
-  res = compute_maps(scorer, split, key, batch_size=config.eval.batch_size, desc="predict") if images else None
-  os.makedirs(os.path.join(out_dir, "overlays"), exist_ok=True)
-  scored = {p: i for i, p in enumerate(names)}
-  vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9)) if res else 1.0
+  for sub in ("overlays", "masks"):
+    os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
   out_csv = os.path.join(out_dir, "predictions.csv")
-  with open(out_csv, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["file", "score", "verdict", "threshold", "error"])
-    for p in files:
-      if p in scored:
-        i = scored[p]
-        s = float(res.scores[i])
-        w.writerow([p, f"{s:.6g}", "crack" if s >= threshold else "good", f"{threshold:.6g}", ""])
-        stem = os.path.splitext(os.path.relpath(p, src if os.path.isdir(src) else os.path.dirname(src)))[0].replace(os.sep, "__")
-        plots.four_panel_rows(
-          [
-            {
-              "image": images[i],
-              "map": res.maps[i],
-              "units": anomaly.score_units(res.maps[i], scorer.info["pooling"]),
-              "score": s,
-              "label": -1,
-              "filename": p,
-            }
-          ],
-          vmax,
-          threshold,
-          os.path.join(out_dir, "overlays", f"{stem}.png"),
-        )
-      else:
-        w.writerow([p, "", "", f"{threshold:.6g}", errors[p]])
-  n_crack = sum(1 for i in range(len(names)) if res.scores[i] >= threshold) if res else 0
+  done = {} if p.redo else _done_rows(out_csv)
+  done = {k: v for k, v in done.items() if k in set(files)}
+  todo = [f for f in files if f not in done]
   log.info(
-    "predicted %d image(s): %d crack, %d good, %d unreadable -> %s",
-    len(files),
-    n_crack,
-    len(names) - n_crack,
-    len(errors),
-    out_csv,
-  )
+    "predict: %d file(s) in %s, %d already scored in %s%s; threshold %.6g (%s)",
+    len(files), p.input, len(done), out_csv, " (skipped; predict.redo=True scores them again)" if done else "",
+    threshold, source,
+  )  # fmt: skip
+  f = open(out_csv, "w", newline="")
+  w = csv.writer(f)
+  w.writerow(COLUMNS)
+  for r in done.values():  # rewritten first: a kill now loses nothing
+    w.writerow([r.get(c, "") for c in COLUMNS])
+  f.flush()
+  pending: dict[str, np.ndarray] = {}
+  n_err = [0]
+
+  def items():
+    for path in todo:
+      try:
+        img = _read(path, config.data.resize, int(p.max_megapixels * 1e6))
+      except (decode.BadImageError, OSError) as e:
+        reason = e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
+        w.writerow([path, "", "", f"{threshold:.6g}", reason])
+        f.flush()
+        n_err[0] += 1
+        log.warning("%s: %s", path, reason)
+        continue
+      pending[path] = img
+      yield path, zlib.crc32(os.path.relpath(path, p.input).encode()) & 0x7FFFFFFF, img
+
+  stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+  try:
+    for path, m, s in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
+      img = pending.pop(path)
+      w.writerow([path, repr(float(s)), verdict(s, threshold), f"{threshold:.6g}", ""])
+      f.flush()
+      units = anomaly.score_units(m, scorer.pooling)
+      out_name = output_name(path, p.input)
+      Image.fromarray(((units >= threshold) * 255).astype(np.uint8)).save(os.path.join(out_dir, "masks", out_name))
+      if p.overlays == "all" or (p.overlays == "flagged" and s >= threshold):
+        di, dm = _display(img, m)
+        du = _display(img, units)[1]
+        vmax = max(float(np.percentile(m, 99.9)), 1e-6)
+        row = {"image": di, "map": dm, "units": du, "score": float(s), "label": -1, "filename": path}
+        plots.four_panel_rows([row], vmax, threshold, os.path.join(out_dir, "overlays", out_name))
+      n_done += 1
+      if time.time() - t_log > 10 or n_done == len(todo):
+        rate = n_done / max(time.time() - t0, 1e-9)
+        left = len(todo) - n_done - n_err[0]
+        log.info("predict: %d/%d images, %.2f images/s, ETA %.0f s", n_done + n_err[0], len(todo), rate, left / max(rate, 1e-9))
+        t_log = time.time()
+  finally:
+    f.close()
+  rows = _done_rows(out_csv)
+  scored = [r for r in rows.values() if r["score"]]
+  n_crack = sum(r["verdict"] == "crack" for r in scored)
+  log.info(
+    "predicted %d file(s): %d crack, %d good, %d unreadable -> %s",
+    len(rows), n_crack, len(scored) - n_crack, len(rows) - len(scored), out_csv,
+  )  # fmt: skip
+  with open(os.path.join(out_dir, "summary.json"), "w") as fs:
+    json.dump(
+      {"input": p.input, "files": len(rows), "scored": len(scored), "crack": n_crack, "errors": len(rows) - len(scored),
+       "threshold": threshold, "threshold_source": source, "model": scorer.info,
+       "seconds": time.time() - t0, "model_seconds": stats.seconds, "compile_seconds": stats.compile_seconds},
+      fs, indent=2,
+    )  # fmt: skip
+  if not scored:
+    raise ValueError(f"none of the {len(rows)} file(s) in {p.input} could be scored (errors in {out_csv})")
   return out_csv

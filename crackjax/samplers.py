@@ -11,7 +11,20 @@ image (t = -1, alpha_bar = 1). With s the next timestep and x0_hat = (x_t - sqrt
 
 With consecutive timesteps DDPM is the ancestral sampler; with strides it is the same posterior over the
 skipped interval. A partial start (healing) is just a sequence that begins at t_start < T - 1, and one step
-(num_steps = 1) is a sequence of length one: no special cases.
+(steps = 1) is a sequence of length one: no special cases.
+
+Guided healing (DDAD, Mousakhan et al., 2023) conditions every step on the input y:
+
+  eps_hat <- eps_hat - sqrt(1 - ab_t) w_t (y_t - x_t),   y_t = sqrt(ab_t) y + sqrt(1 - ab_t) eps_hat
+
+which moves the x0 estimate towards the input by w_t (1 - ab_t): x0_hat <- x0_hat + w_t (1 - ab_t) (y - x0_hat).
+w_t = min(w, 1 / (1 - ab_t)) caps that move at the input itself (the paper's w ~ 2 at t <= 300 never reaches the
+cap; beyond it the update would extrapolate past the input). w = 0 is unguided healing; a large w returns y.
+With one step the guided estimate is the unguided one scaled towards y, so the residual only shrinks by a
+constant factor; guidance changes the ranking of maps only when several steps are taken.
+
+Names: `steps` is always the number of reverse steps taken; the sampler's S over the whole schedule (DDIM-50) is
+`schedule_steps` here and `config.sampler.num_steps` in configs.
 """
 
 from __future__ import annotations
@@ -32,27 +45,34 @@ SAMPLERS = ("ddpm", "ddim")
 VARIANTS = {"ddpm": ("ddpm", 0.0), "ddim_eta0": ("ddim", 0.0), "ddim_eta1": ("ddim", 1.0)}
 
 
-def timestep_sequence(*, t_start: int, num_steps: int) -> np.ndarray:
-  """num_steps evenly spaced integer timesteps from t_start down to 0 (t_start first), strictly decreasing."""
-  if not 1 <= num_steps <= t_start + 1:
-    raise ValueError(f"num_steps must be in [1, t_start + 1] = [1, {t_start + 1}], got {num_steps}")
-  ts = np.round(np.linspace(t_start, 0, num_steps)).astype(np.int32) if num_steps > 1 else np.array([t_start])
-  assert len(np.unique(ts)) == num_steps, ts
+def timestep_sequence(*, t_start: int, steps: int) -> np.ndarray:
+  """`steps` evenly spaced integer timesteps from t_start down to 0 (t_start first), strictly decreasing."""
+  if not 1 <= steps <= t_start + 1:
+    raise ValueError(f"steps must be in [1, t_start + 1] = [1, {t_start + 1}], got {steps}")
+  ts = np.round(np.linspace(t_start, 0, steps)).astype(np.int32) if steps > 1 else np.array([t_start])
+  assert len(np.unique(ts)) == steps, ts
   return ts.astype(np.int32)
 
 
-def heal_steps(*, num_steps: int, t_start: int, num_timesteps: int) -> int:
+def heal_steps(*, schedule_steps: int, t_start: int, num_timesteps: int) -> int:
   """Steps a healing run takes: the share of an S-step schedule over [0, T) that lies at or below t_start.
 
-  `num_steps` is the sampler's S as in the papers (DDIM-50 = 50 steps over T = 1000); healing from t_start
+  `schedule_steps` is the sampler's S as in the papers (DDIM-50 = 50 steps over T = 1000); healing from t_start
   walks only the part of that schedule below t_start, and always at least one step.
   """
-  return int(min(t_start + 1, max(1, round(num_steps * (t_start + 1) / num_timesteps))))
+  return int(min(t_start + 1, max(1, round(schedule_steps * (t_start + 1) / num_timesteps))))
 
 
 def estimate_x0(*, x_t, eps_hat, ab_t, clip_x0: bool):
   x0_hat = (x_t - jnp.sqrt(1.0 - ab_t) * eps_hat) / jnp.sqrt(ab_t)
   return jnp.clip(x0_hat, -1.0, 1.0) if clip_x0 else x0_hat
+
+
+def guided_eps(*, x_t, eps_hat, y, ab_t, w: float):
+  """DDAD's conditioned noise estimate (module docstring), with w_t = min(w, 1 / (1 - ab_t))."""
+  w_t = jnp.minimum(w, 1.0 / (1.0 - ab_t))
+  y_t = jnp.sqrt(ab_t) * y + jnp.sqrt(1.0 - ab_t) * eps_hat
+  return eps_hat - jnp.sqrt(1.0 - ab_t) * w_t * (y_t - x_t)
 
 
 def ddim_update(*, x_t, eps_hat, ab_t, ab_s, z, eta: float, clip_x0: bool):
@@ -73,6 +93,14 @@ def ddpm_update(*, x_t, eps_hat, ab_t, ab_s, z, clip_x0: bool):
   return mean + jnp.sqrt(var) * z, x0_hat
 
 
+def normal(key: jax.Array, i, shape: tuple, dtype=jnp.float32) -> jnp.ndarray:
+  """Noise number i of a run: one draw per batch row when `key` holds a key per row ([B, 2]), else one draw of
+  `shape` from the single key. Per-row keys make an image's noise independent of the batch it is in."""
+  if key.ndim == 2:
+    return jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, i), shape[1:], dtype))(key)
+  return jax.random.normal(jax.random.fold_in(key, i), shape, dtype)
+
+
 def sample(
   eps_fn: EpsFn,
   schedule: Schedule,
@@ -81,19 +109,23 @@ def sample(
   *,
   sampler: str,
   t_start: int,
-  num_steps: int,
+  steps: int,
   eta: float = 0.0,
   clip_x0: bool = True,
   return_trajectory: bool = False,
+  guidance: float = 0.0,
+  y: jnp.ndarray | None = None,
 ):
   """Runs the reverse process from x_t at t_start to a clean image.
 
   Args:
     eps_fn: the noise predictor (a teacher is passed in as a function, never stored).
     x_t: [B, H, W, C], a sample of q(x_{t_start} | x_0) (or pure noise when t_start = T - 1).
+    key: one key, or one per batch row ([B, 2]; see `normal`).
     sampler: 'ddpm' or 'ddim'. eta is DDIM's stochasticity (0: deterministic, 1: DDPM-like).
-    t_start, num_steps: static ints; see `timestep_sequence`.
-    return_trajectory: also return the states after every step, [num_steps, B, H, W, C].
+    t_start, steps: static ints; see `timestep_sequence`.
+    return_trajectory: also return the states after every step, [steps, B, H, W, C].
+    guidance, y: DDAD's weight w (static, 0 = none) and the input y [B, H, W, C] each step is conditioned on.
 
   Returns x0 (the last step's x0_hat, in [-1, 1] when clip_x0) and, if asked, the trajectory.
   """
@@ -101,7 +133,11 @@ def sample(
     raise ValueError(f"sampler.kind must be one of {SAMPLERS}, got {sampler!r}")
   if not 0 <= t_start < schedule.num_timesteps:
     raise ValueError(f"t_start must be in [0, {schedule.num_timesteps - 1}], got {t_start}")
-  ts = timestep_sequence(t_start=t_start, num_steps=num_steps)
+  if guidance < 0:
+    raise ValueError(f"anomaly.guidance must be >= 0, got {guidance}")
+  if guidance > 0 and y is None:
+    raise ValueError("guided healing needs the input y")
+  ts = timestep_sequence(t_start=t_start, steps=steps)
   ss = np.concatenate([ts[1:], [-1]]).astype(np.int32)
   ab_ext = jnp.asarray(schedule.alpha_bar_ext)
   batch = x_t.shape[0]
@@ -109,8 +145,10 @@ def sample(
   def body(x, inputs):
     i, t, s = inputs
     eps_hat = eps_fn(x, jnp.full((batch,), t, jnp.int32))
-    z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
+    z = normal(key, i, x.shape, x.dtype)
     ab_t, ab_s = ab_ext[t + 1], ab_ext[s + 1]
+    if guidance > 0:
+      eps_hat = guided_eps(x_t=x, eps_hat=eps_hat, y=y, ab_t=ab_t, w=guidance)
     if sampler == "ddim":
       x_s, x0_hat = ddim_update(x_t=x, eps_hat=eps_hat, ab_t=ab_t, ab_s=ab_s, z=z, eta=eta, clip_x0=clip_x0)
     else:
@@ -118,6 +156,6 @@ def sample(
     # The last step lands on the clean image, where x_s is x0_hat exactly (ab_s = 1, sigma = 0).
     return x_s, (x_s if return_trajectory else None)
 
-  steps = (jnp.arange(num_steps), jnp.asarray(ts), jnp.asarray(ss))
-  x0, traj = jax.lax.scan(body, x_t, steps)
+  xs = (jnp.arange(steps), jnp.asarray(ts), jnp.asarray(ss))
+  x0, traj = jax.lax.scan(body, x_t, xs)
   return (x0, traj) if return_trajectory else x0

@@ -64,9 +64,3 @@ def q_sample(schedule: Schedule, *, x0: jnp.ndarray, t: jnp.ndarray, eps: jnp.nd
   """
   ab = jnp.asarray(schedule.alpha_bar)[t][:, None, None, None]
   return jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * eps
-
-
-def predict_x0(schedule: Schedule, *, x_t: jnp.ndarray, t: jnp.ndarray, eps_hat: jnp.ndarray) -> jnp.ndarray:
-  """Inverts q_sample given a noise estimate: x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t)."""
-  ab = jnp.asarray(schedule.alpha_bar)[t][:, None, None, None]
-  return (x_t - jnp.sqrt(1.0 - ab) * eps_hat) / jnp.sqrt(ab)

@@ -7,7 +7,7 @@ optionally plus good images with a crack drawn by the synthetic generator, and t
 The pool is read with `pipeline.load_images`, which returns pixels and file names only (a test poisons every
 label and mask field and trains anyway).
 
-Architectures (config.student.kind):
+Architectures (config.student.architecture; model kind 'student'):
   single_step      encoder to 1/4 resolution, dilated context, U-decoder with skips, one map at full resolution.
   coarse_to_fine   the same encoder and context; a coarse map at the lowest level, then K - 1 refinement stages,
                    each one level finer, each predicting a correction to the upsampled previous map from the
@@ -41,34 +41,37 @@ from flax.training import train_state
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import anomaly
-from crackjax import evaluate as evaluate_lib
+from crackjax import kinds, synth
 from crackjax import train as train_lib
-from crackjax.data import builders, pipeline, synthetic
+from crackjax.config import config_from_saved, validate
+from crackjax.data import builders, pipeline
+from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, tiling
+from crackjax.unet import upsample_nearest
 
 log = logging.getLogger(__name__)
 
-KINDS = ("single_step", "coarse_to_fine")
+ARCHITECTURES = ("single_step", "coarse_to_fine")
 TARGETS = ("soft", "binary")
+SHAPE_FIELDS = ("student.architecture", "student.channels", "student.stages")
 
 
 @dataclasses.dataclass(frozen=True)
 class StudentConfig:
-  kind: str  # see KINDS
+  architecture: str  # see ARCHITECTURES
   channels: int  # features at full resolution (2x below)
   stages: int  # K, coarse_to_fine only
 
   @property
   def levels(self) -> list[int]:
     """Pyramid levels of the output maps, coarse to fine (level l is 1/2^l resolution)."""
-    if self.kind == "single_step":
+    if self.architecture == "single_step":
       return [0]
     top = max(2, self.stages - 1)
     return list(range(top, top - self.stages, -1))
 
   @property
   def depth(self) -> int:
-    return 2 if self.kind == "single_step" else max(2, self.stages - 1)
+    return 2 if self.architecture == "single_step" else max(2, self.stages - 1)
 
   @property
   def multiple(self) -> int:
@@ -77,11 +80,6 @@ class StudentConfig:
 
 def _conv(c: int, stride: int = 1, dilation: int = 1, k: int = 3):
   return nn.Conv(c, (k, k), strides=(stride, stride), kernel_dilation=(dilation, dilation), padding="SAME")
-
-
-def _up(x: jnp.ndarray) -> jnp.ndarray:
-  """Nearest-neighbour 2x upsampling of [B, H, W, ...]."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class StudentNet(nn.Module):
@@ -98,22 +96,23 @@ class StudentNet(nn.Module):
     h = feats[-1]
     for d in (2, 4):  # dilated context at the coarsest level
       h = h + act(_conv(h.shape[-1], dilation=d)(h))
-    if self.cfg.kind == "single_step":
+    if self.cfg.architecture == "single_step":
       for level in range(self.cfg.depth - 1, -1, -1):
-        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([_up(h), feats[level]], axis=-1)))
+        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([upsample_nearest(h), feats[level]], axis=-1)))
       return [nn.Conv(1, (1, 1))(h)[..., 0]]
     maps: list[jnp.ndarray] = []
     for i, level in enumerate(self.cfg.levels):
       if i > 0:
-        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([_up(h), feats[level], _up(maps[-1])[..., None]], axis=-1)))
+        prev = upsample_nearest(maps[-1])[..., None]
+        h = act(_conv(feats[level].shape[-1])(jnp.concatenate([upsample_nearest(h), feats[level], prev], axis=-1)))
       delta = nn.Conv(1, (1, 1))(act(_conv(h.shape[-1])(h)))[..., 0]
-      maps.append(delta if i == 0 else _up(maps[-1]) + delta)
+      maps.append(delta if i == 0 else upsample_nearest(maps[-1]) + delta)
     return maps
 
 
 def student_config(config: ml_collections.ConfigDict) -> StudentConfig:
   s = config.student
-  return StudentConfig(kind=s.kind, channels=s.channels, stages=s.stages)
+  return StudentConfig(architecture=s.architecture, channels=s.channels, stages=s.stages)
 
 
 def pool_to_level(y: jnp.ndarray, level: int) -> jnp.ndarray:
@@ -137,10 +136,7 @@ def loss_fn(maps: list[jnp.ndarray], target: jnp.ndarray, levels: list[int], kin
 
 def output_map(maps: list[jnp.ndarray], hw_padded: tuple[int, int], target: str, scale: float) -> jnp.ndarray:
   """The finest stage's map, upsampled to the padded image size, in the teacher's units (or a probability)."""
-  m = maps[-1]
-  f = hw_padded[0] // m.shape[1]
-  if f > 1:
-    m = jnp.repeat(jnp.repeat(m, f, axis=1), f, axis=2)
+  m = upsample_nearest(maps[-1], hw_padded[0] // maps[-1].shape[1])
   return jax.nn.sigmoid(m) if target == "binary" else m * scale
 
 
@@ -183,11 +179,11 @@ def draw_synthetic_crack(img: np.ndarray, rng: np.random.Generator) -> np.ndarra
   h, w = img.shape[:2]
   side = max(h, w)
   canvas = np.pad(img, ((0, side - h), (0, side - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
-  out, _ = synthetic.draw_crack(rng, canvas)  # the mask is dropped: the teacher's map is the only target
+  out, _ = synth.draw_crack(rng, canvas)  # the mask is dropped: the teacher's map is the only target
   return (np.clip(out[:h, :w], 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def teacher_maps(config, workdir: str, scorer: evaluate_lib.Scorer, images: list[np.ndarray], names: list[str]):
+def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]):
   """Teacher maps of the pool, computed once in shards and reused (a killed run keeps its finished shards).
 
   The shards live in <student.cache_dir or <workdir>/teacher_maps>/<key>/, the key a digest of the teacher's
@@ -213,23 +209,70 @@ def teacher_maps(config, workdir: str, scorer: evaluate_lib.Scorer, images: list
             out += [z[f"m{i}"].astype(np.float32) for i in range(hi - lo)]
             continue
         log.warning("%s was computed for other images; recomputing it", path)
-      except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         log.warning("%s is unreadable (%s); recomputing it", path, e)
-    split = pipeline.Split(
-      images[lo:hi], [np.zeros(im.shape[:2], np.uint8) for im in images[lo:hi]], np.zeros(hi - lo, bool),
-      np.full(hi - lo, -1), names[lo:hi],
+    res = compute_maps(
+      scorer, images[lo:hi], jax.random.fold_in(key, k), batch_size=config.eval.batch_size, tile=tiling(config),
+      desc=f"teacher maps {k + 1}/{n_shards}",
     )  # fmt: skip
-    res = evaluate_lib.compute_maps(
-      scorer, split, jax.random.fold_in(key, k), batch_size=config.eval.batch_size, desc=f"teacher maps {k + 1}/{n_shards}"
-    )
     tmp = path + ".tmp.npz"
     np.savez(tmp, names=np.array(names[lo:hi]), **{f"m{i}": m.astype(np.float16) for i, m in enumerate(res.maps)})
     os.replace(tmp, path)  # a shard is either complete or absent
     out += [np.asarray(m, np.float32) for m in res.maps]
-    done = hi
-    rate = done / max(time.time() - t0, 1e-9)
-    log.info("teacher maps: %d/%d images cached in %s (ETA %.0f s)", done, len(images), cache, (len(images) - done) / rate)
+    rate = hi / max(time.time() - t0, 1e-9)
+    log.info("teacher maps: %d/%d images cached in %s (ETA %.0f s)", hi, len(images), cache, (len(images) - hi) / rate)
   return out
+
+
+# ----------------------------------------------------------------------------------------------- the teacher
+
+
+def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> ml_collections.ConfigDict:
+  """The config a teacher was trained and evaluated with (its config.json), which defines its maps, with the
+  student's requests for other healing (student.teacher_sampler, teacher_heal_steps) applied."""
+  from crackjax import teacher as teacher_lib
+
+  path = os.path.join(teacher_workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"config.student.teacher_workdir={teacher_workdir!r} has no config.json: not a trained teacher's workdir"
+    )
+  with open(path) as f:
+    saved = json.load(f)
+  if saved["data"]["resize"] != config.data.resize:
+    raise ValueError(
+      f"the teacher in {teacher_workdir} works at data.resize={saved['data']['resize']}, the student at "
+      f"{config.data.resize}; set --config.data.resize to match"
+    )
+  tc = config_from_saved(config, saved, sections=("model", "schedule", "sampler", "anomaly", "train", "head"))
+  if tc.model.kind == "student":
+    raise ValueError(f"config.student.teacher_workdir={teacher_workdir!r} holds a student; a student learns from a teacher")
+  if tc.model.kind == "teacher":
+    # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
+    tc = teacher_lib.with_healing(tc, config.student.teacher_sampler, config.student.teacher_heal_steps)
+  try:
+    validate(tc)
+  except ValueError as e:
+    raise ValueError(f"the teacher in {teacher_workdir} with the student's overrides: {e}") from None
+  return tc
+
+
+def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
+  """The student's teacher: config.student.teacher_workdir, or one trained (and evaluated) in <workdir>/teacher."""
+  from crackjax import jobs
+
+  teacher_dir = config.student.teacher_workdir
+  if not teacher_dir:
+    teacher_dir = os.path.join(workdir, "teacher")
+    tc = config.copy_and_resolve_references()
+    with tc.unlocked():
+      tc.model.kind = "teacher"
+      tc.data.tfds_dir = config.data.tfds_dir or os.path.join(workdir, "tfds")  # one prepared copy for both
+    if not os.path.exists(os.path.join(teacher_dir, "metrics.json")):
+      log.info("No student.teacher_workdir: training the teacher in %s first", teacher_dir)
+      jobs.train_and_evaluate(tc, teacher_dir)
+  tc = teacher_config(config, teacher_dir)
+  return kinds.get(tc.model.kind).make_scorer(tc, teacher_dir)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -256,12 +299,11 @@ def make_student_step(cfg: StudentConfig, target: str):
 
 def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> StudentState:
   s = config.student
-  cfg = student_config(config)
-  model = StudentNet(cfg)
-  crop = s.crop_size
-  params = jax.jit(model.init)(key, jnp.zeros((1, crop, crop, 3)))["params"]
-  lr = optax.warmup_cosine_decay_schedule(0.0, s.learning_rate, max(1, s.warmup_steps), max(s.num_steps, s.warmup_steps + 1))
-  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+  model = StudentNet(student_config(config))
+  params = jax.jit(model.init)(key, jnp.zeros((1, s.crop_size, s.crop_size, 3)))["params"]
+  tx = train_lib.make_optimizer(
+    learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, num_steps=s.num_steps, grad_clip=s.grad_clip
+  )
   return StudentState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
@@ -295,28 +337,21 @@ class TargetInfo:
 
   @classmethod
   def load(cls, path: str) -> TargetInfo:
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"no {path}: train the student first (run without --mode=evaluate)")
     with open(path) as f:
       return cls(**json.load(f))
 
 
-def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[StudentState, TargetInfo]:
-  """Teacher maps (cached), then student training to config.student.num_steps (resumable)."""
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """The teacher (trained first when student.teacher_workdir is ''), its maps of the pool (cached), then the
+  student to config.student.num_steps (resumable). Returns the data info for evaluation."""
+  teacher = teacher_scorer(config, workdir)
   s = config.student
   t0 = time.time()
   images, names = load_pool(config, workdir)
   maps = teacher_maps(config, workdir, teacher, images, names)
   log.info("teacher maps of %d pool images ready (%.0f s)", len(maps), time.time() - t0)
-  scale = float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile))
-  scale = max(scale, 1e-6)
-  info = TargetInfo(
-    scale=scale,
-    target=s.target,
-    pooling=teacher.info["pooling"],
-    topk_fraction=teacher.info["topk_fraction"],
-    n_pool=len(images),
-  )
+  scale = max(float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile)), 1e-6)
+  info = TargetInfo(scale, s.target, teacher.info["pooling"], teacher.info["topk_fraction"], len(images))
   info.save(os.path.join(workdir, "student_targets.json"))
   targets = [m / scale if s.target == "soft" else (m >= scale).astype(np.float32) for m in maps]
 
@@ -327,7 +362,7 @@ def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[S
   start = int(state.step)
   if start >= s.num_steps:
     log.info("Student checkpoint at step %d >= student.num_steps=%d: training skipped", start, s.num_steps)
-    return state, info
+    return {"n_pool": info.n_pool}
   mesh = train_lib.make_mesh()
   if s.batch_size % mesh.devices.size:
     raise ValueError(f"config.student.batch_size={s.batch_size} must be divisible by the {mesh.devices.size} devices")
@@ -341,9 +376,9 @@ def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[S
   batches = pair_batches(images, targets, batch_size=s.batch_size, crop_size=s.crop_size, seed=config.seed, start_step=start)
   log.info(
     "Training the %s student (%d params) from step %d to %d on %d pool images (%s targets, scale %.4g)",
-    s.kind, evaluate_lib.count_params(state.params), start, s.num_steps, len(images), s.target, scale,
+    s.architecture, count_params(state.params), start, s.num_steps, len(images), s.target, scale,
   )  # fmt: skip
-  state = train_lib.fit(
+  train_lib.fit(
     state=jax.device_put(state, replicated),
     mngr=mngr,
     step_fn=step_fn,
@@ -357,43 +392,55 @@ def train_student(config, workdir: str, teacher: evaluate_lib.Scorer) -> tuple[S
     workdir=workdir,
     hparams={k: v for k, v in config.to_dict()["student"].items() if isinstance(v, (int, float, str))},
   )
-  return state, info
+  return {"n_pool": info.n_pool}
 
 
 def load_student(config, workdir: str) -> tuple[StudentState, TargetInfo]:
-  info = TargetInfo.load(os.path.join(workdir, "student_targets.json"))
-  state = create_state(config, jax.random.PRNGKey(0))
-  mngr = train_lib.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"no student checkpoint in {mngr.directory}: train first (run without --mode=evaluate)")
-  return train_lib.restore_latest(mngr, state), info
+  path = os.path.join(workdir, "student_targets.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(train_lib.NOT_TRAINED.format(workdir=workdir, dir=os.path.join(workdir, "checkpoints")))
+  state = train_lib.load_trained_state(workdir, config, create_state(config, jax.random.PRNGKey(0)))
+  return state, TargetInfo.load(path)
 
 
-def student_scorer(config: ml_collections.ConfigDict, params, info: TargetInfo) -> evaluate_lib.Scorer:
+def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetInfo) -> Scorer:
   cfg = student_config(config)
   model = StudentNet(cfg)
 
-  def map_fn(params, x, key, hw):
-    del key  # one deterministic pass
-    m = output_map(model.apply({"params": params}, x), x.shape[1:3], info.target, info.scale)[:, : hw[0], : hw[1]]
-    return m, anomaly.image_score(m, pooling=info.pooling, topk_fraction=info.topk_fraction)
+  def maps(params, x, key, ids):
+    del key, ids  # one deterministic pass
+    return output_map(model.apply({"params": params}, x), x.shape[1:3], info.target, info.scale)
 
   def flops(shape):
-    fwd = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    return evaluate_lib.compiled_flops(fwd.lower(params, jnp.zeros(shape)).compile()) / shape[0]
+    return flops_of(lambda p, x: model.apply({"params": p}, x), params, jnp.zeros(shape)) / shape[0]
 
+  n = count_params(params)
   model_info = {
     "kind": "student",
-    "architecture": cfg.kind,
-    "stages": cfg.stages if cfg.kind == "coarse_to_fine" else 1,
+    "architecture": cfg.architecture,
+    "stages": cfg.stages if cfg.architecture == "coarse_to_fine" else 1,
     "channels": cfg.channels,
     "target": info.target,
     "target_scale": info.scale,
-    "params": evaluate_lib.count_params(params),
+    "params": n,
     "pooling": info.pooling,
+    "topk_fraction": info.topk_fraction,
     "n_pool": info.n_pool,
     "teacher_workdir": config.student.teacher_workdir,
     "teacher_sampler": config.student.teacher_sampler,  # "" = the teacher's own healing
     "teacher_heal_steps": config.student.teacher_heal_steps,
+    "description": f"{cfg.architecture} student ({n:,} params, {info.target} targets)",
   }
-  return evaluate_lib.Scorer(jax.jit(map_fn, static_argnums=3), params, cfg.multiple, flops, model_info)
+  return Scorer(jax.jit(maps), params, cfg.multiple, flops, model_info)
+
+
+def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
+  state, info = load_student(config, workdir)
+  return scorer_from_params(config, state.params, info)
+
+
+def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
+  """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
+  params = create_state(config, jax.random.PRNGKey(config.seed)).params
+  info = TargetInfo(1.0, config.student.target, config.anomaly.pooling, config.anomaly.topk_fraction, 0)
+  return scorer_from_params(config, params, info)

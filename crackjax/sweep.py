@@ -20,9 +20,10 @@ import os
 import jax
 import ml_collections
 
-from crackjax import evaluate as evaluate_lib
-from crackjax import metrics, plots
+from crackjax import metrics, plots, report
+from crackjax import teacher as teacher_lib
 from crackjax.data import builders, pipeline
+from crackjax.scorer import MapResult, compute_maps, tiling
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def combinations(config: ml_collections.ConfigDict) -> tuple[list[tuple[str, int
   return [(v, s) for v in config.sweep.samplers for s in steps if s <= limit], [s for s in steps if s > limit]
 
 
-def _row(sampler: str, steps: int, config, split: pipeline.Split, res: evaluate_lib.MapResult) -> dict:
+def _row(sampler: str, steps: int, config, split: pipeline.Split, res: MapResult) -> dict:
   labelled = split.labels >= 0
   s, y = res.scores[labelled], split.labels[labelled]
   both = bool((y == 1).any() and (y == 0).any())
@@ -67,7 +68,7 @@ def _row(sampler: str, steps: int, config, split: pipeline.Split, res: evaluate_
     "gflops_per_image": res.flops_per_image / 1e9,
     "n_images": len(split),
   }
-  px = evaluate_lib.split_pixel_metrics(split, res.maps)
+  px = report.split_pixel_metrics(split, res.maps)
   if px is not None:
     row["pixel_auroc"], row["aupro"] = px["auroc"], px["aupro"]
   return row
@@ -96,8 +97,9 @@ def format_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, params) -> list[dict]:
-  """Runs (or resumes) the sweep of the teacher `params`; returns its rows."""
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
+  """Runs (or resumes) the sweep of the teacher trained in `workdir`; returns its rows."""
+  params = teacher_lib.load_params(config, workdir)
   root = config.eval.root or config.data.root
   out_dir = os.path.join(workdir, "sweep", config.sweep.name)
   os.makedirs(out_dir, exist_ok=True)
@@ -126,11 +128,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, params) -> list[dict]:
   for i, (sampler, steps) in enumerate(combos):
     if (sampler, steps) in done:
       continue
-    c = evaluate_lib.with_healing(config, sampler, steps)
-    scorer = evaluate_lib.teacher_scorer(c, params)
-    res = evaluate_lib.compute_maps(
-      scorer, split, key, batch_size=config.eval.batch_size, desc=f"{sampler} {steps} steps ({i + 1}/{len(combos)})"
-    )
+    c = teacher_lib.with_healing(config, sampler, steps)
+    scorer = teacher_lib.scorer_from_params(c, params)
+    res = compute_maps(
+      scorer, split.images, key, batch_size=config.eval.batch_size, tile=tiling(config),
+      desc=f"{sampler} {steps} steps ({i + 1}/{len(combos)})",
+    )  # fmt: skip
     rows.append(_row(sampler, steps, c, split, res))
     _write(out_dir, rows, meta)
     log.info("\n%s", format_table(rows[-1:]))

@@ -29,9 +29,8 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from crackjax import plots, samplers
+from crackjax import plots, samplers, synth
 from crackjax import train as train_lib
-from crackjax.data import synthetic
 from crackjax.unet import UNet
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,10 @@ def crack_image(seed: int, index: int, size: int, target: str) -> np.ndarray:
   rng = np.random.default_rng([seed, index])
   blank = np.ones((size, size, 3), np.float32)
   if target == "skeleton":
-    _, mask = synthetic.draw_crack(rng, blank, synthetic.CrackParams(width=(1.0, 1.0)))
+    _, mask = synth.draw_crack(rng, blank, synth.CrackParams(width=(1.0, 1.0)))
     return mask.astype(np.float32)
   if target == "heatmap":
-    _, mask = synthetic.draw_crack(rng, blank)
+    _, mask = synth.draw_crack(rng, blank)
     soft = ndimage.gaussian_filter(mask.astype(np.float32), 1.0 * size / 64 + 0.5)
     return soft / max(float(soft.max()), 1e-6)
   raise ValueError(f"toy.target must be one of {TARGETS}, got {target!r}")
@@ -100,7 +99,7 @@ def generate(config: ml_collections.ConfigDict, params, n: int, key: jax.Array, 
     x_T = jax.random.normal(k_noise, (batch, s, s, 3))
     return samplers.sample(
       eps_fn, schedule, x_T, k_sample, sampler=config.sampler.kind, t_start=schedule.num_timesteps - 1,
-      num_steps=config.sampler.num_steps, eta=config.sampler.eta, return_trajectory=trajectory,
+      steps=config.sampler.num_steps, eta=config.sampler.eta, return_trajectory=trajectory,
     )  # fmt: skip
 
   outs, trajs = [], []

@@ -30,6 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 from crackjax import schedule as schedule_lib
 from crackjax.data import pipeline
+from crackjax.scorer import count_params
 from crackjax.unet import UNet, UNetConfig
 
 log = logging.getLogger(__name__)
@@ -56,19 +57,26 @@ def make_schedule(config: ml_collections.ConfigDict) -> schedule_lib.Schedule:
   return schedule_lib.make_schedule(kind=s.kind, num_timesteps=s.num_timesteps, beta_start=s.beta_start, beta_end=s.beta_end)
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  t = config.train
-  lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, max(1, t.warmup_steps), max(t.num_steps, t.warmup_steps + 1))
-  return optax.chain(optax.clip_by_global_norm(t.grad_clip), optax.adamw(lr, weight_decay=t.weight_decay))
+def make_optimizer(
+  *, learning_rate: float, warmup_steps: int, num_steps: int, grad_clip: float, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
+  """Linear warm-up to `learning_rate`, cosine decay to 0 at `num_steps`, global-norm clipping, AdamW (every kind's
+  optimizer: the teacher, the head, the student and the baselines each pass their own section's fields)."""
+  lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, warmup_steps), max(num_steps, warmup_steps + 1))
+  return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(lr, weight_decay=weight_decay))
 
 
 def create_train_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
   model = UNet(unet_config(config))
   crop = config.data.crop_size
   params = jax.jit(model.init)(key, jnp.zeros((1, crop, crop, 3)), jnp.zeros((1,), jnp.int32))["params"]
-  return TrainState.create(
-    apply_fn=model.apply, params=params, tx=make_optimizer(config), ema_params=jax.tree.map(jnp.copy, params)
-  )  # a copy: both are donated
+  t = config.train
+  tx = make_optimizer(
+    learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, num_steps=t.num_steps, grad_clip=t.grad_clip,
+    weight_decay=t.weight_decay,
+  )  # fmt: skip
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, ema_params=jax.tree.map(jnp.copy, params))
+  # ema_params is a copy: both are donated
 
 
 def make_train_step(config: ml_collections.ConfigDict, schedule: schedule_lib.Schedule):
@@ -101,8 +109,8 @@ def make_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ("data",))
 
 
-def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.max_checkpoints, create=True)
+def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict, *, create: bool = True) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.max_checkpoints, create=create)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
@@ -111,7 +119,13 @@ def restore_latest(mngr: ocp.CheckpointManager, state):
   step = mngr.latest_step()
   if step is None:
     return state
-  state = mngr.restore(step, args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+  try:
+    state = mngr.restore(step, args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+  except ValueError as e:  # orbax names the mismatching array; the config field is what the user can change
+    raise ValueError(
+      f"the checkpoint in {mngr.directory} does not fit this config's model ({str(e).splitlines()[0][:200]}); "
+      "use the config it was trained with, or a new --workdir"
+    ) from None
   log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
   return state
 
@@ -121,12 +135,24 @@ def restore_or_create(config, workdir, key) -> tuple[TrainState, ocp.CheckpointM
   return restore_latest(mngr, create_train_state(config, key)), mngr
 
 
+NOT_TRAINED = (
+  "no trained model in {workdir} (no checkpoint in {dir}): train it first with the same --config and --workdir "
+  "and no --mode (train and evaluate) or --mode=train"
+)
+
+
+def load_trained_state(workdir: str, config: ml_collections.ConfigDict, state):
+  """The latest checkpoint of `workdir` restored into `state`'s structure; FileNotFoundError naming the workdir and
+  how to train when there is none (and no empty checkpoints/ folder left behind)."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
+    raise FileNotFoundError(NOT_TRAINED.format(workdir=workdir, dir=directory))
+  return restore_latest(checkpoint_manager(workdir, config, create=False), state)
+
+
 def load_trained(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """The trained state in `workdir`; a clear error when there is none."""
-  state, mngr = restore_or_create(config, workdir, jax.random.PRNGKey(0))
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {mngr.directory}: train first (run without --mode=evaluate)")
-  return state
+  """The trained teacher state in `workdir`; a clear error when there is none."""
+  return load_trained_state(workdir, config, create_train_state(config, jax.random.PRNGKey(0)))
 
 
 class NonFiniteError(FloatingPointError):
@@ -159,7 +185,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
   batches = pipeline.train_batches(
     train_images, batch_size=config.train.batch_size, crop_size=config.data.crop_size, seed=config.seed, start_step=start
   )
-  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
+  n_params = count_params(state.params)
   log.info("Training %d params from step %d to %d on %d device(s), %d images", n_params, start, total, n_dev, len(train_images))
   hparams = {k: v for k, v in config.to_dict()["train"].items() if isinstance(v, (int, float, str))}
   return fit(

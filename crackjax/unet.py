@@ -40,10 +40,15 @@ def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0) ->
   return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
 
 
-def upsample_nearest2x(x: jnp.ndarray) -> jnp.ndarray:
-  b, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
-  return x.reshape(b, 2 * h, 2 * w, c)
+def upsample_nearest(x: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
+  """Nearest-neighbour upsampling of [B, H, W] or [B, H, W, C] by an integer factor (broadcast and reshape: the
+  backward pass of jax.image.resize is several times slower on CPU). Every network here upsamples with this."""
+  if factor == 1:
+    return x
+  b, h, w = x.shape[:3]
+  rest = x.shape[3:]
+  x = jnp.broadcast_to(x[:, :, None, :, None], (b, h, factor, w, factor, *rest))
+  return x.reshape(b, h * factor, w * factor, *rest)
 
 
 class ResBlock(nn.Module):
@@ -76,12 +81,14 @@ class AttnBlock(nn.Module):
 
 
 class UNet(nn.Module):
-  """x_t: [B, H, W, C] in about [-1, 1] scaled by noise; t: [B] int. Returns eps_hat: [B, H, W, out_channels]."""
+  """x_t: [B, H, W, C] in about [-1, 1] scaled by noise; t: [B] int. Returns eps_hat: [B, H, W, out_channels], or
+  with features=True the encoder's output at each resolution level ([B, H / 2^l, W / 2^l, C_l], l = 0, 1, ...),
+  without running the decoder (the feature-distance score compares these for an image and its healing)."""
 
   config: UNetConfig
 
   @nn.compact
-  def __call__(self, x, t, train: bool = False):
+  def __call__(self, x, t, train: bool = False, features: bool = False):
     cfg = self.config
     f = cfg.downsample_factor
     if x.shape[1] % f or x.shape[2] % f:
@@ -93,10 +100,14 @@ class UNet(nn.Module):
     block = lambda ch: ResBlock(ch, cfg.num_groups, cfg.dropout)  # noqa: E731
     h = nn.Conv(cfg.channels, (3, 3))(x)
     skips = [h]
+    levels = []
     for level, mult in enumerate(cfg.channel_mult):
       for _ in range(cfg.num_res_blocks):
         h = block(cfg.channels * mult)(h, emb, train)
         skips.append(h)
+      levels.append(h)
+      if features and level == len(cfg.channel_mult) - 1:
+        return levels
       if level != len(cfg.channel_mult) - 1:
         h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
         skips.append(h)
@@ -110,7 +121,7 @@ class UNet(nn.Module):
       for _ in range(cfg.num_res_blocks + 1):
         h = block(cfg.channels * mult)(jnp.concatenate([h, skips.pop()], axis=-1), emb, train)
       if level != 0:
-        h = nn.Conv(h.shape[-1], (3, 3))(upsample_nearest2x(h))
+        h = nn.Conv(h.shape[-1], (3, 3))(upsample_nearest(h))
     assert not skips
     h = nn.silu(nn.GroupNorm(num_groups=min(cfg.num_groups, h.shape[-1]))(h))
     return nn.Conv(cfg.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)

@@ -118,10 +118,9 @@ def test_folder_builder_reads_layout_skips_bad_files_and_keeps_masks(tmp_path):
   root = make_root(tmp_path / "root")
   b = builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
   assert {k: v.num_examples for k, v in b.info.splits.items()} == {"train": 12, "val": 6, "test": 8}
-  skipped = sorted(b.info.metadata["skipped_files"])
-  assert len(skipped) == 2
-  assert skipped[0] == "test/good/empty.jpg: empty file (0 bytes)"
-  assert skipped[1].startswith("train/good/broken.png: ")
+  assert builders.skipped_files(b, "test") == ["test/good/empty.jpg: empty file (0 bytes)"]
+  (broken,) = builders.skipped_files(b, "train")  # each split's own files, not the test files under "train"
+  assert broken.startswith("train/good/broken.png: ") and builders.skipped_files(b, "val") == []
   test = pipeline.load_split(b, "test", resize=1.0)
   by_name = dict(zip(test.filenames, range(len(test))))
   i = by_name["test/crack/c0.jpg"]
@@ -130,7 +129,7 @@ def test_folder_builder_reads_layout_skips_bad_files_and_keeps_masks(tmp_path):
   assert test.labels[by_name["test/good/gray.png"]] == 0 and test.images[by_name["test/good/gray.png"]].shape == (32, 32, 3)
   # Metadata survives a reload from disk (a second run reads the prepared data).
   b2 = builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
-  assert len(b2.info.metadata["skipped_files"]) == 2
+  assert builders.skipped_files(b2, "test") == builders.skipped_files(b, "test")
 
 
 def test_folder_without_val_holds_out_part_of_train(tmp_path):
@@ -193,19 +192,59 @@ def test_resize_and_padding():
   mask = np.zeros((50, 38), np.uint8)
   mask[10:12, :] = 1
   assert pipeline.resize_mask(mask, 0.5).sum() > 0
-  p = pipeline.pad_to_multiple(img, 8)
-  assert p.shape == (56, 40, 3)
-  np.testing.assert_array_equal(p[:50, :38], img)
 
 
-def test_eval_batches_cover_every_image_once_per_shape_group():
-  imgs = [_texture(i, 32) for i in range(5)] + [_texture(9, 32)[:30, :27]]
-  split = pipeline.Split(
-    imgs, [np.zeros(i.shape[:2], np.uint8) for i in imgs], np.zeros(6, bool), np.zeros(6, int), [str(i) for i in range(6)]
-  )
-  seen = []
-  for idx, x, hw in pipeline.eval_batches(split, batch_size=4, multiple=4):
-    assert x.shape[0] == 4 and x.shape[1] % 4 == 0 and x.shape[2] % 4 == 0
-    assert all(imgs[i].shape[:2] == hw for i in idx)
-    seen += list(idx)
-  assert sorted(seen) == list(range(6))
+def test_max_images_alternates_good_and_cracked(tmp_path):
+  root = make_root(tmp_path / "root", bad=False)
+  b = builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
+  test = pipeline.load_split(b, "test", resize=1.0, max_images=6)
+  assert list(test.labels) == [0, 1, 0, 1, 0, 1]
+  full = pipeline.load_split(b, "test", resize=1.0)
+  assert set(test.filenames) < set(full.filenames)
+
+
+# ---------------------------------------------------------------------------------------------- bad layouts
+
+
+def test_a_root_with_two_train_images_holds_one_out_and_one_image_is_refused(tmp_path):
+  for i in range(2):
+    _png(f"{tmp_path}/two/train/good/{i}.png", _texture(i))
+  b = builders.make_builder(root=str(tmp_path / "two"), data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
+  assert b.info.splits["train"].num_examples == 1 and b.info.splits["val"].num_examples == 1
+  _png(f"{tmp_path}/one/train/good/0.png", _texture(0))
+  with pytest.raises(ValueError, match="train/good has 1 image: too few"):
+    builders.make_builder(root=str(tmp_path / "one"), data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
+
+
+def test_a_split_of_unreadable_files_is_never_written_empty(tmp_path):
+  root = make_root(tmp_path / "root", with_val=False, bad=False)
+  for name in os.listdir(f"{root}/test/good"):
+    open(f"{root}/test/good/{name}", "wb").write(b"not an image")
+  for name in os.listdir(f"{root}/test/crack"):
+    open(f"{root}/test/crack/{name}", "wb").write(b"")
+  b = builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.3)
+  assert "test" not in b.info.splits and len(builders.skipped_files(b, "test")) == 8
+  for name in os.listdir(f"{root}/train/good"):
+    open(f"{root}/train/good/{name}", "wb").write(b"")
+  with pytest.raises(FileNotFoundError, match=r"no readable image in .*train/good: .*empty file"):
+    builders.make_builder(root=root, data_dir=str(tmp_path / "tfds2"), val_fraction=0.3)
+
+
+def test_mask_problems_are_named_once(tmp_path, caplog):
+  root = make_root(tmp_path / "root", bad=False)
+  img, m = synthetic.generate(0, 401, 32, crack=True)
+  _png(f"{root}/ground_truth/crack/c1_mask.png", np.kron(m, np.ones((2, 2), np.uint8)) * 255)  # half resolution
+  _png(f"{root}/ground_truth/crack/c2_mask.png", (m[:, :16] * 255))  # another aspect ratio
+  _png(f"{root}/ground_truth/crack/c0.png", m * 255)  # not <stem>_mask.png
+  caplog.set_level("WARNING")
+  b = builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
+  notes = builders.notes(b, "test")
+  assert any(n.startswith("ground_truth/crack/c1_mask.png: mask is 64x64, its image 32x32: resized") for n in notes)
+  assert any(n.startswith("ground_truth/crack/c0.png: matches no cracked image") for n in notes)
+  (c2,) = [f for f in builders.skipped_files(b, "test") if "c2_mask" in f]
+  assert "another aspect ratio" in c2 and "image kept without it" in c2
+  test = pipeline.load_split(b, "test", resize=1.0)
+  i1, i2 = test.filenames.index("test/crack/c1.jpg"), test.filenames.index("test/crack/c2.jpg")
+  assert test.has_mask[i1] and test.masks[i1].shape == (32, 32) and not test.has_mask[i2]
+  builders.make_builder(root=root, data_dir=str(tmp_path / "tfds"), val_fraction=0.1)  # a second use: no second warning
+  assert sum("c2_mask" in r.getMessage() for r in caplog.records) == 1

@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from crackjax import jobs
+from crackjax import metrics as metrics_lib
+from crackjax import train as train_lib
+from crackjax.scorer import count_params
 from tests.conftest import SHARED_DATA
 from tests.test_data import make_root
 
@@ -58,12 +62,14 @@ def test_train_and_evaluate_writes_the_design_outputs(trained):
   assert on_disk["image"]["n_good"] == on_disk["image"]["n_crack"] == config.data.synthetic.num_test
   c = on_disk["image"]["confusion"]
   assert c["tp"] + c["fn"] == on_disk["image"]["n_crack"] and c["fp"] + c["tn"] == on_disk["image"]["n_good"]
-  assert 0.0 <= on_disk["image"]["auroc"] <= 1.0 and on_disk["speed"]["images_per_second"] > 0
+  rows = list(csv.DictReader(open(os.path.join(workdir, "scores.csv"))))
+  scores, labels = [float(r["score"]) for r in rows], [int(r["label"]) for r in rows]
+  assert on_disk["image"]["auroc"] == pytest.approx(metrics_lib.auroc(scores, labels))  # the report is its own data
+  assert on_disk["model"]["params"] == count_params(train_lib.load_trained(config, workdir).ema_params)
   for name in ("histogram", "roc", "pr", "confusion", "worst_misses", "worst_false_alarms"):
     assert os.path.getsize(os.path.join(workdir, "plots", f"{name}.png")) > 1000, name
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["sampler"]["num_steps"] == config.sampler.num_steps
-  rows = list(csv.DictReader(open(os.path.join(workdir, "scores.csv"))))
   assert len(rows) == 2 * config.data.synthetic.num_test
 
 
@@ -90,7 +96,7 @@ def test_evaluate_on_another_root_does_not_retrain_or_overwrite(trained, tmp_pat
   assert m == json.loads(json.dumps(out))
   # No val/ in that root: part of train/good is held out, a percentile of its scores sets the threshold.
   assert m["image"]["threshold_source"].startswith("val_good_p")
-  assert len(m["data"]["skipped_files"]) == 2 and "pixel" in m
+  assert m["data"]["skipped_files"] == ["test/good/empty.jpg: empty file (0 bytes)"] and "pixel" in m
   assert os.path.exists(os.path.join(workdir, "eval", "other", "plots", "worst_misses.png"))
 
 
@@ -123,7 +129,6 @@ def test_ddpm_config_heals_with_the_same_trained_model(trained):
   out = jobs.evaluate(c, workdir)
   # DDPM on the full schedule walks every timestep from t_start down to 0.
   assert out["model"]["sampler"] == "ddpm" and out["model"]["heal_steps"] == c.anomaly.t_start + 1
-  assert 0.0 <= out["image"]["auroc"] <= 1.0
 
 
 def test_predict_scores_a_folder_and_reports_unreadable_files(trained, tmp_path):
@@ -137,13 +142,13 @@ def test_predict_scores_a_folder_and_reports_unreadable_files(trained, tmp_path)
   assert len(rows) == 9
   bad = [r for r in rows if r["error"]]
   assert len(bad) == 1 and bad[0]["file"].endswith("empty.jpg") and "empty" in bad[0]["error"]
-  assert all(r["verdict"] in ("crack", "good") for r in rows if not r["error"])
   assert len(os.listdir(os.path.join(os.path.dirname(out), "overlays"))) == 8
 
 
-def test_evaluate_without_a_checkpoint_is_a_clear_error(tmp_path, tiny_config):
-  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+def test_evaluate_without_a_checkpoint_is_a_clear_error_and_leaves_nothing(tmp_path, tiny_config):
+  with pytest.raises(FileNotFoundError, match="no trained model in .*train it first with the same --config and --workdir"):
     jobs.evaluate(tiny_config, str(tmp_path))
+  assert os.listdir(tmp_path) == []  # no empty checkpoints/ folder left behind
 
 
 def test_changing_the_model_of_a_trained_workdir_is_refused(trained):
@@ -179,3 +184,125 @@ def test_real_roots_are_read_as_they_are(tmp_path_factory, name, splits):
   assert len(test) == 6 and set(test.labels) <= {0, 1}
   if name == "deepcrack":
     assert test.has_mask.all() and all(m.sum() > 0 for m in test.masks)
+
+
+# ------------------------------------------------------ the threshold comes from val; verdicts follow it
+
+
+@pytest.fixture(scope="module")
+def darkness_run(tmp_path_factory):
+  """The no-learning kind (deterministic, nothing to train) on a root whose val and test disagree about the
+  best threshold: val cracks are faint, test cracks dark."""
+  from configs import darkness
+  from crackjax.data import synthetic
+  from tests.test_data import _png
+
+  root = tmp_path_factory.mktemp("dark") / "root"
+  for i in range(6):
+    _png(f"{root}/train/good/{i}.png", synthetic.generate(0, i, 32, crack=False, distractor_prob=0)[0])
+  for split, n, depth in (("val", 6, 0.8), ("test", 8, 0.3)):
+    for i in range(n):
+      good = synthetic.generate(0, 100 * len(split) + i, 32, crack=False, distractor_prob=0)[0]
+      _png(f"{root}/{split}/good/g{i}.png", good)
+      crack = good.copy()
+      crack[10 + i, 4:28] = (crack[10 + i, 4:28] * depth).astype(np.uint8)
+      _png(f"{root}/{split}/crack/c{i}.png", crack)
+  config = darkness.get_config(f"data={root}")
+  with config.unlocked():
+    config.anomaly.topk_fraction = 0.02
+  workdir = str(tmp_path_factory.mktemp("dark_run"))
+  return config, workdir, jobs.train_and_evaluate(config, workdir)
+
+
+def _csv(path):
+  return list(csv.DictReader(open(path)))
+
+
+def test_the_threshold_is_val_f1_max_not_tests(darkness_run):
+  config, workdir, out = darkness_run
+  val = _csv(os.path.join(workdir, "val_scores.csv"))
+  _, val_th = metrics_lib.f1_max([float(r["score"]) for r in val], [int(r["label"]) for r in val])
+  assert out["image"]["threshold_source"] == "val_f1_max" and out["image"]["threshold"] == pytest.approx(val_th)
+  assert out["image"]["threshold_f1_max"] != pytest.approx(val_th)  # the test optimum differs: the check can fail
+
+
+def test_every_verdict_follows_the_threshold(darkness_run):
+  config, workdir, out = darkness_run
+  th = out["image"]["threshold"]
+  rows = _csv(os.path.join(workdir, "scores.csv"))
+  assert {r["verdict"] for r in rows} == {"crack", "good"}
+  assert all(r["verdict"] == ("crack" if float(r["score"]) >= th else "good") for r in rows)
+  c = out["image"]["confusion"]
+  assert c["tp"] + c["fp"] == sum(r["verdict"] == "crack" for r in rows)
+  pc = config.copy_and_resolve_references()
+  with pc.unlocked():
+    pc.predict.input = os.path.join(config.data.root, "test")
+  pred = _csv(jobs.predict(pc, workdir))
+  assert {r["verdict"] for r in pred} == {"crack", "good"}
+  assert all(r["verdict"] == ("crack" if float(r["score"]) >= th else "good") for r in pred)
+  by_name = {os.path.relpath(r["file"], config.data.root): float(r["score"]) for r in pred}
+  assert all(by_name[r["file"]] == pytest.approx(float(r["score"])) for r in rows)  # predict scores as evaluate does
+
+
+def test_predict_keeps_same_stem_files_apart_resumes_and_fails_when_nothing_scores(darkness_run, tmp_path):
+  from tests.test_data import _texture
+
+  config, workdir, _ = darkness_run
+  folder = tmp_path / "in"
+  os.makedirs(folder)
+  from PIL import Image
+
+  Image.fromarray(_texture(1)).save(folder / "a.png")
+  Image.fromarray(_texture(2)).save(folder / "a.jpg")
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.predict.input = str(folder)
+  out = jobs.predict(c, workdir)
+  assert sorted(os.listdir(os.path.join(os.path.dirname(out), "overlays"))) == ["a.jpg.png", "a.png.png"]
+  first = _csv(out)
+  Image.fromarray(_texture(3)).save(folder / "b.png")
+  again = _csv(jobs.predict(c, workdir))  # resumes: a.* kept as they were, b scored
+  assert [r["file"] for r in again][:2] == [r["file"] for r in first] and len(again) == 3
+  bad = tmp_path / "bad"
+  os.makedirs(bad)
+  (bad / "x.png").write_bytes(b"")
+  with c.unlocked():
+    c.predict.input = str(bad)
+  with pytest.raises(ValueError, match="none of the 1 file"):
+    jobs.predict(c, workdir)
+
+
+def _main(*args, cwd=REPO):
+  return subprocess.run([sys.executable, "main.py", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_command_lines_get_one_line(tmp_path):
+  (tmp_path / "file").write_text("x")
+  cfg, w = "--config=configs/darkness.py:tiny", f"--workdir={tmp_path}/w"
+  cases = [
+    ([cfg, f"--workdir={tmp_path}/file/sub"], "is a file, not a folder"),
+    ([cfg, w, "--config.anomaly.t_strat=5"], "did you mean --config.anomaly.t_start"),
+    ([cfg, w, "--config.data.val_fraction=0", f"--config.data.root={tmp_path}/root"], "no val/ folder and config.data.val_"),
+  ]
+  from tests.test_data import make_root
+
+  make_root(tmp_path / "root", with_val=False, bad=False)
+  for args, message in cases:
+    r = _main(*args)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, (args, r.stderr[-800:])
+
+
+def test_a_root_without_test_is_refused_before_training(tmp_path, tiny_config):
+  from tests.test_data import make_root
+
+  root = make_root(tmp_path / "root", bad=False)
+  import shutil
+
+  shutil.rmtree(os.path.join(root, "test"))
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.data.root = root
+  with pytest.raises(FileNotFoundError, match="no test/ folder to evaluate on .checked before training"):
+    jobs.train_and_evaluate(c, str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w" / "checkpoints")

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from crackjax import metrics
 
@@ -61,3 +62,68 @@ def test_pixel_metrics_keys():
   m[3, :] = 1
   out = metrics.pixel_metrics([m * 0.9 + 0.05], [m])
   assert set(out) == {"auroc", "aupro", "ap", "f1_max"} and out["auroc"] == 1.0 and out["ap"] == 1.0
+
+
+# ------------------------------------------------------------------------ brute force, ties included
+
+
+def _cases(n_cases=30):
+  rng = np.random.default_rng(0)
+  for _ in range(n_cases):
+    n = int(rng.integers(4, 30))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = [0, 1]
+    yield rng.integers(0, 5, n) / 4.0, labels  # five score levels: many ties
+
+
+def _at(scores, labels, t):
+  pred = scores >= t
+  tp, fp = (pred & (labels == 1)).sum(), (pred & (labels == 0)).sum()
+  return tp, fp, tp / max(tp + fp, 1), tp / (labels == 1).sum()
+
+
+def test_auroc_equals_the_pair_count_with_ties_half():
+  for s, y in _cases():
+    pos, neg = s[y == 1], s[y == 0]
+    brute = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
+    assert metrics.auroc(s, y) == pytest.approx(brute, abs=1e-12)
+
+
+def test_average_precision_and_f1_max_equal_their_threshold_definitions():
+  for s, y in _cases():
+    ts = np.unique(s)[::-1]  # every distinct score, high to low; a tie enters all at once
+    ap, prev_recall, best, best_t = 0.0, 0.0, -1.0, None
+    for t in ts:
+      _, _, precision, recall = _at(s, y, t)
+      ap += (recall - prev_recall) * precision
+      prev_recall = recall
+      f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+      if f1 > best:
+        best, best_t = f1, t
+    assert metrics.average_precision(s, y) == pytest.approx(ap, abs=1e-12)
+    f1m, th = metrics.f1_max(s, y)
+    assert f1m == pytest.approx(best, abs=1e-12) and th == best_t
+
+
+def test_aupro_equals_the_exact_integral_on_a_small_case():
+  """Every distinct map value as a threshold: FPR over good pixels, mean overlap per region, trapezoid up to 0.3
+  (interpolated there), divided by 0.3."""
+  rng = np.random.default_rng(3)
+  masks, maps = [], []
+  for _ in range(2):
+    m = np.zeros((12, 12), np.uint8)
+    m[2:5, 3:9] = 1
+    m[8:11, 8:10] = 1
+    masks.append(m)
+    maps.append(np.round(rng.random((12, 12)) + 0.6 * m, 2))  # regions brighter on average; ties from rounding
+  good = np.concatenate([a[b == 0] for a, b in zip(maps, masks)])
+  regions = [(i, r) for i, m in enumerate(masks) for r in (ndimage.label(m)[0] == k for k in range(1, ndimage.label(m)[1] + 1))]
+  fpr, pro = [0.0], [0.0]
+  for t in np.unique(np.concatenate([a.ravel() for a in maps]))[::-1]:
+    fpr.append((good >= t).mean())
+    pro.append(np.mean([(maps[i][r] >= t).mean() for i, r in regions]))
+  fpr, pro = np.array(fpr), np.array(pro)
+  j = np.flatnonzero(fpr > 0.3)[0]
+  p_lim = pro[j - 1] + (pro[j] - pro[j - 1]) * (0.3 - fpr[j - 1]) / (fpr[j] - fpr[j - 1])
+  exact = np.trapezoid(np.r_[pro[:j], p_lim], np.r_[fpr[:j], 0.3]) / 0.3
+  assert metrics.aupro(maps, masks) == pytest.approx(exact, abs=2e-3)

@@ -31,31 +31,31 @@ def gaussian_denoiser(mu, s):
   return eps_fn
 
 
-@pytest.mark.parametrize("t_start,num_steps", [(999, 1000), (999, 50), (250, 10), (250, 1), (0, 1), (5, 6)])
-def test_timestep_sequence(t_start, num_steps):
-  ts = samplers.timestep_sequence(t_start=t_start, num_steps=num_steps)
-  assert len(ts) == num_steps and ts[0] == t_start and np.all(np.diff(ts) < 0) and ts[-1] >= 0
-  if num_steps > 1:
+@pytest.mark.parametrize("t_start,steps", [(999, 1000), (999, 50), (250, 10), (250, 1), (0, 1), (5, 6)])
+def test_timestep_sequence(t_start, steps):
+  ts = samplers.timestep_sequence(t_start=t_start, steps=steps)
+  assert len(ts) == steps and ts[0] == t_start and np.all(np.diff(ts) < 0) and ts[-1] >= 0
+  if steps > 1:
     assert ts[-1] == 0
 
 
 def test_timestep_sequence_rejects_too_many_steps():
-  with pytest.raises(ValueError, match="num_steps"):
-    samplers.timestep_sequence(t_start=9, num_steps=11)
+  with pytest.raises(ValueError, match="steps must be"):
+    samplers.timestep_sequence(t_start=9, steps=11)
 
 
 def test_heal_steps_is_the_share_of_the_schedule_below_t_start():
-  assert samplers.heal_steps(num_steps=50, t_start=199, num_timesteps=1000) == 10
-  assert samplers.heal_steps(num_steps=1000, t_start=199, num_timesteps=1000) == 200
-  assert samplers.heal_steps(num_steps=1, t_start=199, num_timesteps=1000) == 1
+  assert samplers.heal_steps(schedule_steps=50, t_start=199, num_timesteps=1000) == 10
+  assert samplers.heal_steps(schedule_steps=1000, t_start=199, num_timesteps=1000) == 200
+  assert samplers.heal_steps(schedule_steps=1, t_start=199, num_timesteps=1000) == 1
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
-@pytest.mark.parametrize("t_start,num_steps", [(999, 20), (300, 7), (300, 1)])
-def test_perfect_denoiser_recovers_the_data_point(key, sampler, t_start, num_steps):
+@pytest.mark.parametrize("t_start,steps", [(999, 20), (300, 7), (300, 1)])
+def test_perfect_denoiser_recovers_the_data_point(key, sampler, t_start, steps):
   x0 = jax.random.uniform(key, (2, 8, 8, 3), minval=-0.9, maxval=0.9)
   x_t = jax.random.normal(jax.random.fold_in(key, 1), x0.shape)
-  out = samplers.sample(perfect_denoiser(x0), SCHED, x_t, key, sampler=sampler, t_start=t_start, num_steps=num_steps)
+  out = samplers.sample(perfect_denoiser(x0), SCHED, x_t, key, sampler=sampler, t_start=t_start, steps=steps)
   np.testing.assert_allclose(out, x0, atol=1e-4)
 
 
@@ -64,25 +64,25 @@ def test_ddim_eta0_is_deterministic_and_inverts_its_noising(key):
   eps = jax.random.normal(jax.random.fold_in(key, 1), x0.shape)
   ab = SCHED.alpha_bar[400]
   x_t = np.sqrt(ab) * x0 + np.sqrt(1 - ab) * eps
-  a = samplers.sample(perfect_denoiser(x0), SCHED, x_t, jax.random.PRNGKey(1), sampler="ddim", t_start=400, num_steps=9, eta=0.0)
-  b = samplers.sample(perfect_denoiser(x0), SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, num_steps=9, eta=0.0)
+  a = samplers.sample(perfect_denoiser(x0), SCHED, x_t, jax.random.PRNGKey(1), sampler="ddim", t_start=400, steps=9, eta=0.0)
+  b = samplers.sample(perfect_denoiser(x0), SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, steps=9, eta=0.0)
   np.testing.assert_array_equal(a, b)
   np.testing.assert_allclose(a, x0, atol=1e-4)
   # With a denoiser that is only approximately right, eta = 0 is still key-independent, eta = 1 is not.
   eps_fn = gaussian_denoiser(0.1, 0.3)
-  a = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(1), sampler="ddim", t_start=400, num_steps=9, eta=0.0)
-  b = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, num_steps=9, eta=0.0)
-  c = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, num_steps=9, eta=1.0)
+  a = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(1), sampler="ddim", t_start=400, steps=9, eta=0.0)
+  b = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, steps=9, eta=0.0)
+  c = samplers.sample(eps_fn, SCHED, x_t, jax.random.PRNGKey(2), sampler="ddim", t_start=400, steps=9, eta=1.0)
   np.testing.assert_array_equal(a, b)
   assert float(jnp.abs(a - c).max()) > 1e-2
 
 
-@pytest.mark.parametrize("sampler,num_steps,eta", [("ddpm", 1000, 0.0), ("ddim", 1000, 0.0), ("ddim", 1000, 1.0)])
-def test_analytic_gaussian_eps_gives_the_right_moments(key, sampler, num_steps, eta):
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", 1000, 0.0), ("ddim", 1000, 0.0), ("ddim", 1000, 1.0)])
+def test_analytic_gaussian_eps_gives_the_right_moments(key, sampler, steps, eta):
   mu, s = 0.3, 0.2
   x_T = jax.random.normal(key, (64, 16, 16, 1))
   out = samplers.sample(
-    gaussian_denoiser(mu, s), SCHED, x_T, key, sampler=sampler, t_start=999, num_steps=num_steps, eta=eta, clip_x0=False
+    gaussian_denoiser(mu, s), SCHED, x_T, key, sampler=sampler, t_start=999, steps=steps, eta=eta, clip_x0=False
   )
   np.testing.assert_allclose(float(out.mean()), mu, atol=0.01)
   np.testing.assert_allclose(float(out.std()), s, rtol=0.05)
@@ -91,16 +91,50 @@ def test_analytic_gaussian_eps_gives_the_right_moments(key, sampler, num_steps, 
 def test_trajectory_and_one_step(key):
   x_t = jax.random.normal(key, (2, 8, 8, 3))
   eps_fn = gaussian_denoiser(0.0, 0.5)
-  out, traj = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddpm", t_start=99, num_steps=5, return_trajectory=True)
+  out, traj = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddpm", t_start=99, steps=5, return_trajectory=True)
   assert traj.shape == (5, 2, 8, 8, 3)
   np.testing.assert_array_equal(traj[-1], out)
-  # One DDIM step from t_start is exactly the x0 estimate of that step.
-  one = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddim", t_start=99, num_steps=1, clip_x0=False)
-  ab = SCHED.alpha_bar[99]
-  x0_hat = (x_t - np.sqrt(1 - ab) * eps_fn(x_t, jnp.full((2,), 99))) / np.sqrt(ab)
-  np.testing.assert_allclose(one, x0_hat, atol=1e-5)
 
 
 def test_unknown_sampler_is_rejected(key):
   with pytest.raises(ValueError, match="sampler"):
-    samplers.sample(lambda x, t: x, SCHED, jnp.zeros((1, 4, 4, 1)), key, sampler="euler", t_start=10, num_steps=2)
+    samplers.sample(lambda x, t: x, SCHED, jnp.zeros((1, 4, 4, 1)), key, sampler="euler", t_start=10, steps=2)
+
+
+# ------------------------------------------------------------------------------------------ guided healing (DDAD)
+
+
+def _noised(key, t):
+  y = jax.random.uniform(key, (2, 8, 8, 3), minval=-0.8, maxval=0.8)
+  ab = SCHED.alpha_bar[t]
+  return y, np.sqrt(ab) * y + np.sqrt(1 - ab) * jax.random.normal(jax.random.fold_in(key, 1), y.shape)
+
+
+@pytest.mark.parametrize("w", [0.5, 2.0, 5.0])
+def test_guided_one_step_moves_the_x0_estimate_towards_the_input_by_w_1_minus_abar(key, w):
+  t = 150
+  y, x_t = _noised(key, t)
+  eps_fn = gaussian_denoiser(0.0, 0.5)
+  ab = float(SCHED.alpha_bar[t])
+  x0_u = (x_t - np.sqrt(1 - ab) * eps_fn(x_t, jnp.full((2,), t))) / np.sqrt(ab)
+  lam = min(1.0, w * (1 - ab))
+  got = samplers.sample(eps_fn, SCHED, x_t, key, sampler="ddim", t_start=t, steps=1, clip_x0=False, guidance=w, y=y)
+  np.testing.assert_allclose(got, x0_u + lam * (y - x0_u), atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddim", 0.0), ("ddim", 1.0), ("ddpm", 0.0)])
+def test_guidance_zero_is_plain_healing_and_a_large_weight_returns_the_input(key, sampler, eta):
+  t = 300
+  y, x_t = _noised(key, t)
+  eps_fn = gaussian_denoiser(0.2, 0.4)
+  kw = dict(sampler=sampler, eta=eta, t_start=t, steps=6)
+  plain = samplers.sample(eps_fn, SCHED, x_t, key, **kw)
+  np.testing.assert_array_equal(samplers.sample(eps_fn, SCHED, x_t, key, **kw, guidance=0.0, y=y), plain)
+  weak = samplers.sample(eps_fn, SCHED, x_t, key, **kw, guidance=2.0, y=y)
+  assert float(jnp.abs(weak - y).mean()) < float(jnp.abs(plain - y).mean())  # pulled towards the input
+  np.testing.assert_allclose(samplers.sample(eps_fn, SCHED, x_t, key, **kw, guidance=1e6, y=y), y, atol=1e-5)
+
+
+def test_guidance_needs_the_input(key):
+  with pytest.raises(ValueError, match="input y"):
+    samplers.sample(lambda x, t: x, SCHED, jnp.zeros((1, 4, 4, 1)), key, sampler="ddim", t_start=10, steps=2, guidance=1.0)

@@ -4,13 +4,14 @@ student job end to end."""
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crackjax import evaluate as evaluate_lib
 from crackjax import jobs, student
 from crackjax.data import builders
+from crackjax.scorer import Scorer, count_params
 from tests.test_data import make_root
 
 
@@ -20,7 +21,7 @@ from tests.test_data import make_root
    ("coarse_to_fine", 4, [3, 2, 1, 0])],
 )  # fmt: skip
 def test_student_maps_have_one_level_per_stage(key, kind, stages, levels):
-  cfg = student.StudentConfig(kind=kind, channels=4, stages=stages)
+  cfg = student.StudentConfig(architecture=kind, channels=4, stages=stages)
   assert cfg.levels == levels
   x = jnp.zeros((2, 48, 32, 3))
   net = student.StudentNet(cfg)
@@ -82,7 +83,7 @@ def test_the_student_never_reads_a_label(root, tmp_path, monkeypatch):
   teacher_dir = str(tmp_path / "teacher")
   tc = c.copy_and_resolve_references()
   with tc.unlocked():
-    tc.student.kind = ""
+    tc.model.kind = "teacher"
   jobs.train_only(tc, teacher_dir)
   original = builders.AnomalyFolder.as_data_source
 
@@ -107,41 +108,34 @@ def test_the_student_never_reads_a_label(root, tmp_path, monkeypatch):
   assert os.path.exists(tmp_path / "s" / "student_targets.json")
 
 
-def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path):
+def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path, monkeypatch):
   c = _config(root, cache_shard_size=5)
   images = [np.full((8 + i, 12, 3), 10 * i, np.uint8) for i in range(12)]
   names = [f"img{i}" for i in range(12)]
-  calls = []
-
-  class CountingMapFn:  # what compute_maps needs of a jitted map_fn, counting the batches it scores
-    def lower(self, params, x, key, hw):
-      def run(params, x, key):
-        calls.append(x.shape)
-        m = x.mean(axis=-1)[:, : hw[0], : hw[1]]
-        return m, m.max(axis=(1, 2))
-
-      return type("Lowered", (), {"compile": lambda _: run})()
-
-  scorer = evaluate_lib.Scorer(CountingMapFn(), None, 4, lambda shape: 0.0, {})
+  scored = []
+  real = student.compute_maps
+  monkeypatch.setattr(student, "compute_maps", lambda sc, ims, *a, **k: scored.extend(ims) or real(sc, ims, *a, **k))
+  info = {"kind": "test", "params": 0, "pooling": "max", "topk_fraction": 0.01}
+  scorer = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda shape: 0.0, info)
   first = student.teacher_maps(c, str(tmp_path), scorer, images, names)
   (key_dir,) = os.listdir(tmp_path / "teacher_maps")
   cache = tmp_path / "teacher_maps" / key_dir
   assert sorted(os.listdir(cache)) == ["shard_0000.npz", "shard_0001.npz", "shard_0002.npz"]
   for im, m in zip(images, first):
     np.testing.assert_allclose(m, im.mean(-1) / 127.5 - 1, atol=1e-2)  # float16 in the cache
-  assert len(calls) == 12  # every image has its own size: one batch each
-  calls.clear()
+  assert len(scored) == 12
+  scored.clear()
   os.remove(cache / "shard_0001.npz")
   (cache / "shard_0002.npz").write_bytes(b"PK\x03\x04 truncated")  # a damaged shard is recomputed, not fatal
   again = student.teacher_maps(c, str(tmp_path), scorer, images, names)
-  assert len(calls) == 5 + 2  # only the lost and the damaged shards' images were scored again
+  assert [im.shape[0] for im in scored] == [13, 14, 15, 16, 17, 18, 19]  # only the lost and the damaged shards
   for a, b in zip(first, again):
     np.testing.assert_allclose(a, b, atol=1e-2)
   # Another teacher (its settings differ) gets its own cache entry; nothing stale is read.
-  other = evaluate_lib.Scorer(CountingMapFn(), None, 4, lambda shape: 0.0, {"t_start": 1})
-  calls.clear()
+  other = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda shape: 0.0, {**info, "t_start": 1})
+  scored.clear()
   student.teacher_maps(c, str(tmp_path), other, images, names)
-  assert len(calls) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
+  assert len(scored) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
 
 
 def test_synthetic_cracks_darken_a_copy():
@@ -162,7 +156,7 @@ def test_student_job_trains_its_teacher_and_reports_like_it(student_run):
   teacher = json.load(open(os.path.join(workdir, "teacher", "metrics.json")))
   assert out["model"]["kind"] == "student" and teacher["model"]["kind"] == "teacher"
   assert set(teacher["image"]) == set(out["image"]) and set(teacher["pixel"]) == set(out["pixel"])
-  assert out["model"]["params"] < teacher["model"]["params"]
+  assert out["model"]["params"] == count_params(student.create_state(c, jax.random.PRNGKey(0)).params)
   assert out["data"]["n_pool"] == (12 + 4) * 3 // 2  # train/good + unlabeled, and half of those again with a synthetic crack
   assert {"histogram.png", "roc.png", "confusion.png", "worst_misses.png"} <= set(os.listdir(os.path.join(workdir, "plots")))
 
@@ -184,3 +178,14 @@ def test_student_rerun_evaluate_elsewhere_and_binary_targets(student_run, tmp_pa
   bout = jobs.train_and_evaluate(b, str(tmp_path / "binary"))
   assert bout["model"]["target"] == "binary"
   assert 0.0 <= bout["image"]["threshold"] <= 1.0  # a probability map pooled by top-k stays in [0, 1]
+
+
+def test_a_student_rerun_with_another_architecture_is_refused_before_its_record_changes(student_run):
+  c, workdir, _ = student_run
+  before = open(os.path.join(workdir, "config.json")).read()
+  other = c.copy_and_resolve_references()
+  with other.unlocked():
+    other.student.channels = 6
+  with pytest.raises(ValueError, match="config.student.channels=4, not 6"):
+    jobs.train_and_evaluate(other, workdir)
+  assert open(os.path.join(workdir, "config.json")).read() == before

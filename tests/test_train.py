@@ -44,8 +44,12 @@ def test_killed_run_resumes_at_the_saved_step_with_the_same_result(tmp_path, tin
   assert mngr.latest_step() == 2
   resumed = train_lib.train(tiny_config, str(tmp_path / "b"), _images())
   assert int(resumed.step) == tiny_config.train.num_steps
-  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  # Everything evaluation and the rest of training use: params, the EMA params that heal, the optimizer state.
+  for part in ("params", "ema_params", "opt_state"):
+    a, b = jax.tree.leaves(getattr(full, part)), jax.tree.leaves(getattr(resumed, part))
+    assert len(a) == len(b) > 0, part
+    for x, y in zip(a, b):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6, err_msg=part)
 
 
 def test_finished_run_is_not_trained_again(tmp_path, tiny_config):

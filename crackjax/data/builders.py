@@ -5,11 +5,13 @@
     train/good/*   val/{good,<defect>}/*   unlabeled/*   test/{good,<defect>}/*
     ground_truth/<defect>/<stem>_mask.png   (white = anomalous)
 
-Splits: 'train' (train/good), 'val', 'test', 'unlabeled', each only where the root has it. A root without val/
-gets one held out of train/good (every image whose name hashes below `val_fraction`), so a threshold can always
-be chosen without the test set. Unreadable files are skipped, listed once in a warning and kept in the dataset
-metadata ('skipped_files'). The config name hashes the root path and its file list (names, sizes, mtimes), so a
-changed folder is prepared again instead of read stale.
+Splits: 'train' (train/good), 'val', 'test', 'unlabeled', each only where the root has at least one readable
+image (an empty split is never written). A root without val/ gets one held out of train/good (every image whose
+name hashes below `val_fraction`, and at least one), so a threshold can always be chosen without the test set.
+Unreadable files are skipped; they and every mask problem (a mask of another size, a mask file that matches no
+image) are listed once per process in a warning and kept per split in the dataset metadata ('skipped_files',
+'notes'). The config name hashes the root path and its file list (names, sizes, mtimes), so a changed folder is
+prepared again instead of read stale.
 
 `synthetic_concrete` draws its splits from `synthetic.generate`; it needs no files at all.
 
@@ -101,8 +103,16 @@ def scan_root(root: str, val_fraction: float) -> dict[str, list[tuple[str, int, 
     if items:
       splits[split] = items
   if train and "val" not in splits and val_fraction > 0:
-    splits["val"] = [x for x in train if _held_out(x[0], val_fraction)]
-    train = [x for x in train if not _held_out(x[0], val_fraction)]
+    if len(train) < 2:
+      raise ValueError(
+        f"{os.path.join(root, 'train', 'good')} has {len(train)} image: too few to hold any out as val for the "
+        "threshold; add images, or a ROOT/val/ folder"
+      )
+    held = [x for x in train if _held_out(x[0], val_fraction)]
+    if not held:  # few images, none hashed below the fraction: hold out the one that hashes lowest
+      held = [min(train, key=lambda x: zlib.crc32(os.path.basename(x[0]).encode()))]
+    splits["val"] = held
+    train = [x for x in train if x not in held]
   if train:
     splits["train"] = train
   unlabeled = [(p, -1, "unknown") for p in list_images(os.path.join(root, "unlabeled"))]
@@ -134,7 +144,7 @@ class FolderConfig(tfds.core.BuilderConfig):
 class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
   """An MVTec-layout folder of images (see the module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")  # 1.1.0: skipped files and notes per split, no empty split
   MANUAL_DOWNLOAD_INSTRUCTIONS = "Pass the MVTec-layout root as the manual dir; " + EXPECTED_LAYOUT
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -142,10 +152,52 @@ class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     root = self.builder_config.root
-    self._splits = scan_root(root, self.builder_config.val_fraction)
-    log.info("Reading %s: %s files", root, {k: len(v) for k, v in self._splits.items()})
-    self._skipped: list[str] = []
+    splits = scan_root(root, self.builder_config.val_fraction)
+    log.info("Reading %s: %s files", root, {k: len(v) for k, v in splits.items()})
+    self._skipped: dict[str, list[str]] = {k: [] for k in splits}
+    self._notes: dict[str, list[str]] = {k: [] for k in splits}
+    self._splits = {}
+    for split, items in splits.items():
+      first = self._first_readable(split, items)
+      if first is None:
+        folder = os.path.join(root, "train", "good") if split == "train" else os.path.join(root, split)
+        if split == "train":
+          raise FileNotFoundError(
+            f"no readable image in {folder}: {'; '.join(self._skipped[split][:5])}"
+            + (" ..." if len(self._skipped[split]) > 5 else "")
+          )
+        log.warning("No readable image in %s (%d skipped): the split is left out", folder, len(items))
+        continue
+      self._splits[split] = items[first:]
+    self._note_orphan_masks(root, splits.get("test", []))
     return {split: self._generate_examples(split) for split in self._splits}
+
+  def _first_readable(self, split: str, items) -> int | None:
+    """Index of the first item that decodes (earlier ones are recorded as skipped), None if none does."""
+    for i, (path, _, _) in enumerate(items):
+      try:
+        decode.read_image(path)
+        return i
+      except decode.BadImageError as e:
+        self._skipped[split].append(f"{os.path.relpath(path, self.builder_config.root)}: {e.reason}")
+    return None
+
+  def _note_orphan_masks(self, root: str, items) -> None:
+    """Mask files that belong to no cracked test image are named, not silently ignored."""
+    expected = set()
+    for path, label, defect in items:
+      if label == 1:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        expected.add(os.path.join(root, "ground_truth", defect, f"{stem}_mask.png"))
+    gt = os.path.join(root, "ground_truth")
+    for dirpath, _, files in os.walk(gt) if os.path.isdir(gt) else []:
+      for f in sorted(files):
+        p = os.path.join(dirpath, f)
+        if p not in expected and decode.is_image_file(f):
+          self._notes.setdefault("test", []).append(
+            f"{os.path.relpath(p, root)}: matches no cracked image (a mask of test/<defect>/<stem>.* must be "
+            "ground_truth/<defect>/<stem>_mask.png); ignored"
+          )
 
   def _generate_examples(self, split):
     root = self.builder_config.root
@@ -154,19 +206,32 @@ class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
       try:
         image = decode.read_image(path)
       except decode.BadImageError as e:
-        self._skipped.append(f"{rel}: {e.reason}")
+        self._skipped[split].append(f"{rel}: {e.reason}")
         continue
       mask = None
-      if label == 1:
+      if label == 1 and split == "test":  # ground_truth/ holds the test images' masks (MVTec AD)
         stem = os.path.splitext(os.path.basename(path))[0]
         mask_path = os.path.join(root, "ground_truth", defect, f"{stem}_mask.png")
         if os.path.exists(mask_path):
+          mask_rel = os.path.relpath(mask_path, root)
           try:
-            mask = decode.read_mask(mask_path, image.shape[:2])
+            mask, note = decode.read_mask(mask_path, image.shape[:2])
+            if note:
+              self._notes[split].append(f"{mask_rel}: {note}")
           except (OSError, ValueError) as e:
-            self._skipped.append(f"{os.path.relpath(mask_path, root)}: unreadable mask ({e}); image kept without it")
+            self._skipped[split].append(f"{mask_rel}: unreadable mask ({e}); image kept without it")
       yield rel, _example(image, mask, label, defect, rel)
-    self.info.metadata["skipped_files"] = sorted(self._skipped)
+    self.info.metadata["skipped_files"] = {k: sorted(set(v)) for k, v in self._skipped.items()}
+    self.info.metadata["notes"] = {k: sorted(set(v)) for k, v in self._notes.items()}
+
+
+def skipped_files(builder, split: str) -> list[str]:
+  """The files of `split` that could not be read (with the reason), from the prepared data set's metadata."""
+  return list(builder.info.metadata.get("skipped_files", {}).get(split, []))
+
+
+def notes(builder, split: str) -> list[str]:
+  return list(builder.info.metadata.get("notes", {}).get(split, []))
 
 
 # ------------------------------------------------------------------------------------------------ synthetic
@@ -182,6 +247,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   num_unlabeled: int = 200
   unlabeled_crack_fraction: float = 0.15
   distractor_prob: float = 0.5
+  hard: bool = False
 
 
 class SyntheticConcrete(tfds.core.GeneratorBasedBuilder):
@@ -206,12 +272,16 @@ class SyntheticConcrete(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split, items):
     c = self.builder_config
     for index, crack in items:
-      image, mask = synthetic.generate(c.seed, index, c.image_size, crack=crack, distractor_prob=c.distractor_prob)
+      image, mask = synthetic.generate(c.seed, index, c.image_size, crack=crack, distractor_prob=c.distractor_prob, hard=c.hard)
       label = (1 if crack else 0) if split != "unlabeled" else -1
       defect = ("crack" if crack else "good") if split != "unlabeled" else "unknown"
       name = f"{split}/{defect}/{index:07d}.png"
       yield name, _example(image, mask if crack else None, label, defect, name)
-    self.info.metadata["skipped_files"] = []
+    self.info.metadata["skipped_files"] = {}
+    self.info.metadata["notes"] = {}
+
+
+_WARNED: set[str] = set()  # data sets whose skipped files were already listed in this process
 
 
 def make_builder(*, root: str, data_dir: str, val_fraction: float, synthetic_cfg: dict | None = None):
@@ -236,9 +306,14 @@ def make_builder(*, root: str, data_dir: str, val_fraction: float, synthetic_cfg
     tfds.disable_progress_bar()
     builder.download_and_prepare(download_config=download_config)
     log.info("Prepared %s", {k: v.num_examples for k, v in builder.info.splits.items()})
-  skipped = list(builder.info.metadata.get("skipped_files", []))
-  if skipped:
-    log.warning("Skipped %d unreadable file(s) in %s:\n  %s", len(skipped), root, "\n  ".join(skipped))
+  if builder.data_dir not in _WARNED:
+    _WARNED.add(builder.data_dir)
+    for split in sorted(builder.info.splits):
+      skipped, notes_ = skipped_files(builder, split), notes(builder, split)
+      if skipped:
+        log.warning("%s, split %r: skipped %d unreadable file(s):\n  %s", root, split, len(skipped), "\n  ".join(skipped))
+      if notes_:
+        log.warning("%s, split %r: %d mask note(s):\n  %s", root, split, len(notes_), "\n  ".join(notes_))
   return builder
 
 

@@ -54,8 +54,9 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
   return np.asarray(im, dtype=np.uint8)
 
 
-def read_image(path: str) -> np.ndarray:
-  """Reads `path` as uint8 RGB [H, W, 3]; raises BadImageError with the reason."""
+def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
+  """Reads `path` as uint8 RGB [H, W, 3]; raises BadImageError with the reason (also for images of more than
+  `max_pixels` pixels, checked from the header before decoding)."""
   try:
     size = os.path.getsize(path)
   except OSError as e:
@@ -66,6 +67,8 @@ def read_image(path: str) -> np.ndarray:
     with warnings.catch_warnings():
       warnings.simplefilter("error", Image.DecompressionBombWarning)
       with Image.open(path) as im:
+        if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+          raise BadImageError(path, f"{im.size[0]}x{im.size[1]} is larger than {max_pixels / 1e6:g} megapixels")
         im.load()  # forces the full decode: truncated files fail here, not later
         arr = pil_to_rgb(im)
   except UnidentifiedImageError:
@@ -77,11 +80,19 @@ def read_image(path: str) -> np.ndarray:
   return arr
 
 
-def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
-  """Reads a pixel mask (white = crack) as uint8 {0, 1} [H, W], resized (nearest) to `shape` if needed."""
+def read_mask(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+  """Reads a pixel mask (white = crack) as uint8 {0, 1} [H, W] for an image of `shape`, and a note ('' if none).
+
+  A mask of another size with the image's aspect ratio (within 2%, e.g. saved at half resolution) is resized
+  (nearest) and the note says so; one of another aspect ratio cannot be placed and raises ValueError."""
   with Image.open(path) as im:
     im.load()
+    note = ""
     if im.size != (shape[1], shape[0]):
+      w, h = im.size
+      if abs((w / h) / (shape[1] / shape[0]) - 1) > 0.02:
+        raise ValueError(f"mask is {w}x{h}, its image {shape[1]}x{shape[0]}: another aspect ratio, it cannot be placed")
+      note = f"mask is {w}x{h}, its image {shape[1]}x{shape[0]}: resized (nearest) to the image"
       im = im.resize((shape[1], shape[0]), Image.NEAREST)
     arr = pil_to_rgb(im).max(axis=-1)
-  return (arr > 127).astype(np.uint8)
+  return (arr > 127).astype(np.uint8), note

@@ -1,4 +1,5 @@
-"""The host-side input pipeline: decoded splits in memory, random training crops, whole-image eval batches.
+"""The host-side input pipeline: decoded splits in memory and random training crops (scoring whole images of any
+size, in buckets and tiles, is crackjax/scorer.py).
 
 Splits are read once from the array_record data source, resized by `resize` (area averaging when shrinking, so
 thin cracks fade instead of vanishing) and kept as uint8 arrays: concrete data sets are small, and crops are then
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 
 import numpy as np
@@ -126,31 +126,3 @@ def train_batches(
   while True:
     yield random_crop_batch(images, batch_size=batch_size, crop_size=crop_size, rng=np.random.default_rng([seed, step]))
     step += 1
-
-
-def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
-  """x: [H, W, C] -> reflect-padded at the bottom/right to H, W divisible by `multiple`."""
-  h, w = x.shape[:2]
-  ph, pw = (-h) % multiple, (-w) % multiple
-  if ph == 0 and pw == 0:
-    return x
-  mode = "reflect" if ph < h and pw < w else "symmetric"
-  return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode=mode)
-
-
-def eval_batches(split: Split, *, batch_size: int, multiple: int) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
-  """Whole images grouped by size: (indices [n], x: float32 [batch_size, H', W', 3] padded, (H, W) unpadded).
-
-  The last batch of a group is filled up with copies of its first image so every batch of a size has one shape
-  (one compilation per image size); only the first n rows are real.
-  """
-  groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-  for i, img in enumerate(split.images):
-    groups[img.shape[:2]].append(i)
-  for hw, idx in sorted(groups.items()):
-    for s in range(0, len(idx), batch_size):
-      chunk = idx[s : s + batch_size]
-      x = np.stack([to_model_range(pad_to_multiple(split.images[i], multiple)) for i in chunk])
-      if len(chunk) < batch_size:
-        x = np.concatenate([x, np.repeat(x[:1], batch_size - len(chunk), axis=0)])
-      yield np.asarray(chunk), x, hw

@@ -1,0 +1,1 @@
+"""The research plan's existing models, as model kinds in the same harness (crackjax/kinds.py)."""

@@ -1,0 +1,154 @@
+"""What an evaluation writes: metrics.json (keys in DESIGN.md), scores.csv (one row per test image: file, label,
+score, verdict) and plots/ (histogram with the threshold, ROC, PR, confusion matrix, four-panel galleries of true
+positives, clean passes, worst misses and worst false alarms). No scoring here: it takes maps and scores made
+elsewhere (crackjax/scorer.py) and a threshold chosen elsewhere (crackjax/thresholds.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+
+import jax
+import numpy as np
+
+from crackjax import anomaly, metrics, plots
+from crackjax.data import pipeline
+from crackjax.scorer import MapResult
+
+log = logging.getLogger(__name__)
+
+
+def verdict(score: float, threshold: float) -> str:
+  """The one rule for a verdict, everywhere (scores.csv, predictions.csv, figures): score >= threshold -> crack."""
+  return "crack" if score >= threshold else "good"
+
+
+def write_scores(path: str, filenames, labels, scores, threshold: float) -> None:
+  """file, label, score, verdict per image (scores.csv for test, val_scores.csv for the images the threshold was
+  chosen on)."""
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["file", "label", "score", "verdict"])
+    for fn, y, s in zip(filenames, labels, scores):
+      w.writerow([fn, int(y), repr(float(s)), verdict(s, threshold)])
+
+
+def write_json(path: str, obj: dict) -> None:
+  """Written whole or not at all (a kill mid-write leaves the previous file)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(_nan_to_none(obj), f, indent=2)
+  os.replace(tmp, path)
+
+
+def _nan_to_none(x):
+  if isinstance(x, dict):
+    return {k: _nan_to_none(v) for k, v in x.items()}
+  if isinstance(x, float) and not np.isfinite(x):
+    return None
+  return x
+
+
+def split_pixel_metrics(split: pipeline.Split, maps: list[np.ndarray]) -> dict | None:
+  """Pixel metrics over the images with a mask and the good ones (all-zero masks); None where no image has a mask."""
+  if not split.has_mask.any():
+    return None
+  idx = [i for i in range(len(split)) if split.has_mask[i] or split.labels[i] == 0]
+  return metrics.pixel_metrics([maps[i] for i in idx], [split.masks[i] for i in idx])
+
+
+def report(
+  *,
+  config,
+  out_dir: str,
+  test: pipeline.Split,
+  res: MapResult,
+  threshold: float,
+  threshold_source: str,
+  model_info: dict,
+  data_info: dict,
+  val_metrics: dict | None = None,
+) -> dict:
+  """Metrics, scores.csv and plots for a scored test split; returns the metrics dict (also written).
+
+  `val_metrics` (image AUROC/AP on val, where val has both classes) shows what a setting was chosen on."""
+  labelled = test.labels >= 0
+  scores, labels = res.scores[labelled], test.labels[labelled]
+  f1m, th_f1m = metrics.f1_max(scores, labels)
+  image = {
+    "auroc": metrics.auroc(scores, labels),
+    "ap": metrics.average_precision(scores, labels),
+    "f1_max": f1m,
+    "threshold_f1_max": th_f1m,
+    "threshold": threshold,
+    "threshold_source": threshold_source,
+    **metrics.at_threshold(scores, labels, threshold),
+    "n_good": int((labels == 0).sum()),
+    "n_crack": int((labels == 1).sum()),
+  }
+  out = {"image": image}
+  pixel = split_pixel_metrics(test, res.maps)
+  if pixel is not None:
+    out["pixel"] = pixel
+  n = len(test)
+  out["speed"] = {
+    "images_per_second": n / max(res.seconds, 1e-9),
+    "seconds_per_image": res.seconds / max(n, 1),
+    "gflops_per_image": res.flops_per_image / 1e9,
+    "device": str(jax.devices()[0].device_kind),
+    "num_devices": jax.device_count(),
+    "compile_seconds": res.compile_seconds,
+  }
+  out["model"] = model_info
+  out["data"] = data_info
+  if val_metrics is not None:
+    out["val"] = val_metrics
+  out = _nan_to_none(out)
+  os.makedirs(out_dir, exist_ok=True)
+  write_json(os.path.join(out_dir, "metrics.json"), out)
+  write_scores(os.path.join(out_dir, "scores.csv"), test.filenames, test.labels, res.scores, threshold)
+  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], model_info["pooling"])
+  log.info("metrics -> %s", os.path.join(out_dir, "metrics.json"))
+  return out
+
+
+def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pooling: str) -> dict:
+  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`."""
+  return {
+    "image": split.images[i],
+    "map": amap,
+    "units": anomaly.score_units(amap, pooling),
+    "score": score,
+    "label": split.labels[i],
+    "filename": split.filenames[i],
+    "gt": split.masks[i] if split.has_mask[i] else None,
+  }
+
+
+def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pooling: str) -> None:
+  labelled = test.labels >= 0
+  s, y = res.scores[labelled], test.labels[labelled]
+  plots.histogram(s, y, threshold, os.path.join(plot_dir, "histogram.png"))
+  if (y == 1).any() and (y == 0).any():
+    plots.roc(s, y, os.path.join(plot_dir, "roc.png"))
+    plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
+  plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
+  vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9))
+  k = config.eval.num_examples
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pooling)  # noqa: E731
+  good = np.flatnonzero(test.labels == 0)
+  crack = np.flatnonzero(test.labels == 1)
+  groups = {
+    "true_positives": [i for i in crack[np.argsort(-res.scores[crack])] if res.scores[i] >= threshold][:k],
+    "clean_passes": [i for i in good[np.argsort(res.scores[good])] if res.scores[i] < threshold][:k],
+    "worst_misses": [i for i in crack[np.argsort(res.scores[crack])]][:k],
+    "worst_false_alarms": [i for i in good[np.argsort(-res.scores[good])]][:k],
+  }
+  for name, idx in groups.items():
+    if len(idx):
+      plots.four_panel_rows(
+        [row(i) for i in idx], vmax, threshold, os.path.join(plot_dir, f"{name}.png"), title=name.replace("_", " ")
+      )

@@ -1,0 +1,242 @@
+"""The Scorer: what every model kind gives evaluation, prediction, export, sweeps, failures and benchmarks.
+
+A Scorer turns a batch of images into anomaly maps,
+
+    maps(params, x: [B, H, W, 3] in [-1, 1], key, ids: [B] int32) -> [B, H, W]      (H, W divisible by `multiple`)
+
+where a kind that draws noise draws row b's from fold_in(key, ids[b]), ids[b] a function of the image's own id
+(its index in a split, a hash of its file name in predict) and its tile: an image gets the same noise whichever
+batch it lands in. The image score is pooled on the host from each image's own map (anomaly.image_score), so
+padding never enters a score, and images of different sizes share compiled shapes:
+
+- Buckets: each side is padded (reflected) up to the next size of a ladder spaced about 1.5x apart (16, 24, 32,
+  48, 64, 96, ... rounded up to `multiple`), so a folder of mixed photos compiles once per bucket, not per size.
+- Tiles: an image whose longer side exceeds `Tiling.max_side` is cut into overlapping `size` x `size` tiles; each
+  tile's centre (all but `overlap` pixels at inner borders) is pasted into the map. Memory is bounded by the tile
+  batch, not the photo, and a model whose receptive field fits in `overlap` gives the untiled map exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crackjax import anomaly
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Scorer:
+  """A trained model of any kind, as evaluation needs it (see the module docstring)."""
+
+  maps: Callable  # jitted (params, x [B, H, W, 3], key, ids [B]) -> [B, H, W]
+  params: Any
+  multiple: int  # input sides must be divisible by this
+  flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
+  info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
+  compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
+
+  @property
+  def pooling(self) -> str:
+    return self.info["pooling"]
+
+  def score(self, m: np.ndarray) -> float:
+    return anomaly.image_score(m, pooling=self.info["pooling"], topk_fraction=self.info["topk_fraction"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+  max_side: int = 768  # images with a longer side are tiled (pixels after resizing)
+  size: int = 384  # tile side
+  overlap: int = 48  # pixels of context on each inner side of a tile, cut away when pasting
+
+
+def tiling(config) -> Tiling:
+  e = config.eval
+  return Tiling(max_side=e.tile_max_side, size=e.tile_size, overlap=e.tile_overlap)
+
+
+def count_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+def compiled_flops(compiled) -> float:
+  """XLA's flop count of a compiled function (NaN where the backend gives none). Loop bodies count once."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) if cost and "flops" in cost else float("nan")
+
+
+def flops_of(fn: Callable, *args) -> float:
+  return compiled_flops(jax.jit(fn).lower(*args).compile())
+
+
+def bucket_side(n: int, multiple: int) -> int:
+  """The smallest size of the ladder 16, 24, 32, 48, 64, 96, ... (each rounded up to `multiple`) that is >= n."""
+  v = 16
+  while True:
+    for c in (v, v * 3 // 2):
+      c = -(-c // multiple) * multiple
+      if c >= n:
+        return c
+    v *= 2
+
+
+def pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
+  """[H, W, C] -> [h, w, C], mirrored at the bottom and right (repeatedly, for pads larger than the image)."""
+  ph, pw = h - x.shape[0], w - x.shape[1]
+  if ph == 0 and pw == 0:
+    return x
+  return np.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+
+
+def _starts(n: int, size: int, stride: int) -> list[int]:
+  """Tile starts 0, stride, 2 stride, ... until a tile reaches the end (the image is padded to the last tile)."""
+  return list(range(0, max(n - size, 0) + stride, stride)) if n > size else [0]
+
+
+def _keep(start: int, size: int, n: int, overlap: int) -> tuple[int, int]:
+  """The rows [a, b) of a tile starting at `start` that are pasted: all but `overlap` at inner borders."""
+  a = start + (overlap if start > 0 else 0)
+  b = min(n, start + size - (overlap if start + size < n else 0))
+  return a, b
+
+
+@dataclasses.dataclass
+class _Piece:
+  image: object  # the caller's tag of the image
+  image_id: int  # its noise id
+  x: np.ndarray  # float32 [h, w, 3] padded input
+  place: tuple  # (dst rows, dst cols, src rows, src cols) slices into the image map / the piece map
+  piece_id: int
+
+
+def pieces(tag, image_id: int, img: np.ndarray, multiple: int, tile: Tiling) -> list[_Piece]:
+  """Whole image (padded to its bucket) or overlapping tiles; uint8 [H, W, 3] -> inputs in [-1, 1]."""
+  h, w = img.shape[:2]
+  x = img.astype(np.float32) / 127.5 - 1.0
+  if max(h, w) <= tile.max_side:
+    hb, wb = bucket_side(h, multiple), bucket_side(w, multiple)
+    return [_Piece(tag, image_id, pad_to(x, hb, wb), (slice(0, h), slice(0, w), slice(0, h), slice(0, w)), 0)]
+  size = -(-tile.size // multiple) * multiple
+  # Starts on multiples of the model's down-sampling, so every tile sees the same pixel grid as the whole image.
+  stride = (size - 2 * tile.overlap) // multiple * multiple
+  if stride <= 0:
+    raise ValueError(f"config.eval.tile_overlap={tile.overlap} leaves no tile interior in eval.tile_size={tile.size}")
+  ys, xs = _starts(h, size, stride), _starts(w, size, stride)
+  xp = pad_to(x, ys[-1] + size, xs[-1] + size)
+  out = []
+  for y0 in ys:
+    ya, yb = _keep(y0, size, h, tile.overlap)
+    for x0 in xs:
+      xa, xb = _keep(x0, size, w, tile.overlap)
+      place = (slice(ya, yb), slice(xa, xb), slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
+      out.append(_Piece(tag, image_id, xp[y0 : y0 + size, x0 : x0 + size], place, len(out)))
+  return out
+
+
+@dataclasses.dataclass
+class Stats:
+  seconds: float = 0.0  # running the compiled maps function, compilation excluded
+  compile_seconds: float = 0.0
+  flops: list = dataclasses.field(default_factory=list)  # flops per image of each batch run
+  images: int = 0
+
+  @property
+  def flops_per_image(self) -> float:
+    return float(np.mean(self.flops)) if self.flops else float("nan")
+
+
+def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats) -> np.ndarray:
+  shape = (batch_size, *batch[0].x.shape)
+  x = np.zeros(shape, np.float32)  # rows past the real ones stay zero: same shape, one compilation per bucket
+  ids = np.zeros(batch_size, np.int32)
+  for j, p in enumerate(batch):
+    x[j] = p.x
+    ids[j] = (p.image_id * 1_000_003 + p.piece_id) % 2**31
+  if shape not in scorer.compiled:
+    t0 = time.time()
+    executable = scorer.maps.lower(scorer.params, jnp.asarray(x), key, jnp.asarray(ids)).compile()
+    scorer.compiled[shape] = (executable, scorer.flops_per_image(shape))
+    stats.compile_seconds += time.time() - t0
+  executable, flops = scorer.compiled[shape]
+  t0 = time.time()
+  out = np.asarray(jax.device_get(executable(scorer.params, x, key, ids)))
+  stats.seconds += time.time() - t0
+  stats.flops.append(flops * len(batch) / batch_size if np.isfinite(flops) else flops)
+  return out
+
+
+def iter_maps(
+  scorer: Scorer, items: Iterable[tuple], key: jax.Array, *, batch_size: int, tile: Tiling, stats: Stats | None = None
+) -> Iterator[tuple[object, np.ndarray, float]]:
+  """Streams (tag, map [H, W], score) for items (tag, noise id, uint8 image [H, W, 3] of any size), each as soon
+  as its map is done.
+
+  Pieces wait in one queue per padded shape until a batch is full, so memory holds at most one batch per shape
+  (and the images whose pieces are in flight); results come in completion order, not input order."""
+  stats = stats if stats is not None else Stats()
+  queues: dict[tuple, list[_Piece]] = {}
+  todo: dict[int, list] = {}  # image -> [map, pieces left]
+
+  def flush(shape):
+    batch = queues.pop(shape)
+    out = _run(scorer, batch, batch_size, key, stats)
+    done = []
+    for j, p in enumerate(batch):
+      entry = todo[p.image]
+      dst_r, dst_c, src_r, src_c = p.place
+      entry[0][dst_r, dst_c] = out[j][src_r, src_c]
+      entry[1] -= 1
+      if entry[1] == 0:
+        done.append(p.image)
+    for i in done:
+      m, _ = todo.pop(i)
+      stats.images += 1
+      yield i, m, scorer.score(m)
+
+  for tag, image_id, img in items:
+    ps = pieces(tag, image_id, img, scorer.multiple, tile)
+    todo[tag] = [np.zeros(img.shape[:2], np.float32), len(ps)]
+    for p in ps:
+      queues.setdefault(p.x.shape, []).append(p)
+      if len(queues[p.x.shape]) == batch_size:
+        yield from flush(p.x.shape)
+  for shape in list(queues):
+    yield from flush(shape)
+
+
+@dataclasses.dataclass
+class MapResult:
+  scores: np.ndarray  # [N]
+  maps: list[np.ndarray]  # [H, W] each, at the image's own size
+  seconds: float  # wall time of the model, compilation excluded
+  compile_seconds: float
+  flops_per_image: float
+
+
+def compute_maps(
+  scorer: Scorer, images: list[np.ndarray], key: jax.Array, *, batch_size: int, tile: Tiling = Tiling(), desc: str = ""
+) -> MapResult:
+  """Maps and scores of a list of uint8 images [H, W, 3] (any sizes), with progress every 20 s."""
+  n = len(images)
+  scores = np.zeros(n, np.float32)
+  maps: list = [None] * n
+  stats = Stats()
+  t_log = time.time()
+  items = ((i, i, img) for i, img in enumerate(images))
+  for done, (i, m, s) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
+    maps[i], scores[i] = m, s
+    if time.time() - t_log > 20 or done == n:
+      rate = done / max(stats.seconds + stats.compile_seconds, 1e-9)
+      log.info("scoring %s: %d/%d images, %.2f images/s, ETA %.0f s", desc, done, n, rate, (n - done) / max(rate, 1e-9))
+      t_log = time.time()
+  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image)

@@ -1,0 +1,168 @@
+"""Synthetic anomalies and the discriminative head: known answers for the generators and the loss, and the head's
+training end to end on tiny settings (cache, resume, a damaged shard, a mismatched head)."""
+
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import head, jobs, synth
+from tests.test_data import make_root
+
+
+def _surface(h=48, w=40, level=0.6):
+  return np.full((h, w, 3), level, np.float32)
+
+
+@pytest.mark.parametrize("width", [0.4, 1.0, 3.0, 10.0])
+def test_fine_cracks_darken_only_under_their_mask_and_their_width_shows(width):
+  rng = np.random.default_rng(0)
+  out, mask = synth.draw_fine_crack(rng, _surface(), width=(width, width), depth=(0.6, 0.6))
+  assert out.shape == (48, 40, 3) and (out <= 0.6 + 1e-6).all()
+  assert mask.any() and (out[mask > 0].mean() < 0.6 - 0.05)
+  far = np.ones_like(mask, bool)
+  far[np.nonzero(np.maximum.reduce([np.roll(mask, s, a) for s in range(-4, 5) for a in (0, 1)]))] = False
+  # Away from the mask only pixels less than a quarter covered (a hairline's tapering tip) darken, and faintly:
+  # at most depth x shade x coverage x surface = 0.6 x 1.15 x 0.25 x 0.6.
+  assert (0.6 - out[far]).max() <= 0.6 * 1.15 * synth.MASK_COVERAGE * 0.6 + 1e-6
+  # The mask's area grows with the width (hairlines cover less than a quarter of a pixel along most of them).
+  if width >= 3:
+    assert mask.mean() > 0.05
+
+
+def test_a_subpixel_hairline_is_faint_and_a_wide_crack_dark():
+  rng = np.random.default_rng(1)
+  thin, _ = synth.draw_fine_crack(rng, _surface(), width=(0.4, 0.4), depth=(0.6, 0.6))
+  wide, _ = synth.draw_fine_crack(np.random.default_rng(1), _surface(), width=(6, 6), depth=(0.6, 0.6))
+  assert 0.6 - thin.min() < 0.5 * (0.6 - wide.min())
+
+
+def test_gaps_are_wider_than_the_crop():
+  out, mask = synth.draw_fine_crack(np.random.default_rng(2), _surface(32, 32), p_gap=1.0)
+  assert mask.mean() > 0.4
+
+
+def test_perlin_masks_cover_half_the_image_at_threshold_zero_on_average():
+  """Perlin noise is symmetric about 0: P(noise > 0) = 1/2, so masks at threshold 0 cover half the image on
+  average; DRAEM's threshold 0.5 covers less."""
+  rng = np.random.default_rng(3)
+  cover0 = np.mean([(synth.perlin(rng, 32, 32, (4, 4)) > 0).mean() for _ in range(300)])
+  assert cover0 == pytest.approx(0.5, abs=0.03)
+  cover5 = np.mean([synth.perlin_mask(rng, 32, 32).mean() for _ in range(300)])
+  assert 0.02 < cover5 < 0.3
+
+
+def test_shuffled_texture_is_a_permutation_of_the_images_own_blocks():
+  rng = np.random.default_rng(4)
+  img = rng.random((32, 24, 3)).astype(np.float32)
+  out = synth.shuffled_texture(rng, img, block=8)
+  blocks = lambda a: sorted(a[i : i + 8, j : j + 8].tobytes() for i in range(0, 32, 8) for j in range(0, 24, 8))  # noqa: E731
+  assert blocks(out) == blocks(img) and not np.array_equal(out, img)
+
+
+def test_draem_blend_known_answer():
+  img, a = _surface(4, 4, 0.6), _surface(4, 4, 0.2)
+  m = np.zeros((4, 4), np.uint8)
+  m[1:3, 1:3] = 1
+  out = synth.blend(img, a, m, 0.25)
+  np.testing.assert_allclose(out[0, 0], 0.6)
+  np.testing.assert_allclose(out[1, 1], 0.75 * 0.2 + 0.25 * 0.6)
+
+
+def test_hard_negatives_change_the_image_and_stay_normal():
+  rng = np.random.default_rng(5)
+  img = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32) * 0.2 + 0.4
+  kinds = set()
+  for _ in range(60):
+    out, mask = synth.corrupt(rng, img, synth.Mix(p_crack=0.0, p_texture=0.0, p_negative=1.0))
+    assert not mask.any() and not np.allclose(out, img)
+  for _ in range(40):
+    kinds.add(synth.draw_negative(rng, img)[1])
+  assert kinds == set(synth.NEGATIVES)
+
+
+def test_focal_loss_known_answers():
+  logits, target = jnp.zeros((1, 4, 4)), jnp.ones((1, 4, 4))
+  np.testing.assert_allclose(head.focal_loss(logits, target, 0.0), np.log(2), rtol=1e-6)
+  np.testing.assert_allclose(head.focal_loss(logits, target, 2.0), 0.25 * np.log(2), rtol=1e-6)
+  confident = jnp.full((1, 4, 4), 6.0)
+  assert float(head.focal_loss(confident, target, 2.0)) < 1e-4 * float(head.focal_loss(confident, target, 0.0))
+
+
+def test_head_net_is_fully_convolutional(key):
+  cfg = head.HeadConfig(inputs=("image", "healed", "residual"), channels=4, levels=3)
+  net = head.HeadNet(cfg)
+  params = net.init(key, jnp.zeros((1, 16, 16, cfg.in_channels)))["params"]
+  assert net.apply({"params": params}, jnp.zeros((2, 24, 40, 7))).shape == (2, 24, 40)
+  x = jnp.zeros((1, 8, 8, 3))
+  stacked = head.stack_inputs(cfg, x, x + 0.5, None)
+  np.testing.assert_allclose(stacked[..., 6], 1.0, atol=1e-6)  # 2 x luminance of (healed - image)
+
+
+@pytest.fixture(scope="module")
+def head_run(tmp_path_factory):
+  from configs import ddim_50
+
+  root = make_root(tmp_path_factory.mktemp("root") / "data", bad=False)
+  c = ddim_50.get_config(f"tiny,data={root}")
+  with c.unlocked():
+    c.anomaly.score = "head"
+  workdir = str(tmp_path_factory.mktemp("head"))
+  return c, workdir, jobs.train_and_evaluate(c, workdir)
+
+
+def test_the_head_trains_after_the_teacher_and_scores_its_maps(head_run):
+  c, workdir, out = head_run
+  assert out["model"]["score"] == "head" and out["model"]["head"]["inputs"] == ["image", "healed", "residual"]
+  info = json.load(open(os.path.join(workdir, "head", "head_info.json")))
+  assert info["head"]["inputs"] == ["image", "healed", "residual"] and info["residual_scale"] > 0
+  (key_dir,) = os.listdir(os.path.join(workdir, "head", "train_set"))
+  assert os.listdir(os.path.join(workdir, "head", "train_set", key_dir)) == ["shard_0000.npz"]
+  th = out["image"]["threshold"]
+  assert 0 <= th <= 1  # a smoothed probability map pooled by top-k
+
+
+def test_a_killed_head_training_resumes_and_a_damaged_shard_is_made_again(head_run, tmp_path):
+  import shutil
+
+  c, workdir, out = head_run
+  w = str(tmp_path / "copy")
+  shutil.copytree(workdir, w)
+  steps = sorted(int(s) for s in os.listdir(os.path.join(w, "head", "checkpoints")))
+  shutil.rmtree(os.path.join(w, "head", "checkpoints", str(steps[-1])))  # killed before its last checkpoint
+  (key_dir,) = os.listdir(os.path.join(w, "head", "train_set"))
+  shard = os.path.join(w, "head", "train_set", key_dir, "shard_0000.npz")
+  with open(shard, "wb") as f:
+    f.write(b"PK\x03\x04 truncated")
+  again = jobs.train_and_evaluate(c, w)
+  # The resumed head ends where the uninterrupted one did: the same scores, threshold and metrics.
+  assert again["image"]["auroc"] == out["image"]["auroc"]
+  assert again["image"]["threshold"] == pytest.approx(out["image"]["threshold"])
+  assert np.load(shard)["x"].shape[0] == c.head.train_set_size
+
+
+def test_a_head_config_that_does_not_match_its_checkpoint_is_refused(head_run):
+  c, workdir, _ = head_run
+  other = c.copy_and_resolve_references()
+  with other.unlocked():
+    other.head.inputs = ("image",)
+  with pytest.raises(ValueError, match=r"config.head.inputs=\['image', 'healed', 'residual'\], not \['image'\].*head.name"):
+    jobs.evaluate(other, workdir)
+
+
+def test_a_head_applies_to_another_root_of_another_image_size(head_run, tmp_path):
+  from crackjax.data import synthetic
+  from tests.test_data import _png
+
+  c, workdir, _ = head_run
+  other = tmp_path / "big"
+  for split, n in (("train/good", 4), ("test/good", 2), ("test/crack", 2)):
+    for i in range(n):
+      _png(f"{other}/{split}/{i}.png", synthetic.generate(9, i + 10 * len(split), 48, crack="crack" in split)[0])
+  e = c.copy_and_resolve_references()
+  with e.unlocked():
+    e.eval.root = str(other)
+  res = jobs.evaluate(e, workdir)
+  assert res["data"]["n_test"] == 4 and res["image"]["threshold_source"].startswith("val_good_p")

@@ -1,0 +1,119 @@
+"""The Scorer machinery every kind shares: size buckets, tiles without seams, streaming, per-image noise."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import scorer as scorer_lib
+from crackjax import student
+from crackjax.scorer import Scorer, Tiling, bucket_side, compute_maps, iter_maps
+
+
+def _local_scorer(radius: int = 3, multiple: int = 4, noise: bool = False) -> Scorer:
+  """A map that depends on a (2r+1)^2 neighbourhood only (a box mean of the darkness), and optionally noise."""
+
+  def maps(params, x, key, ids):
+    d = -x.mean(-1)
+    k = jnp.ones((2 * radius + 1, 2 * radius + 1, 1, 1)) / (2 * radius + 1) ** 2
+    m = jax.lax.conv_general_dilated(d[..., None], k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))[..., 0]
+    if noise:
+      keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
+      m = m + jax.vmap(lambda k: jax.random.normal(k, x.shape[1:3]))(keys)
+    return m
+
+  info = {"kind": "test", "params": 0, "pooling": "max", "topk_fraction": 0.01}
+  return Scorer(jax.jit(maps), None, multiple, lambda shape: 1.0, info)
+
+
+def test_buckets_are_few_and_never_smaller_than_the_image():
+  sides = range(8, 700)
+  buckets = {bucket_side(n, 8) for n in sides}
+  assert all(bucket_side(n, 8) >= n and bucket_side(n, 8) % 8 == 0 for n in sides)
+  assert len(buckets) <= 14 and max(bucket_side(n, 8) / n for n in range(64, 700)) <= 1.5
+
+
+def test_a_mixed_folder_compiles_once_per_bucket_and_each_image_comes_back_once(key):
+  rng = np.random.default_rng(0)
+  sizes = [(37, 41), (40, 40), (33, 47), (60, 20), (61, 22), (100, 90), (97, 95), (35, 35), (64, 64), (48, 47), (20, 60)]
+  images = [rng.integers(0, 255, (*s, 3), dtype=np.uint8) for s in sizes]
+  sc = _local_scorer()
+  res = compute_maps(sc, images, key, batch_size=4)
+  assert [m.shape for m in res.maps] == sizes
+  shapes = {(bucket_side(h, 4), bucket_side(w, 4)) for h, w in sizes}
+  assert len(sc.compiled) == len(shapes) < len(set(sizes))
+  for img, m, s in zip(images, res.maps, res.scores):  # every image scored on its own map, padding never counted
+    alone = compute_maps(_local_scorer(), [img], key, batch_size=1).maps[0]
+    h, w = img.shape[:2]
+    np.testing.assert_allclose(m[3 : h - 3, 3 : w - 3], alone[3 : h - 3, 3 : w - 3], atol=1e-6)
+    assert s == pytest.approx(float(m.max()))
+
+
+def test_tiles_give_the_untiled_map_where_the_model_reach_fits_the_overlap(key):
+  """A crack across tile borders: the tiled map equals the whole-image map (no seams) and so does its score."""
+  rng = np.random.default_rng(1)
+  img = rng.integers(120, 140, (300, 230, 3), dtype=np.uint8)
+  img[150:153, :] = 20  # a crack crossing every vertical tile border
+  img[:, 100:102] = 30  # and one crossing the horizontal ones
+  sc = _local_scorer(radius=3)
+  whole = compute_maps(sc, [img], key, batch_size=2, tile=Tiling(max_side=1000)).maps[0]
+  tiled = compute_maps(_local_scorer(radius=3), [img], key, batch_size=2, tile=Tiling(max_side=64, size=64, overlap=8))
+  assert len([s for s in _local_scorer().compiled]) == 0  # (a fresh scorer per run)
+  np.testing.assert_allclose(tiled.maps[0], whole, atol=1e-5)
+  assert tiled.scores[0] == pytest.approx(float(whole.max()))
+
+
+def test_the_student_network_is_seam_free_with_the_default_overlap(key):
+  """The real student net (coarse-to-fine, K = 3, reach 44 px): tiles of 128 with the default 48-pixel overlap
+  reproduce the whole-image map away from the outer border."""
+  cfg = student.StudentConfig("coarse_to_fine", channels=4, stages=3)
+  net = student.StudentNet(cfg)
+  params = net.init(key, jnp.zeros((1, 32, 32, 3)))["params"]
+  info = {"kind": "student", "params": 0, "pooling": "max", "topk_fraction": 0.01}
+  make = lambda: Scorer(jax.jit(lambda p, x, k, i: net.apply({"params": p}, x)[-1]), params, cfg.multiple, lambda s: 1.0, info)  # noqa: E731
+  img = np.random.default_rng(2).integers(0, 255, (256, 200, 3), dtype=np.uint8)
+  whole = compute_maps(make(), [img], key, batch_size=2, tile=Tiling(max_side=1000)).maps[0]
+  tiled = compute_maps(make(), [img], key, batch_size=2, tile=Tiling(max_side=128, size=128, overlap=Tiling().overlap)).maps[0]
+  # Coarse-to-fine maps are at 1/1 resolution for K = 3; compare the interior (outer border padding differs).
+  np.testing.assert_allclose(tiled[:224, :184], whole[:224, :184], atol=1e-4)
+
+
+def test_memory_is_bounded_by_the_tile_batch(key):
+  """A 4000x3000 photo is cut into tiles: no batch is ever larger than batch_size tiles."""
+  seen = []
+  sc = _local_scorer()
+  real = scorer_lib._run
+
+  def spy(scorer, batch, batch_size, key, stats):
+    seen.append((len(batch), batch[0].x.shape))
+    return real(scorer, batch, batch_size, key, stats)
+
+  scorer_lib._run = spy
+  try:
+    img = np.full((3000, 4000, 3), 128, np.uint8)
+    small = np.full((60, 100, 3), 128, np.uint8)
+    out = list(iter_maps(sc, [("big", 0, img), ("small", 1, small)], key, batch_size=8, tile=Tiling()))
+  finally:
+    scorer_lib._run = real
+  assert sorted(t for t, _, _ in out) == ["big", "small"]
+  assert all(n <= 8 for n, _ in seen) and {s for _, s in seen} == {(384, 384, 3), (64, 128, 3)}
+  assert dict((t, m.shape) for t, m, _ in out) == {"big": (3000, 4000), "small": (60, 100)}
+
+
+def test_an_images_noise_does_not_depend_on_its_batch(key):
+  rng = np.random.default_rng(3)
+  images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
+  a = compute_maps(_local_scorer(noise=True), images, key, batch_size=4)
+  b = compute_maps(_local_scorer(noise=True), images[::-1], key, batch_size=2)
+  c = compute_maps(_local_scorer(noise=True), images, jax.random.fold_in(key, 1), batch_size=4)
+  # Reversed order means other ids: equal noise needs equal ids, so compare through iter_maps with explicit ids.
+  ids = list(
+    iter_maps(_local_scorer(noise=True), [(i, 10 + i, im) for i, im in enumerate(images)], key, batch_size=4, tile=Tiling())
+  )
+  rev = list(
+    iter_maps(_local_scorer(noise=True), [(i, 10 + i, images[i]) for i in (4, 3, 2, 1, 0)], key, batch_size=2, tile=Tiling())
+  )
+  by = {t: m for t, m, _ in rev}
+  for t, m, _ in ids:
+    np.testing.assert_array_equal(m, by[t])
+  assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
