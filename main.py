@@ -27,7 +27,7 @@ flags.DEFINE_string("workdir", None, "Where the run writes and resumes from.")
 flags.DEFINE_enum(
   "mode",
   "train_and_evaluate",
-  ["train_and_evaluate", "train", "evaluate", "predict", "benchmark", "sweep", "failures"],
+  ["train_and_evaluate", "train", "evaluate", "predict", "export", "benchmark", "sweep", "failures"],
   "What to do (benchmark: speed of the configured model on this machine; sweep: samplers x steps of a trained "
   "teacher; failures: galleries and rates of failure kinds of an evaluated model).",
 )
@@ -86,6 +86,7 @@ def main(argv):
     "train": jobs.train_only,
     "evaluate": jobs.evaluate,
     "predict": jobs.predict,
+    "export": jobs.export,
     "benchmark": jobs.benchmark,
     "sweep": jobs.sweep,
     "failures": jobs.failures,

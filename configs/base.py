@@ -155,10 +155,16 @@ def defaults() -> ml_collections.ConfigDict:
   c.toy.num_heldout = 1000  # held-out images from the same generator, never trained on
   c.toy.num_samples = 256  # generated samples whose nearest neighbours are measured
 
+  c.export = ml_collections.ConfigDict()  # --mode=export (crackjax/export.py)
+  c.export.name = "model"  # writes <workdir>/export/<name>/
+
   c.predict = ml_collections.ConfigDict()
   c.predict.input = ""  # folder (or one image) to score in --mode=predict
   c.predict.name = ""  # output folder name under <workdir>/predict/ ("" = the input's folder name)
-  c.predict.threshold = -1.0  # decision threshold; < 0 = the one in <workdir>/metrics.json
+  c.predict.threshold = -1.0  # decision threshold; < 0 = from the operating point below, calibrated on val
+  # 'val_f1' (the evaluation's threshold), 'recall:0.99' (highest threshold with val recall >= 0.99) or
+  # 'false_alarms:0.01' (lowest threshold flagging <= 1% of val good images); saved at evaluation time
+  c.predict.operating_point = "val_f1"
   c.predict.redo = False  # score files already in predictions.csv again (False: a rerun resumes, skipping them)
   c.predict.overlays = "all"  # four-panel figures for 'all' images, only 'flagged' ones, or 'none'
   c.predict.max_megapixels = 50.0  # larger photos get an error row instead of being decoded

@@ -67,7 +67,7 @@ def _check(cond: bool, field: str, msg: str):
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ValueError naming the field whose value breaks an invariant; returns config."""
-  from crackjax import head, kinds, student, teacher  # the allowed values live with their ideas
+  from crackjax import head, kinds, student, teacher, thresholds  # the allowed values live with their ideas
 
   _check(config.model.kind in kinds.KINDS, "model.kind", f"must be one of {tuple(kinds.KINDS)}, got {config.model.kind!r}")
   T = config.schedule.num_timesteps
@@ -235,6 +235,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "predict.overlays",
     f"must be 'all', 'flagged' or 'none', got {config.predict.overlays!r}",
   )
+  try:
+    thresholds.parse_point(config.predict.operating_point)
+  except ValueError as e:
+    raise ValueError(str(e)) from None
   _check(config.predict.max_megapixels > 0, "predict.max_megapixels", f"must be > 0, got {config.predict.max_megapixels}")
   from crackjax.baselines import darkness
 

@@ -91,6 +91,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   )
   if val is not None:
     report.write_scores(os.path.join(out_dir, "val_scores.csv"), val.filenames, val.labels, val_res.scores, threshold)
+    points = thresholds.operating_points(val_res.scores, val.labels, threshold, (config.predict.operating_point,))
+    report.write_json(os.path.join(out_dir, "operating_points.json"), {"threshold_source": source, "points": points})
+    for p in points.values():
+      log.info(
+        "operating point %-18s threshold %.6g  val recall %s  val false-alarm rate %s", p["spec"], p["threshold"],
+        *("-" if p[k] is None else f"{p[k]:.3f}" for k in ("val_recall", "val_false_alarm_rate")),
+      )  # fmt: skip
   im = out["image"]
   num = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731  (None: the test set lacks a class)
   log.info(

@@ -11,6 +11,7 @@ import ml_collections
 
 from crackjax import benchmark as benchmark_lib
 from crackjax import evaluate as evaluate_lib
+from crackjax import export as export_lib
 from crackjax import failures as failures_lib
 from crackjax import kinds
 from crackjax import predict as predict_lib
@@ -131,6 +132,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def predict(config: ml_collections.ConfigDict, workdir: str) -> str:
   return predict_lib.predict(config, workdir, trained_scorer(config, workdir))
+
+
+def export(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """The trained model as a folder that runs with jax and numpy only (crackjax.export)."""
+  return export_lib.export(config, workdir, trained_scorer(config, workdir))
 
 
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:

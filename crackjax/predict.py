@@ -2,8 +2,10 @@
 
 Writes <workdir>/predict/<name>/:
     predictions.csv   file, score, verdict, threshold, error: a row per file, appended as each image is done
+    report.html       the run for an inspector (crackjax/html_report.py): summary, sorted table, filters
     overlays/<file>.png   four-panel figure (image, map, overlay, red mask), downsampled for display only
-    masks/<file>.png      the red mask at the photo's own resolution (white = map at or above the threshold)
+    masks/<file>.png      the red mask at the photo's own resolution (red = map at or above the threshold)
+    thumbs/<file>.jpg     the report's thumbnails
 A folder of thousands streams in bounded memory (images are read as the model needs them; photos larger than
 `eval.tile_max_side` are scored in tiles), with progress (images/s, ETA). A killed or repeated run resumes: files
 already in predictions.csv are skipped unless `predict.redo`. Unreadable, empty, truncated, non-image and too-large
@@ -24,7 +26,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from crackjax import anomaly, plots
+from crackjax import anomaly, html_report, plots, thresholds
 from crackjax.data import decode, pipeline
 from crackjax.report import verdict
 from crackjax.scorer import Scorer, Stats, iter_maps, tiling
@@ -33,6 +35,15 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["file", "score", "verdict", "threshold", "error"]
 DISPLAY_SIDE = 1024  # figures are drawn from images downsampled to at most this side
+THUMB_SIDE = 96  # report.html's inline thumbnails
+
+
+def save_mask(hot: np.ndarray, path: str) -> None:
+  """The red mask at the image's own resolution: red where the map reaches the threshold, transparent elsewhere
+  (lay it over the photo; PNG compresses it to a few kB)."""
+  rgba = np.zeros((*hot.shape, 4), np.uint8)
+  rgba[hot] = (255, 0, 0, 255)
+  Image.fromarray(rgba, "RGBA").save(path, optimize=True)
 
 
 def list_inputs(path: str) -> list[str]:
@@ -54,20 +65,45 @@ def output_name(path: str, src: str) -> str:
   return os.path.relpath(path, base).replace(os.sep, "__") + ".png"
 
 
+def image_id(path: str, src: str) -> int:
+  """An image's noise id: a hash of its path under the input folder (the exported loader computes the same)."""
+  base = src if os.path.isdir(src) else os.path.dirname(src)
+  return zlib.crc32(os.path.relpath(path, base).encode()) & 0x7FFFFFFF
+
+
 def load_threshold(config: ml_collections.ConfigDict, workdir: str) -> tuple[float, str]:
-  """predict.threshold when set (>= 0), else the evaluation's threshold from <workdir>/metrics.json."""
-  if config.predict.threshold >= 0:
-    return float(config.predict.threshold), "predict.threshold"
-  path = os.path.join(workdir, "metrics.json")
-  if not os.path.exists(path):
+  """predict.threshold when set (>= 0), else predict.operating_point as calibrated on val at evaluation time
+  (<workdir>/operating_points.json, or computed from <workdir>/val_scores.csv), printed with its val recall and
+  false-alarm rate."""
+  p = config.predict
+  if p.threshold >= 0:
+    return float(p.threshold), "predict.threshold"
+  spec = p.operating_point
+  points_path, val_path = os.path.join(workdir, "operating_points.json"), os.path.join(workdir, "val_scores.csv")
+  point = None
+  if os.path.exists(points_path):
+    with open(points_path) as f:
+      point = json.load(f)["points"].get(spec)
+  if point is None and os.path.exists(val_path):
+    with open(val_path, newline="") as f:
+      rows = list(csv.DictReader(f))
+    metrics_path = os.path.join(workdir, "metrics.json")
+    f1_th = json.load(open(metrics_path))["image"]["threshold"] if os.path.exists(metrics_path) else None
+    scores, labels = np.array([float(r["score"]) for r in rows]), np.array([int(r["label"]) for r in rows])
+    point = thresholds.operating_point(scores, labels, spec, f1_th)
+  if point is None:
     raise FileNotFoundError(
-      f"no {path} to take the threshold from: evaluate the model first (run without --mode), or set --config.predict.threshold"
+      f"no operating points in {workdir} (operating_points.json, val_scores.csv): evaluate the model first (run "
+      "without --mode, or --mode=evaluate), or set --config.predict.threshold"
     )
-  with open(path) as f:
-    image = json.load(f)["image"]
-  if image.get("threshold") is None:
-    raise ValueError(f"{path} holds no threshold; set --config.predict.threshold")
-  return float(image["threshold"]), image.get("threshold_source", "metrics.json")
+  fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+  log.info(
+    "operating point %s: threshold %.6g, on val recall %s, false-alarm rate %s", spec, point["threshold"],
+    fmt(point["val_recall"]), fmt(point["val_false_alarm_rate"]),
+  )  # fmt: skip
+  return float(
+    point["threshold"]
+  ), f"operating point {spec} (val recall {fmt(point['val_recall'])}, false-alarm rate {fmt(point['val_false_alarm_rate'])})"
 
 
 def _done_rows(out_csv: str) -> dict[str, dict]:
@@ -78,11 +114,12 @@ def _done_rows(out_csv: str) -> dict[str, dict]:
 
 
 def _read(path: str, resize: float, max_pixels: int) -> np.ndarray:
-  with Image.open(path) as im:  # the header alone: refuse giant photos before decoding them
-    w, h = im.size
-  if w * h > max_pixels:
-    raise decode.BadImageError(path, f"{w}x{h} is larger than config.predict.max_megapixels={max_pixels / 1e6:g} MP")
-  return pipeline.resize_image(decode.read_image(path, max_pixels=max_pixels), resize)
+  try:  # giant photos are refused from their header, before decoding
+    return pipeline.resize_image(decode.read_image(path, max_pixels=max_pixels), resize)
+  except decode.BadImageError as e:
+    if "megapixels" in e.reason:
+      raise decode.BadImageError(path, e.reason + " (config.predict.max_megapixels)") from None
+    raise
 
 
 def _display(img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +136,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   files = list_inputs(p.input)
   name = p.name or os.path.basename(os.path.abspath(p.input).rstrip("/")) or "input"
   out_dir = os.path.join(workdir, "predict", name)
-  for sub in ("overlays", "masks"):
+  for sub in ("overlays", "masks", "thumbs"):
     os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
   out_csv = os.path.join(out_dir, "predictions.csv")
   done = {} if p.redo else _done_rows(out_csv)
@@ -131,7 +168,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
         log.warning("%s: %s", path, reason)
         continue
       pending[path] = img
-      yield path, zlib.crc32(os.path.relpath(path, p.input).encode()) & 0x7FFFFFFF, img
+      yield path, image_id(path, p.input), img
 
   stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
@@ -142,7 +179,10 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       f.flush()
       units = anomaly.score_units(m, scorer.pooling)
       out_name = output_name(path, p.input)
-      Image.fromarray(((units >= threshold) * 255).astype(np.uint8)).save(os.path.join(out_dir, "masks", out_name))
+      save_mask(units >= threshold, os.path.join(out_dir, "masks", out_name))
+      thumb = Image.fromarray(img)
+      thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+      thumb.save(os.path.join(out_dir, "thumbs", out_name.removesuffix(".png") + ".jpg"), quality=80)
       if p.overlays == "all" or (p.overlays == "flagged" and s >= threshold):
         di, dm = _display(img, m)
         du = _display(img, units)[1]
@@ -171,6 +211,8 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
        "seconds": time.time() - t0, "model_seconds": stats.seconds, "compile_seconds": stats.compile_seconds},
       fs, indent=2,
     )  # fmt: skip
+  page = html_report.write(out_dir, lambda path: output_name(path, p.input))
+  log.info("report -> %s", page)
   if not scored:
     raise ValueError(f"none of the {len(rows)} file(s) in {p.input} could be scored (errors in {out_csv})")
   return out_csv

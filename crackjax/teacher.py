@@ -70,6 +70,11 @@ def uses_head(config: ml_collections.ConfigDict) -> bool:
   return config.anomaly.score in ("head", "head_residual")
 
 
+def uses_unet(config: ml_collections.ConfigDict) -> bool:
+  """False only for the image-only (DRAEM-like) head, the ablation without healing: no UNet is trained or run."""
+  return not (config.anomaly.score == "head" and not head.needs_healing(head.head_config(config)))
+
+
 # ------------------------------------------------------------------------------------------------ training
 
 
@@ -87,14 +92,16 @@ def load_train_images(config: ml_collections.ConfigDict, workdir: str) -> tuple[
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The UNet (resumable), then the head when the score uses one (resumable, its training set cached)."""
   images, info = load_train_images(config, workdir)
-  state = train_lib.train(config, workdir, images)
+  heal_fn = None
+  if uses_unet(config):
+    heal_fn = make_heal_fn(config, train_lib.train(config, workdir, images).ema_params)
   if uses_head(config):
-    head.train(config, workdir, make_heal_fn(config, state.ema_params), images)
+    head.train(config, workdir, heal_fn, images)
   return info
 
 
 def load_params(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  params = {"unet": train_lib.load_trained(config, workdir).ema_params}
+  params = {"unet": train_lib.load_trained(config, workdir).ema_params} if uses_unet(config) else {}
   if uses_head(config):
     params["head"], head_info = head.load(config, workdir)
     params["residual_scale"] = jnp.float32(head_info["residual_scale"])
@@ -177,10 +184,12 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
 
   def flops(shape):
     # XLA counts the sampler's scan body once: cost = forward x passes (+ the head), not the compiled total.
-    fwd = flops_of(
-      lambda p, x, t: unet.apply({"params": p}, x, t), params["unet"], jnp.zeros(shape), jnp.zeros(shape[0], jnp.int32)
-    )
-    total = fwd * passes_per_image(config)
+    total = 0.0
+    if "unet" in params:
+      fwd = flops_of(
+        lambda p, x, t: unet.apply({"params": p}, x, t), params["unet"], jnp.zeros(shape), jnp.zeros(shape[0], jnp.int32)
+      )
+      total = fwd * passes_per_image(config)
     if "head" in params:
       hcfg = head.head_config(config)
       total += flops_of(
@@ -205,8 +214,12 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "topk_fraction": hc.topk_fraction,
     "smoothing_sigma": hc.smoothing_sigma,
     "num_draws": hc.num_draws,
-    "description": f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
-    f"x {hc.num_draws} draw(s), score {config.anomaly.score}",
+    "description": (
+      f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
+      f"x {hc.num_draws} draw(s), score {config.anomaly.score}"
+      if uses_unet(config)
+      else f"image-only head ({n:,} params, no healing)"
+    ),
   }
   if uses_head(config):
     info["head"] = {"name": config.head.name, "inputs": list(config.head.inputs), "params": count_params(params["head"])}
@@ -221,7 +234,7 @@ def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
   """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
   key = jax.random.PRNGKey(config.seed)
-  params = {"unet": train_lib.create_train_state(config, key).params}
+  params = {"unet": train_lib.create_train_state(config, key).params} if uses_unet(config) else {}
   if uses_head(config):
     params["head"] = head.create_state(config, key).params
     params["residual_scale"] = jnp.float32(1.0)

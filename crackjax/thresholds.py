@@ -38,3 +38,64 @@ def choose(val_scores: np.ndarray | None, val_labels: np.ndarray | None, *, perc
     f"no val images to choose a threshold on, and no threshold in {own}: add ROOT/val/{{good,crack}}/ or let "
     "data.val_fraction (> 0) hold out part of train/good"
   )
+
+
+# ----------------------------------------------------------------------------------------- operating points
+
+OPERATING_POINTS = ("val_f1", "recall:R", "false_alarms:F")  # R in (0, 1], F in [0, 1]
+STANDARD_POINTS = ("val_f1", "recall:0.95", "recall:0.99", "recall:0.995", "false_alarms:0.01", "false_alarms:0.05")
+
+
+def parse_point(spec: str) -> tuple[str, float]:
+  """'val_f1' | 'recall:0.99' (the highest threshold keeping val recall >= 0.99) | 'false_alarms:0.01' (the lowest
+  threshold keeping the share of val good images flagged <= 0.01)."""
+  if spec == "val_f1":
+    return "val_f1", 0.0
+  kind, _, value = spec.partition(":")
+  try:
+    v = float(value)
+  except ValueError:
+    v = -1.0
+  if not ((kind == "recall" and 0 < v <= 1) or (kind == "false_alarms" and 0 <= v <= 1)):
+    raise ValueError(
+      f"config.predict.operating_point must be 'val_f1', 'recall:R' (R in (0, 1]) or 'false_alarms:F' (F in [0, 1]); got {spec!r}"
+    )
+  return kind, v
+
+
+def operating_point(scores: np.ndarray, labels: np.ndarray, spec: str, f1_threshold: float | None = None) -> dict:
+  """{'spec', 'threshold', 'val_recall', 'val_false_alarm_rate'} of an operating point chosen on val scores."""
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  crack, good = np.sort(scores[labels == 1])[::-1], np.sort(scores[labels == 0])[::-1]
+  kind, v = parse_point(spec)
+  if kind == "val_f1":
+    if f1_threshold is None:
+      raise ValueError("the val F1 operating point needs the evaluation's threshold")
+    th = f1_threshold
+  elif kind == "recall":
+    if not len(crack):
+      raise ValueError(f"operating point {spec!r}: val has no cracked images to measure recall on")
+    th = float(crack[int(np.ceil(v * len(crack))) - 1])  # the k-th highest crack score keeps k of them
+  else:
+    if not len(good):
+      raise ValueError(f"operating point {spec!r}: val has no good images to count false alarms on")
+    k = int(np.floor(v * len(good) + 1e-9))  # at most k good images may pass
+    th = float(np.nextafter(good[k], np.inf)) if k < len(good) else float(good[-1])
+  return {
+    "spec": spec,
+    "threshold": th,
+    "val_recall": float((crack >= th).mean()) if len(crack) else None,
+    "val_false_alarm_rate": float((good >= th).mean()) if len(good) else None,
+  }
+
+
+def operating_points(scores, labels, f1_threshold: float, extra: tuple[str, ...] = ()) -> dict:
+  """The standard points (and `extra`) that val supports, keyed by spec: written at evaluation time as
+  operating_points.json, read by predict (predict.operating_point)."""
+  out = {}
+  for spec in dict.fromkeys((*STANDARD_POINTS, *extra)):
+    try:
+      out[spec] = operating_point(scores, labels, spec, f1_threshold)
+    except ValueError:
+      continue  # val lacks the class this point is measured on
+  return out

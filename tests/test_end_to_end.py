@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from crackjax import jobs
@@ -187,31 +186,6 @@ def test_real_roots_are_read_as_they_are(tmp_path_factory, name, splits):
 
 
 # ------------------------------------------------------ the threshold comes from val; verdicts follow it
-
-
-@pytest.fixture(scope="module")
-def darkness_run(tmp_path_factory):
-  """The no-learning kind (deterministic, nothing to train) on a root whose val and test disagree about the
-  best threshold: val cracks are faint, test cracks dark."""
-  from configs import darkness
-  from crackjax.data import synthetic
-  from tests.test_data import _png
-
-  root = tmp_path_factory.mktemp("dark") / "root"
-  for i in range(6):
-    _png(f"{root}/train/good/{i}.png", synthetic.generate(0, i, 32, crack=False, distractor_prob=0)[0])
-  for split, n, depth in (("val", 6, 0.8), ("test", 8, 0.3)):
-    for i in range(n):
-      good = synthetic.generate(0, 100 * len(split) + i, 32, crack=False, distractor_prob=0)[0]
-      _png(f"{root}/{split}/good/g{i}.png", good)
-      crack = good.copy()
-      crack[10 + i, 4:28] = (crack[10 + i, 4:28] * depth).astype(np.uint8)
-      _png(f"{root}/{split}/crack/c{i}.png", crack)
-  config = darkness.get_config(f"data={root}")
-  with config.unlocked():
-    config.anomaly.topk_fraction = 0.02
-  workdir = str(tmp_path_factory.mktemp("dark_run"))
-  return config, workdir, jobs.train_and_evaluate(config, workdir)
 
 
 def _csv(path):

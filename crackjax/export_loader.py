@@ -1,0 +1,169 @@
+"""Runs a crackjax export folder on images: needs jax, numpy and Pillow only (not crackjax).
+
+    python crackjax_export.py FOLDER_OR_IMAGE [--out predictions.csv]
+
+or from Python: `model = Exported(folder); score, verdict, amap = model.predict(path)`.
+
+The preprocessing and pooling below are copies of crackjax's (crackjax/data/decode.py, pipeline.resize_image,
+scorer.pieces, anomaly.image_score) so that this file runs alone; tests/test_export.py checks that both give the
+same maps, scores and verdicts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import zlib
+
+import jax
+import numpy as np
+from jax import export as jax_export
+from PIL import Image
+
+FORMAT = "crackjax-export/1"
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+MIN_SIDE = 8  # pixels; smaller images are rejected (as crackjax/data/decode.py does)
+
+
+def read_rgb(path: str) -> np.ndarray:
+  with Image.open(path) as im:
+    if min(im.size) < MIN_SIDE:
+      raise ValueError(f"image too small ({im.size[0]}x{im.size[1]}; need at least {MIN_SIDE}x{MIN_SIDE})")
+    im.load()
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+      rgba = im.convert("RGBA")
+      return np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB"))
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+      a = np.asarray(im).astype(np.float64)
+      hi = 65535.0 if a.max() > 255 else 255.0
+      return np.repeat(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def resize(img: np.ndarray, factor: float) -> np.ndarray:
+  if factor == 1.0:
+    return img
+  h, w = img.shape[:2]
+  size = (max(1, round(w * factor)), max(1, round(h * factor)))
+  return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BOX if factor < 1 else Image.Resampling.BICUBIC))
+
+
+def bucket_side(n: int, multiple: int) -> int:
+  v = 16
+  while True:
+    for c in (v, v * 3 // 2):
+      c = -(-c // multiple) * multiple
+      if c >= n:
+        return c
+    v *= 2
+
+
+def pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
+  return np.pad(x, ((0, h - x.shape[0]), (0, w - x.shape[1]), (0, 0)), mode="symmetric")
+
+
+def pieces(img: np.ndarray, multiple: int, tile: dict) -> list:
+  """[(x [h, w, 3] in [-1, 1], (rows, cols) of the image map, (rows, cols) of the piece map)]."""
+  h, w = img.shape[:2]
+  x = img.astype(np.float32) / 127.5 - 1.0
+  if max(h, w) <= tile["max_side"]:
+    return [
+      (pad_to(x, bucket_side(h, multiple), bucket_side(w, multiple)), (slice(0, h), slice(0, w)), (slice(0, h), slice(0, w)))
+    ]
+  size = -(-tile["size"] // multiple) * multiple
+  ov = tile["overlap"]
+  stride = (size - 2 * ov) // multiple * multiple
+  starts = lambda n: list(range(0, max(n - size, 0) + stride, stride)) if n > size else [0]  # noqa: E731
+  keep = lambda s, n: (s + (ov if s > 0 else 0), min(n, s + size - (ov if s + size < n else 0)))  # noqa: E731
+  ys, xs = starts(h), starts(w)
+  xp = pad_to(x, ys[-1] + size, xs[-1] + size)
+  out = []
+  for y0 in ys:
+    ya, yb = keep(y0, h)
+    for x0 in xs:
+      xa, xb = keep(x0, w)
+      out.append(
+        (xp[y0 : y0 + size, x0 : x0 + size], (slice(ya, yb), slice(xa, xb)), (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0)))
+      )
+  return out
+
+
+def image_score(m: np.ndarray, pooling: str, topk_fraction: float) -> float:
+  flat = np.asarray(m, np.float32).ravel()
+  if pooling == "max":
+    return float(flat.max())
+  k = max(1, int(round(topk_fraction * flat.size)))
+  top = float(np.partition(flat, flat.size - k)[flat.size - k :].mean())
+  if pooling == "topk":
+    return top
+  med = float(np.median(flat))
+  if pooling == "topk_minus_median":
+    return top - med
+  return (top - med) / (float(np.median(np.abs(flat - med))) + 1e-3)  # 'topk_mad'
+
+
+class Exported:
+  def __init__(self, folder: str):
+    with open(os.path.join(folder, "export.json")) as f:
+      self.meta = json.load(f)
+    if self.meta.get("format") != FORMAT:
+      raise ValueError(f"{folder}: export format {self.meta.get('format')!r}, this loader reads {FORMAT!r}")
+    with open(os.path.join(folder, "model.stablehlo"), "rb") as f:
+      try:
+        self.fn = jax_export.deserialize(bytearray(f.read()))
+      except Exception as e:  # noqa: BLE001  (a file from another jax version or a damaged one)
+        raise ValueError(f"{folder}/model.stablehlo cannot be read by jax {jax.__version__} ({e}); export it again") from None
+    self.key = jax.random.fold_in(jax.random.PRNGKey(self.meta["seed"]), 3)
+
+  def map(self, img: np.ndarray, image_id: int = 0) -> np.ndarray:
+    """uint8 [H, W, 3] at the working resolution -> anomaly map [H, W]."""
+    m = self.meta
+    out = np.zeros(img.shape[:2], np.float32)
+    for j, (x, dst, src) in enumerate(pieces(img, m["multiple"], m["tile"])):
+      ids = np.array([(image_id * 1_000_003 + j) % 2**31], np.int32)
+      out[dst] = np.asarray(self.fn.call(x[None], self.key, ids))[0][src]
+    return out
+
+  def predict(self, path: str, image_id: int = 0) -> tuple[float, str, np.ndarray]:
+    m = self.meta
+    amap = self.map(resize(read_rgb(path), m["resize"]), image_id)
+    score = image_score(amap, m["pooling"], m["topk_fraction"])
+    return score, ("crack" if score >= m["threshold"] else "good"), amap
+
+
+def main(argv: list[str]) -> int:
+  if len(argv) < 2:
+    print(__doc__.splitlines()[2].strip(), file=sys.stderr)
+    return 2
+  src = argv[1]
+  out = (
+    argv[argv.index("--out") + 1]
+    if "--out" in argv
+    else os.path.join(os.path.dirname(os.path.abspath(__file__)), "predictions.csv")
+  )
+  model = Exported(os.path.dirname(os.path.abspath(__file__)))
+  files = (
+    [src]
+    if os.path.isfile(src)
+    else sorted(os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs if f.lower().endswith(EXTENSIONS))
+  )
+  with open(out, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["file", "score", "verdict", "threshold", "error"])
+    for p in files:
+      try:
+        image_id = zlib.crc32(os.path.relpath(p, src if os.path.isdir(src) else os.path.dirname(src)).encode()) & 0x7FFFFFFF
+        score, verdict, _ = model.predict(p, image_id)
+        w.writerow([p, repr(score), verdict, f"{model.meta['threshold']:.6g}", ""])
+      except (OSError, ValueError) as e:
+        w.writerow([p, "", "", f"{model.meta['threshold']:.6g}", str(e)])
+  print(f"{len(files)} file(s) -> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))
