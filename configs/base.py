@@ -155,6 +155,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.toy.num_heldout = 1000  # held-out images from the same generator, never trained on
   c.toy.num_samples = 256  # generated samples whose nearest neighbours are measured
 
+  c.benchmark = ml_collections.ConfigDict()  # --mode=benchmark (crackjax/benchmark.py)
+  c.benchmark.predict = True  # also time predict on 227x227 images, a 4000x3000 photo and a mixed-size folder
+
   c.export = ml_collections.ConfigDict()  # --mode=export (crackjax/export.py)
   c.export.name = "model"  # writes <workdir>/export/<name>/
 

@@ -18,11 +18,13 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from crackjax import kinds
 from crackjax import teacher as teacher_lib
 from crackjax import train as train_lib
-from crackjax.scorer import Scorer, compiled_flops
+from crackjax.data import pipeline
+from crackjax.scorer import Scorer, Stats, compiled_flops, iter_maps, tiling
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,43 @@ def _student_teachers(config, x, key) -> list[dict]:
   return rows
 
 
+MIXED_SIZES = [(227, 227), (170, 227), (227, 170), (300, 400), (400, 300), (640, 480), (480, 640), (256, 256), (227, 227)]
+MIXED_SIZES += [(200, 150), (150, 200)]
+
+
+def predict_rows(config: ml_collections.ConfigDict, key: jax.Array) -> list[dict]:
+  """Predict-mode throughput (buckets, tiles, batching, host pooling included): 227x227 images, one 4000x3000 photo,
+  and a mixed folder of 11 images of 9 sizes (how many compilations it costs)."""
+  rng = np.random.default_rng(0)
+  kind = kinds.get(config.model.kind)
+  cases = [
+    ("227x227 images", [(227, 227)] * 32),
+    ("4000x3000 photo", [(3000, 4000)]),
+    ("mixed folder: 11 images, 9 sizes", MIXED_SIZES),
+  ]  # fmt: skip
+  rows = []
+  for name, sizes in cases:
+    scorer = kind.init_scorer(config)  # a fresh compilation cache per case
+    images = (pipeline.resize_image(rng.integers(60, 200, (*hw, 3), dtype=np.uint8), config.data.resize) for hw in sizes)
+    stats = Stats()
+    t0 = time.perf_counter()
+    for _ in iter_maps(
+      scorer,
+      ((i, i, im) for i, im in enumerate(images)),
+      key,
+      batch_size=config.eval.batch_size,
+      tile=tiling(config),
+      stats=stats,
+    ):
+      pass
+    wall = time.perf_counter() - t0
+    rows.append({
+      "images": name, "n": len(sizes), "seconds": wall, "compile_seconds": stats.compile_seconds,
+      "compilations": len(scorer.compiled), "images_per_second": len(sizes) / max(wall - stats.compile_seconds, 1e-9),
+    })  # fmt: skip
+  return rows
+
+
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   size = config.data.synthetic.image_size if not config.data.root else 128
   batch = config.eval.batch_size
@@ -135,6 +174,8 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
     out.update(_teacher_rows(config, x, key))
   if config.model.kind == "student":
     out["teachers"] = _student_teachers(config, x, key)
+  if config.benchmark.predict:
+    out["predict"] = predict_rows(config, key)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "benchmark.json"), "w") as f:
     json.dump(out, f, indent=2)
@@ -160,6 +201,13 @@ def format_report(r: dict) -> str:
     lines += [
       f"          {h['heal_steps']:5d}  {h['images_per_second']:8.2f}  {h['gflops_per_image']:11.3f}  {h['compile_seconds']:9.1f}"
       for h in r["healing"]
+    ]
+  if r.get("predict"):
+    lines.append("predict : images                               n  images/s  compilations  compile s  (resize, buckets, tiles)")
+    lines += [
+      f"          {p['images']:<34} {p['n']:3d}  {p['images_per_second']:8.2f}  {p['compilations']:12d}  "
+      f"{p['compile_seconds']:9.1f}"
+      for p in r["predict"]
     ]
   for t in r.get("teachers", []):
     lines.append(

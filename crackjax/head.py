@@ -41,6 +41,7 @@ from jax.sharding import PartitionSpec as P
 from crackjax import anomaly, synth
 from crackjax import train as train_lib
 from crackjax.data import pipeline
+from crackjax.scorer import count_params
 from crackjax.unet import upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, heal_fn, images: list
   )
   log.info(
     "Training the head (%s, %d params) from step %d to %d on %d synthetic crops",
-    "+".join(cfg.inputs), sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params)), start, h.num_steps,
+    "+".join(cfg.inputs), count_params(state.params), start, h.num_steps,
     len(data["x"]),
   )  # fmt: skip
   return train_lib.fit(

@@ -1,5 +1,7 @@
 """The Scorer machinery every kind shares: size buckets, tiles without seams, streaming, per-image noise."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,3 +119,18 @@ def test_an_images_noise_does_not_depend_on_its_batch(key):
   for t, m, _ in ids:
     np.testing.assert_array_equal(m, by[t])
   assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
+
+
+def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_times(tmp_path):
+  from configs import darkness
+  from crackjax import benchmark
+
+  c = darkness.get_config("tiny")
+  out = benchmark.benchmark(c, str(tmp_path))
+  assert out["machine"] and out["command"] and out["model"]["params"] == 0
+  rows = {r["images"]: r for r in out["predict"]}
+  mixed = rows["mixed folder: 11 images, 9 sizes"]
+  buckets = {(bucket_side(h, 1), bucket_side(w, 1)) for h, w in benchmark.MIXED_SIZES}
+  assert mixed["compilations"] == len(buckets) < 9
+  assert rows["4000x3000 photo"]["compilations"] == 1  # every tile has one shape
+  assert os.path.exists(tmp_path / "benchmark.json")
