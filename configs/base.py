@@ -19,6 +19,11 @@ def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # every random draw (init, noise, crops, healing) derives from this
 
+  c.compute = ml_collections.ConfigDict()  # how the computation runs: precision and hosts
+  c.compute.dtype = "float32"  # 'float32' | 'bfloat16': the networks' compute dtype (parameters stay float32)
+  c.compute.distributed = False  # jax.distributed.initialize() (also when JAX_COORDINATOR_ADDRESS is set)
+  c.compute.coordinator_timeout = 120  # seconds a process waits for the coordinator before failing
+
   c.data = ml_collections.ConfigDict()
   c.data.root = ""  # MVTec-layout root; "" = the built-in synthetic concrete
   c.data.tfds_dir = ""  # where prepared array_record datasets go; "" = <workdir>/tfds
@@ -108,6 +113,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.name = ""  # names an evaluation: writes <workdir>/eval/<name>/ ("" = the root's folder name, or the workdir itself)
   c.eval.batch_size = 16  # images per healing batch
   c.eval.max_images = 0  # cap per split, good and anomalous alternating (0 = all)
+  c.eval.test = True  # False: score val only (choosing a setting; the test split stays unseen)
   c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies
   c.eval.num_examples = 4  # four-panel figures per class, and per gallery of worst cases
   c.eval.tile_max_side = 768  # images whose longer side (after resizing) exceeds this are scored in tiles
@@ -136,6 +142,26 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.learning_rate = 3e-3  # Adam peak learning rate (warm-up, then cosine decay)
   c.student.warmup_steps = 50  # linear warm-up steps
   c.student.grad_clip = 1.0  # global gradient-norm clip
+
+  c.baseline = ml_collections.ConfigDict()  # model kinds 'ae', 'vae', 'memae', 'draem' (crackjax/baselines/)
+  c.baseline.channels = 16  # encoder/decoder channels at full resolution (x2 per level, 3 levels down to 1/8)
+  c.baseline.latent_channels = 8  # the bottleneck: channels of the 1/8-resolution latent
+  c.baseline.crop_size = 64  # training crop side, pixels after resizing (divisible by 8)
+  c.baseline.num_steps = 2000  # optimizer steps
+  c.baseline.batch_size = 16  # crops per step
+  c.baseline.learning_rate = 2e-3  # Adam peak learning rate (warm-up, then cosine decay)
+  c.baseline.warmup_steps = 50  # linear warm-up steps
+  c.baseline.grad_clip = 1.0  # global gradient-norm clip
+  c.baseline.beta = 1.0  # VAE: weight of the KL term
+  c.baseline.vae_sigma = 0.1  # VAE: decoder standard deviation s, in [-1, 1] pixel units
+  c.baseline.mc_samples = 4  # VAE: latent draws averaged by the reconstruction-probability map
+  c.baseline.vae_map = "nll"  # VAE: 'nll' (negative reconstruction probability) | 'residual' (of the mean latent)
+  c.baseline.memory_size = 64  # MemAE: prototypes M in the memory
+  c.baseline.shrink_threshold = 0.0  # MemAE: hard-shrinkage lambda (0 = 1/M)
+  c.baseline.entropy_weight = 0.0002  # MemAE: weight alpha of the addressing entropy loss
+  c.baseline.disc_channels = 16  # DRAEM: discriminative network channels
+  c.baseline.draem_p_anomaly = 0.5  # DRAEM: share of training crops with a synthetic anomaly
+  c.baseline.focal_gamma = 2.0  # DRAEM: focal loss exponent
 
   c.darkness = ml_collections.ConfigDict()  # model kind 'darkness' (crackjax/baselines/darkness.py): no learning
   c.darkness.map = "relative"  # 'relative': (median - L) / median of the luminance L | 'tophat': black top-hat of L
@@ -187,6 +213,8 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.eval.update(batch_size=4, num_examples=2)
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
   c.head.update(channels=4, levels=2, crop_size=16, train_set_size=16, num_steps=4, batch_size=4, warmup_steps=1)
+  c.baseline.update(channels=4, latent_channels=4, memory_size=8, crop_size=16, num_steps=4, batch_size=4, mc_samples=2)
+  c.baseline.update(disc_channels=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)
   c.toy.update(image_size=16, num_train=16, num_heldout=16, num_samples=8)
   if c.data.root:
@@ -197,14 +225,15 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
 def make_config(
   arg: str | None, customize: Callable[[ml_collections.ConfigDict], None] | None = None
 ) -> ml_collections.ConfigDict:
-  """defaults -> the named config's `customize` -> config-string args -> `tiny` -> validate -> lock."""
+  """defaults -> real-data defaults (`data=`) -> the named config's `customize` -> `steps=` -> `tiny` -> validate
+  -> lock."""
   args = parse_config_string(arg)
   c = defaults()
-  if customize is not None:
-    customize(c)
   if args.data:
     c.data.root = args.data
     real_data_defaults(c)
+  if customize is not None:  # after the real-data defaults: a named config's own choices win
+    customize(c)
   if args.steps:
     c.sampler.num_steps = args.steps
   if args.tiny:

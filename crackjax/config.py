@@ -240,10 +240,27 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   except ValueError as e:
     raise ValueError(str(e)) from None
   _check(config.predict.max_megapixels > 0, "predict.max_megapixels", f"must be > 0, got {config.predict.max_megapixels}")
-  from crackjax.baselines import darkness
+  from crackjax.baselines import darkness, vae
+
+  b = config.baseline
+  _check(b.crop_size % 8 == 0, "baseline.crop_size", f"must be divisible by 8, got {b.crop_size}")
+  _check(min(b.channels, b.latent_channels, b.memory_size, b.disc_channels) >= 1, "baseline.channels", "sizes must be >= 1")
+  _check(b.batch_size >= 1 and b.num_steps >= 0, "baseline.batch_size", "batch_size must be >= 1, num_steps >= 0")
+  _check(
+    b.vae_sigma > 0 and b.beta >= 0 and b.mc_samples >= 1, "baseline.vae_sigma", "need vae_sigma > 0, beta >= 0, mc_samples >= 1"
+  )
+  _check(b.vae_map in vae.MAPS, "baseline.vae_map", f"must be one of {vae.MAPS}, got {b.vae_map!r}")
+  _check(0 <= b.shrink_threshold < 1, "baseline.shrink_threshold", f"must be in [0, 1), got {b.shrink_threshold}")
+  _check(0 <= b.draem_p_anomaly <= 1, "baseline.draem_p_anomaly", f"must be in [0, 1], got {b.draem_p_anomaly}")
 
   _check(config.darkness.map in darkness.MAPS, "darkness.map", f"must be one of {darkness.MAPS}, got {config.darkness.map!r}")
   _check(config.darkness.tophat_size >= 3, "darkness.tophat_size", f"must be >= 3, got {config.darkness.tophat_size}")
+  _check(
+    config.compute.dtype in ("float32", "bfloat16"),
+    "compute.dtype",
+    f"must be 'float32' or 'bfloat16', got {config.compute.dtype!r}",
+  )
+  _check(config.compute.coordinator_timeout > 0, "compute.coordinator_timeout", "must be > 0 seconds")
   e = config.eval
   _check(e.tile_size >= 16, "eval.tile_size", f"must be >= 16, got {e.tile_size}")
   _check(0 <= 2 * e.tile_overlap < e.tile_size, "eval.tile_overlap", f"must be in [0, eval.tile_size / 2), got {e.tile_overlap}")

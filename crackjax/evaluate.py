@@ -39,6 +39,25 @@ def train_info(workdir: str) -> dict:
     return json.load(f)
 
 
+def val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer) -> dict:
+  """metrics.json with the val section alone (config.eval.test=False), for choosing settings without test."""
+  if val is None or val_metrics is None:
+    raise ValueError("config.eval.test=False needs a val split with good and cracked images to report on")
+  f1m, _ = metrics.f1_max(val_res.scores, val.labels)
+  out = {
+    "val": {**val_metrics, "f1_max": f1m, **metrics.at_threshold(val_res.scores, val.labels, threshold)},
+    "image": {"threshold": threshold, "threshold_source": source},
+    "speed": {"images_per_second": len(val) / max(val_res.seconds, 1e-9), "gflops_per_image": val_res.flops_per_image / 1e9},
+    "model": scorer.info,
+    "data": {"root": config.eval.root or config.data.root or "synthetic", "name": name, "n_val": len(val)},
+  }
+  os.makedirs(out_dir, exist_ok=True)
+  report.write_json(os.path.join(out_dir, "metrics.json"), out)
+  report.write_scores(os.path.join(out_dir, "val_scores.csv"), val.filenames, val.labels, val_res.scores, threshold)
+  log.info("%s (val only): AUROC %.4f  AP %.4f  F1-max %.4f", name, out["val"]["auroc"], out["val"]["ap"], f1m)
+  return out
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
   """Evaluates `scorer` on config.eval.root (or data.root); returns the metrics written."""
   root = config.eval.root or config.data.root
@@ -67,6 +86,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
       "n_crack": int((val.labels == 1).sum()),
     }
   log.info("threshold %.6g (%s)", threshold, source)
+  if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
+    if out_dir == workdir:  # never over the run's own metrics.json
+      out_dir = os.path.join(workdir, "eval", "val")
+    return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images)
   res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", **kw)
   data_info = {

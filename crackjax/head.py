@@ -38,7 +38,7 @@ from flax.training import train_state
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import anomaly, synth
+from crackjax import anomaly, precision, synth
 from crackjax import train as train_lib
 from crackjax.data import pipeline
 from crackjax.scorer import count_params
@@ -124,9 +124,9 @@ def stack_inputs(cfg: HeadConfig, x, x_hat, feature) -> jnp.ndarray:
   return jnp.concatenate(parts, axis=-1)
 
 
-def head_map(cfg: HeadConfig, params, x, x_hat, feature, sigma: float) -> jnp.ndarray:
-  """Crack probability [B, H, W] in [0, 1], smoothed with `sigma` pixels."""
-  logits = HeadNet(cfg).apply({"params": params}, stack_inputs(cfg, x, x_hat, feature))
+def head_map(cfg: HeadConfig, params, x, x_hat, feature, sigma: float, dt=jnp.float32) -> jnp.ndarray:
+  """Crack probability [B, H, W] in [0, 1], smoothed with `sigma` pixels (computed in dtype dt)."""
+  logits = precision.apply(HeadNet(cfg).apply, params, stack_inputs(cfg, x, x_hat, feature), compute_dtype=dt)
   return anomaly.gaussian_smooth(jax.nn.sigmoid(logits), sigma)
 
 
@@ -167,6 +167,7 @@ def make_crops(images: list[np.ndarray], lo: int, hi: int, *, crop: int, seed: i
 def _shard_key(config, heal_info: dict, n_images: int) -> str:
   h = config.head
   spec = [heal_info, dataclasses.asdict(mix(config)), h.crop_size, h.train_set_size, config.seed, n_images, list(h.inputs)]
+  spec.append(synth.VERSION)
   return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -243,14 +244,14 @@ def batches(data: dict, *, batch_size: int, seed: int, start_step: int):
     step += 1
 
 
-def make_step(cfg: HeadConfig, gamma: float):
+def make_step(cfg: HeadConfig, gamma: float, dt=jnp.float32):
   def step(state, batch, key):
     del key  # the randomness is in the crops
     inputs, target = batch
     x_in = stack_inputs(cfg, inputs["x"], inputs.get("healed"), inputs.get("feature"))
 
     def loss(params):
-      return focal_loss(state.apply_fn({"params": params}, x_in), target, gamma)
+      return focal_loss(precision.apply(state.apply_fn, params, x_in, compute_dtype=dt), target, gamma)
 
     value, grads = jax.value_and_grad(loss)(state.params)
     grad_norm = optax.global_norm(grads)
@@ -319,7 +320,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, heal_fn, images: list
     raise ValueError(f"config.head.batch_size={h.batch_size} must be divisible by the {mesh.devices.size} devices")
   replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   step_fn = jax.jit(
-    make_step(cfg, h.focal_gamma),
+    make_step(cfg, h.focal_gamma, precision.dtype(config)),
     in_shardings=(replicated, batch_sharding, replicated),
     out_shardings=(replicated, replicated),
     donate_argnums=0,

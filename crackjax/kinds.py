@@ -19,6 +19,10 @@ from types import ModuleType
 KINDS = {
   "teacher": "crackjax.teacher",  # the diffusion epsilon-UNet; its map: residual, feature distance or head
   "student": "crackjax.student",  # diffusion-free student distilled from a teacher's maps
+  "ae": "crackjax.baselines.ae",  # convolutional autoencoder: reconstruction residual
+  "vae": "crackjax.baselines.vae",  # variational autoencoder: negative reconstruction probability
+  "memae": "crackjax.baselines.memae",  # memory-augmented autoencoder: residual of a reconstruction from prototypes
+  "draem": "crackjax.baselines.draem",  # reconstructive + discriminative networks on synthetic anomalies
   "darkness": "crackjax.baselines.darkness",  # no learning: darkness of the smoothed luminance, or its black top-hat
 }
 

@@ -41,7 +41,7 @@ from flax.training import train_state
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import kinds, synth
+from crackjax import kinds, precision, synth
 from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate
 from crackjax.data import builders, pipeline
@@ -281,13 +281,13 @@ def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
 StudentState = train_state.TrainState  # no fields beyond the optimizer's: no EMA, no dropout key
 
 
-def make_student_step(cfg: StudentConfig, target: str):
+def make_student_step(cfg: StudentConfig, target: str, dt=jnp.float32):
   def step(state: StudentState, batch, key):
     del key  # deterministic: the randomness is in the crops
     x, y = batch
 
     def loss(params):
-      return loss_fn(state.apply_fn({"params": params}, x), y, cfg.levels, target)
+      return loss_fn(precision.apply(state.apply_fn, params, x, compute_dtype=dt), y, cfg.levels, target)
 
     value, grads = jax.value_and_grad(loss)(state.params)
     grad_norm = optax.global_norm(grads)
@@ -368,7 +368,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"config.student.batch_size={s.batch_size} must be divisible by the {mesh.devices.size} devices")
   replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   step_fn = jax.jit(
-    make_student_step(student_config(config), s.target),
+    make_student_step(student_config(config), s.target, precision.dtype(config)),
     in_shardings=(replicated, batch_sharding, replicated),
     out_shardings=(replicated, replicated),
     donate_argnums=0,
@@ -406,10 +406,11 @@ def load_student(config, workdir: str) -> tuple[StudentState, TargetInfo]:
 def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetInfo) -> Scorer:
   cfg = student_config(config)
   model = StudentNet(cfg)
+  dt = precision.dtype(config)
 
   def maps(params, x, key, ids):
     del key, ids  # one deterministic pass
-    return output_map(model.apply({"params": params}, x), x.shape[1:3], info.target, info.scale)
+    return output_map(precision.apply(model.apply, params, x, compute_dtype=dt), x.shape[1:3], info.target, info.scale)
 
   def flops(shape):
     return flops_of(lambda p, x: model.apply({"params": p}, x), params, jnp.zeros(shape)) / shape[0]

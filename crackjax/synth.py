@@ -85,6 +85,7 @@ def draw_crack(rng: np.random.Generator, img: np.ndarray, params: CrackParams = 
 
 # ------------------------------------------------------------------------------------ the head's crack model
 
+VERSION = 2  # of the generators below: a change here invalidates cached training sets (crackjax/head.py)
 SUPERSAMPLE = 4  # cracks are drawn at 4x and area-averaged: sub-pixel hairlines keep their faintness
 MASK_COVERAGE = 0.25  # a pixel is crack when at least this share of it is covered
 
@@ -169,6 +170,11 @@ def draw_fine_crack(
     core = ndimage.distance_transform_edt(cover > 0.5)
     shade = shade * (0.7 + 0.3 * np.clip(core / max(1.0, w0 / 4), 0, 1))
   out = img * (1.0 - np.clip(shade * soft, 0, 0.97)[..., None])
+  if rng.random() < 0.5:  # relief under raking light: one lip of the crack catches the light, a bright line beside it
+    a = rng.uniform(0, 2 * np.pi)
+    shift = (0.6 + 0.4 * min(w0, 4.0)) * np.array([np.sin(a), np.cos(a)])
+    lip = np.clip(ndimage.shift(soft, shift, order=1, mode="constant") - soft, 0, 1)
+    out = out * (1.0 + rng.uniform(0.05, 0.35) * lip[..., None])
   return np.clip(out, 0.0, 1.0).astype(np.float32), mask
 
 
@@ -237,8 +243,9 @@ DISTRACTORS = ("stain", "water_mark", "shadow")  # the synthetic data set's (rep
 NEGATIVES = (*DISTRACTORS, "pits", "joint", "paint", "rough_patch")
 
 
-def draw_distractor(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
-  """One stain, water mark or shadow: dark, smooth and wide (never crack-thin). Returns (image, kind)."""
+def draw_distractor(rng: np.random.Generator, img: np.ndarray, strength: float = 1.0) -> tuple[np.ndarray, str]:
+  """One stain, water mark or shadow: dark, smooth and wide (never crack-thin). Returns (image, kind). `strength`
+  scales the darkening (1: the synthetic data set's; the head also sees them up to twice as dark)."""
   h, w = img.shape[:2]
   size = max(h, w)
   yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -248,7 +255,7 @@ def draw_distractor(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarr
     r = rng.uniform(0.12, 0.35) * size
     wobble = 1.0 + 0.3 * _value_noise(rng, size, max(4, size // 4))[:h, :w]
     d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / (r * wobble)
-    alpha = np.clip(1.0 - d, 0.0, 1.0) ** 0.7 * rng.uniform(0.15, 0.35)
+    alpha = np.clip(1.0 - d, 0.0, 1.0) ** 0.7 * rng.uniform(0.15, 0.35) * strength
   elif kind == 1:  # water mark: a vertical streak, fading downwards, softly edged
     cx = rng.uniform(0, size)
     sw = rng.uniform(0.08, 0.2) * size
@@ -256,12 +263,12 @@ def draw_distractor(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarr
     across = np.exp(-0.5 * ((xx - x_off) / (sw / 2)) ** 2)
     top = rng.uniform(-0.2, 0.5) * size
     along = np.clip((yy - top) / (0.3 * size), 0.0, 1.0)
-    alpha = across * along * rng.uniform(0.15, 0.3)
+    alpha = across * along * rng.uniform(0.15, 0.3) * strength
   else:  # shadow: a dark half-plane with a soft edge
     angle = rng.uniform(0, 2 * np.pi)
     offset = rng.uniform(-0.3, 0.3) * size
     dist = (xx - size / 2) * np.cos(angle) + (yy - size / 2) * np.sin(angle) - offset
-    alpha = 1.0 / (1.0 + np.exp(-dist / rng.uniform(0.03, 0.08) / size)) * rng.uniform(0.2, 0.4)
+    alpha = 1.0 / (1.0 + np.exp(-dist / rng.uniform(0.03, 0.08) / size)) * rng.uniform(0.2, 0.4) * strength
   return np.clip(img * (1.0 - alpha[..., None]), 0.0, 1.0), DISTRACTORS[kind]
 
 
@@ -325,7 +332,7 @@ def draw_negative(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray
   """One hard negative of NEGATIVES, drawn uniformly; the image stays normal (its mask is all zero)."""
   kind = NEGATIVES[int(rng.integers(len(NEGATIVES)))]
   if kind in DISTRACTORS:
-    out, _ = draw_distractor(rng, img)
+    out, _ = draw_distractor(rng, img, strength=rng.uniform(1.0, 2.0))
   else:
     out = {"pits": draw_pits, "joint": draw_joint, "paint": draw_paint, "rough_patch": draw_rough_patch}[kind](rng, img)
   return out.astype(np.float32), kind

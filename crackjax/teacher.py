@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, head, samplers
+from crackjax import anomaly, head, precision, samplers
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, count_params, flops_of
@@ -111,11 +111,11 @@ def load_params(config: ml_collections.ConfigDict, workdir: str) -> dict:
 # ------------------------------------------------------------------------------------------------ the map
 
 
-def feature_distance(unet: UNet, params, x: jnp.ndarray, x_hat: jnp.ndarray, t: int) -> jnp.ndarray:
+def feature_distance(unet: UNet, params, x: jnp.ndarray, x_hat: jnp.ndarray, t: int, dt=jnp.float32) -> jnp.ndarray:
   """Mean over the encoder's levels of 1 - cos(features of x, features of x_hat), at full resolution: [B, H, W]."""
   tt = jnp.full((x.shape[0],), t, jnp.int32)
-  fx = unet.apply({"params": params}, x, tt, features=True)
-  fh = unet.apply({"params": params}, x_hat, tt, features=True)
+  fx = precision.apply(unet.apply, params, x, tt, compute_dtype=dt, features=True)
+  fh = precision.apply(unet.apply, params, x_hat, tt, compute_dtype=dt, features=True)
   out = jnp.zeros(x.shape[:3], x.dtype)
   for a, b in zip(fx, fh):
     cos = (a * b).sum(-1) / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1) + 1e-6)
@@ -131,12 +131,15 @@ def make_heal_fn(config: ml_collections.ConfigDict, unet_params):
   hc = heal_config(config)
   need_feature = "feature" in config.head.inputs
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 12)
+  dt = precision.dtype(config)
 
   @jax.jit
   def heal(x, ids):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
-    x_hat = anomaly.heal(lambda x_t, t: unet.apply({"params": unet_params}, x_t, t), schedule, x, keys, hc)
-    return x_hat, (feature_distance(unet, unet_params, x, x_hat, config.anomaly.feature_t) if need_feature else None)
+    eps_fn = lambda x_t, t: precision.apply(unet.apply, unet_params, x_t, t, compute_dtype=dt)  # noqa: E731
+    x_hat = anomaly.heal(eps_fn, schedule, x, keys, hc)
+    feat = feature_distance(unet, unet_params, x, x_hat, config.anomaly.feature_t, dt) if need_feature else None
+    return x_hat, feat
 
   return heal
 
@@ -148,20 +151,21 @@ def make_maps_fn(config: ml_collections.ConfigDict):
   hc = heal_config(config)
   score = config.anomaly.score
   hcfg = head.head_config(config)
+  dt = precision.dtype(config)
 
   def maps(params, x, key, ids):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
     if score == "head" and not head.needs_healing(hcfg):  # the image-only (DRAEM-like) head
-      return head.head_map(hcfg, params["head"], x, None, None, hc.smoothing_sigma)
-    eps_fn = lambda x_t, t: unet.apply({"params": params["unet"]}, x_t, t)  # noqa: E731
+      return head.head_map(hcfg, params["head"], x, None, None, hc.smoothing_sigma, dt)
+    eps_fn = lambda x_t, t: precision.apply(unet.apply, params["unet"], x_t, t, compute_dtype=dt)  # noqa: E731
     m, x_hat = anomaly.anomaly_map(eps_fn, schedule, x, keys, hc)
     if score == "residual":
       return m
     need_feature = score == "feature" or "feature" in hcfg.inputs
-    feat = feature_distance(unet, params["unet"], x, x_hat, config.anomaly.feature_t) if need_feature else None
+    feat = feature_distance(unet, params["unet"], x, x_hat, config.anomaly.feature_t, dt) if need_feature else None
     if score == "feature":
       return anomaly.gaussian_smooth(feat, hc.smoothing_sigma)
-    p = head.head_map(hcfg, params["head"], x, x_hat, feat, hc.smoothing_sigma)
+    p = head.head_map(hcfg, params["head"], x, x_hat, feat, hc.smoothing_sigma, dt)
     if score == "head":
       return p
     return 0.5 * (p + m / params["residual_scale"])

@@ -28,6 +28,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from crackjax import precision
 from crackjax import schedule as schedule_lib
 from crackjax.data import pipeline
 from crackjax.scorer import count_params
@@ -82,6 +83,7 @@ def create_train_state(config: ml_collections.ConfigDict, key: jax.Array) -> Tra
 def make_train_step(config: ml_collections.ConfigDict, schedule: schedule_lib.Schedule):
   """Returns train_step(state, x0: [B, H, W, 3] in [-1, 1], key) -> (state, metrics), pure and jittable."""
   t_min, t_max, ema_decay = config.train.t_min, config.train.t_max, config.train.ema_decay
+  dt = precision.dtype(config)
 
   def train_step(state: TrainState, x0: jnp.ndarray, key: jax.Array):
     key = jax.random.fold_in(key, state.step)
@@ -91,7 +93,7 @@ def make_train_step(config: ml_collections.ConfigDict, schedule: schedule_lib.Sc
     x_t = schedule_lib.q_sample(schedule, x0=x0, t=t, eps=eps)
 
     def loss_fn(params):
-      eps_hat = state.apply_fn({"params": params}, x_t, t, train=True, rngs={"dropout": k_drop})
+      eps_hat = precision.apply(state.apply_fn, params, x_t, t, compute_dtype=dt, train=True, rngs={"dropout": k_drop})
       return jnp.mean((eps_hat - eps) ** 2)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)

@@ -1,0 +1,18 @@
+"""The memae baseline (model kind 'memae', crackjax/baselines/memae.py), trained on train/good through the same
+pipeline, checkpoints and evaluation as the diffusion teacher.
+
+    python main.py --config=configs/memae.py:data=ROOT --workdir=runs/memae
+    python main.py --config=configs/memae.py:tiny --workdir=/tmp/memae          # seconds, synthetic data
+
+Writes metrics.json, scores.csv and plots/ like every kind; `--mode=predict` and `--mode=export` work on it.
+"""
+
+from configs import base
+
+
+def customize(c):
+  c.model.kind = "memae"
+
+
+def get_config(arg=None):
+  return base.make_config(arg, customize)

@@ -1,0 +1,18 @@
+"""The vae baseline (model kind 'vae', crackjax/baselines/vae.py), trained on train/good through the same
+pipeline, checkpoints and evaluation as the diffusion teacher.
+
+    python main.py --config=configs/vae.py:data=ROOT --workdir=runs/vae
+    python main.py --config=configs/vae.py:tiny --workdir=/tmp/vae          # seconds, synthetic data
+
+Writes metrics.json, scores.csv and plots/ like every kind; `--mode=predict` and `--mode=export` work on it.
+"""
+
+from configs import base
+
+
+def customize(c):
+  c.model.kind = "vae"
+
+
+def get_config(arg=None):
+  return base.make_config(arg, customize)
