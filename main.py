@@ -80,6 +80,12 @@ def main(argv):
     sys.exit(f"error: {e}")
   check_workdir(FLAGS.workdir)
   os.makedirs(FLAGS.workdir, exist_ok=True)
+  from crackjax import distributed
+
+  try:
+    distributed.initialize(config)
+  except (RuntimeError, ValueError) as e:
+    sys.exit(f"error: {e}")
   logging.info("JAX devices: %s", jax.devices())
   job = {
     "train_and_evaluate": jobs.train_and_evaluate,

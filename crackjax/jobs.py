@@ -10,10 +10,10 @@ import os
 import ml_collections
 
 from crackjax import benchmark as benchmark_lib
+from crackjax import distributed, kinds
 from crackjax import evaluate as evaluate_lib
 from crackjax import export as export_lib
 from crackjax import failures as failures_lib
-from crackjax import kinds
 from crackjax import predict as predict_lib
 from crackjax import sweep as sweep_lib
 from crackjax import toy as toy_lib
@@ -96,10 +96,12 @@ def check_layout(config: ml_collections.ConfigDict, *, need_test: bool) -> None:
 def _train(config: ml_collections.ConfigDict, workdir: str, *, need_test: bool) -> None:
   check_layout(config, need_test=need_test)
   check_workdir_compatible(config, workdir)  # before config.json is written: the run's record stays intact
-  write_config(config, os.path.join(workdir, "config.json"))
+  if distributed.is_writer():
+    write_config(config, os.path.join(workdir, "config.json"))
   info = kinds.get(config.model.kind).train(config, workdir)
-  with open(os.path.join(workdir, "train_info.json"), "w") as f:
-    json.dump(info, f, indent=2)
+  if distributed.is_writer():
+    with open(os.path.join(workdir, "train_info.json"), "w") as f:
+      json.dump(info, f, indent=2)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -108,6 +110,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     write_config(config, os.path.join(workdir, "config.json"))
     return toy_lib.run(config, workdir)
   _train(config, workdir, need_test=True)
+  if not distributed.is_writer():  # several hosts: process 0 evaluates and writes the report
+    return {}
   return evaluate_lib.evaluate(config, workdir, trained_scorer(config, workdir))
 
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, head, precision, samplers
+from crackjax import anomaly, distributed, head, precision, samplers
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, count_params, flops_of
@@ -80,7 +80,7 @@ def uses_unet(config: ml_collections.ConfigDict) -> bool:
 
 def load_train_images(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[np.ndarray], dict]:
   """train/good at the working resolution, and what evaluation reports of it."""
-  builder = builders.builder_for(config, workdir, config.data.root)
+  builder = distributed.prepare_once(lambda: builders.builder_for(config, workdir, config.data.root))
   if "train" not in builder.info.splits:
     raise FileNotFoundError(
       f"{config.data.root} has no train/good images to learn normal concrete from; {builders.EXPECTED_LAYOUT}"

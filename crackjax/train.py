@@ -28,7 +28,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import precision
+from crackjax import distributed, precision
 from crackjax import schedule as schedule_lib
 from crackjax.data import pipeline
 from crackjax.scorer import count_params
@@ -121,8 +121,14 @@ def restore_latest(mngr: ocp.CheckpointManager, state):
   step = mngr.latest_step()
   if step is None:
     return state
+  # Restored straight into the replicated layout of the mesh: with several processes, a state restored onto one
+  # device could not be spread over the others' devices afterwards.
+  replicated = NamedSharding(make_mesh(), P())
+  target = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated) if hasattr(x, "shape") else x, state
+  )
   try:
-    state = mngr.restore(step, args=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+    state = mngr.restore(step, args=ocp.args.StandardRestore(target))
   except ValueError as e:  # orbax names the mismatching array; the config field is what the user can change
     raise ValueError(
       f"the checkpoint in {mngr.directory} does not fit this config's model ({str(e).splitlines()[0][:200]}); "
@@ -216,8 +222,13 @@ def fit(*, state, mngr, step_fn, batches, batch_sharding, key, start, total, log
   pending: list[dict] = []
   last_good = start
   t0 = time.time()
+  rows = None
   for step in range(start + 1, total + 1):
-    batch = jax.device_put(next(batches), batch_sharding)
+    batch = next(batches)
+    if jax.process_count() > 1:  # every process builds the global batch from (seed, step) and feeds its own rows
+      rows = rows or distributed.local_rows(len(jax.tree.leaves(batch)[0]))
+      batch = jax.tree.map(lambda a: a[rows[0] : rows[1]], batch)  # noqa: B023
+    batch = distributed.global_batch(batch, batch_sharding)
     state, metrics = step_fn(state, batch, key)
     pending.append(metrics)
     report(step)
