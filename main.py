@@ -72,7 +72,8 @@ def main(argv):
 
   absl_logging.set_verbosity(absl_logging.WARNING)  # third-party INFO (orbax, TFDS) is noise here
   logging.getLogger("crackjax").setLevel(logging.INFO)
-  jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "crackjax", "xla"))
+  if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # compiled functions are reused across runs
+    jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "crackjax", "xla"))
   config = FLAGS.config
   try:
     validate(config)

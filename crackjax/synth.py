@@ -137,8 +137,12 @@ def draw_fine_crack(
   width: tuple[float, float] = (0.4, 12.0),
   depth: tuple[float, float] = (0.15, 0.9),
   p_gap: float = 0.0,
+  p_relief: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """One crack of the head's model (module docstring) on img [H, W, 3] in [0, 1]. Returns (image, mask)."""
+  """One crack of the head's model (module docstring) on img [H, W, 3] in [0, 1]. Returns (image, mask).
+
+  With probability p_relief one lip of the crack catches raking light: a line up to 35% brighter right beside it.
+  """
   h, w = img.shape[:2]
   side = max(h, w)
   gap = rng.random() < p_gap
@@ -170,7 +174,7 @@ def draw_fine_crack(
     core = ndimage.distance_transform_edt(cover > 0.5)
     shade = shade * (0.7 + 0.3 * np.clip(core / max(1.0, w0 / 4), 0, 1))
   out = img * (1.0 - np.clip(shade * soft, 0, 0.97)[..., None])
-  if rng.random() < 0.5:  # relief under raking light: one lip of the crack catches the light, a bright line beside it
+  if rng.random() < p_relief:  # relief under raking light: one lip of the crack catches the light, a bright line beside it
     a = rng.uniform(0, 2 * np.pi)
     shift = (0.6 + 0.4 * min(w0, 4.0)) * np.array([np.sin(a), np.cos(a)])
     lip = np.clip(ndimage.shift(soft, shift, order=1, mode="constant") - soft, 0, 1)

@@ -30,7 +30,7 @@ from crackjax.unet import UNet, upsample_nearest
 
 log = logging.getLogger(__name__)
 
-SHAPE_FIELDS = ("model", "schedule")
+SHAPE_FIELDS = ("model", "schedule", "data.stream")  # data.stream: streamed checkpoints hold the data position
 SCORES = ("residual", "feature", "head", "head_residual")
 
 
@@ -91,6 +91,13 @@ def load_train_images(config: ml_collections.ConfigDict, workdir: str) -> tuple[
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """The UNet (resumable), then the head when the score uses one (resumable, its training set cached)."""
+  if config.data.stream:  # crops streamed from the data source; the head needs images in memory
+    if uses_head(config):
+      raise ValueError("config.data.stream=True streams the UNet's crops; the head's training set needs the images in memory")
+    builder = distributed.prepare_once(lambda: builders.builder_for(config, workdir, config.data.root))
+    train_lib.train(config, workdir, None, builder.as_data_source(split="train"))
+    n = builder.info.splits["train"].num_examples
+    return {"n_train": n, "train_skipped_files": builders.skipped_files(builder, "train")}
   images, info = load_train_images(config, workdir)
   heal_fn = None
   if uses_unet(config):

@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 from crackjax import distributed, precision
 from crackjax import schedule as schedule_lib
-from crackjax.data import pipeline
+from crackjax.data import pipeline, stream
 from crackjax.scorer import count_params
 from crackjax.unet import UNet, UNetConfig
 
@@ -116,8 +116,9 @@ def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict, *, creat
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, state):
-  """The latest checkpoint in `mngr` restored into the structure of `state` (or `state` itself if there is none)."""
+def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None):
+  """The latest checkpoint in `mngr` restored into the structure of `state` (or `state` itself if there is none);
+  with `data_iter` (a streamed run, crackjax/data/stream.py) the iterator's saved position too."""
   step = mngr.latest_step()
   if step is None:
     return state
@@ -128,7 +129,14 @@ def restore_latest(mngr: ocp.CheckpointManager, state):
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated) if hasattr(x, "shape") else x, state
   )
   try:
-    state = mngr.restore(step, args=ocp.args.StandardRestore(target))
+    streamed = os.path.isdir(os.path.join(str(mngr.directory), str(step), "data"))
+    if data_iter is None and streamed:  # evaluation of a streamed run: its state alone
+      state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+    elif data_iter is None:
+      state = mngr.restore(step, args=ocp.args.StandardRestore(target))
+    else:
+      args = ocp.args.Composite(state=ocp.args.StandardRestore(target), data=stream.restore_args(data_iter))
+      state = mngr.restore(step, args=args).state
   except ValueError as e:  # orbax names the mismatching array; the config field is what the user can change
     raise ValueError(
       f"the checkpoint in {mngr.directory} does not fit this config's model ({str(e).splitlines()[0][:200]}); "
@@ -167,10 +175,19 @@ class NonFiniteError(FloatingPointError):
   """The loss or gradient norm stopped being finite; the last good checkpoint is kept."""
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray]) -> TrainState:
-  """Trains up to config.train.num_steps (continuing from the workdir's checkpoint); returns the final state."""
+def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray] | None, source=None) -> TrainState:
+  """Trains up to config.train.num_steps (continuing from the workdir's checkpoint); returns the final state.
+  train_images: the in-memory split; or, with config.data.stream, `source` (the train split's data source)."""
   keys = dict(zip(("init", "train"), jax.random.split(jax.random.PRNGKey(config.seed), 2)))
-  state, mngr = restore_or_create(config, workdir, keys["init"])
+  data_iter = None
+  if config.data.stream:
+    loader = stream.train_loader(
+      source, batch_size=config.train.batch_size, crop_size=config.data.crop_size, resize=config.data.resize,
+      seed=config.seed, workers=config.data.stream_workers,
+    )  # fmt: skip
+    data_iter = iter(loader)
+  mngr = checkpoint_manager(workdir, config)
+  state = restore_latest(mngr, create_train_state(config, keys["init"]), data_iter)
   start = int(state.step)
   total = config.train.num_steps
   if start >= total:
@@ -190,11 +207,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
     donate_argnums=0,
   )
 
-  batches = pipeline.train_batches(
-    train_images, batch_size=config.train.batch_size, crop_size=config.data.crop_size, seed=config.seed, start_step=start
-  )
+  if data_iter is not None:
+    batches = data_iter
+  else:
+    batches = pipeline.train_batches(
+      train_images, batch_size=config.train.batch_size, crop_size=config.data.crop_size, seed=config.seed, start_step=start
+    )
   n_params = count_params(state.params)
-  log.info("Training %d params from step %d to %d on %d device(s), %d images", n_params, start, total, n_dev, len(train_images))
+  n_images = len(source) if config.data.stream else len(train_images)
+  log.info("Training %d params from step %d to %d on %d device(s), %d images", n_params, start, total, n_dev, n_images)
   hparams = {k: v for k, v in config.to_dict()["train"].items() if isinstance(v, (int, float, str))}
   return fit(
     state=state,
@@ -209,12 +230,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
     checkpoint_every=config.train.checkpoint_every,
     workdir=workdir,
     hparams=hparams,
+    data_iter=data_iter,
   )
 
 
-def fit(*, state, mngr, step_fn, batches, batch_sharding, key, start, total, log_every, checkpoint_every, workdir, hparams):
-  """The training loop shared by the teacher and the student: steps, progress with ETA, TensorBoard scalars,
-  checkpoints, and a stop on non-finite loss that keeps the last good checkpoint. Returns the final state."""
+def host_copy(state):
+  """The state as host arrays when this process holds all of it (one process): orbax writes those about 4x faster
+  than replicated device arrays (benchmarks/checkpoint.py); with several processes the device arrays themselves,
+  which orbax writes from every process. Restoring into a sharded target gives device arrays either way."""
+  if all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(state)):
+    return jax.device_get(state)
+  return state
+
+
+def fit(
+  *, state, mngr, step_fn, batches, batch_sharding, key, start, total, log_every, checkpoint_every, workdir, hparams,
+  data_iter=None,
+):  # fmt: skip
+  """The training loop every kind shares: steps, progress with ETA, TensorBoard scalars, checkpoints (with the
+  streamed data's position when `data_iter` is its iterator, whose batches are already this process's rows), and a
+  stop on non-finite loss that keeps the last good checkpoint. Returns the final state."""
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if start == 0:
     writer.write_hparams(hparams)
@@ -225,7 +260,7 @@ def fit(*, state, mngr, step_fn, batches, batch_sharding, key, start, total, log
   rows = None
   for step in range(start + 1, total + 1):
     batch = next(batches)
-    if jax.process_count() > 1:  # every process builds the global batch from (seed, step) and feeds its own rows
+    if jax.process_count() > 1 and data_iter is None:  # each process builds the global batch, feeds its own rows
       rows = rows or distributed.local_rows(len(jax.tree.leaves(batch)[0]))
       batch = jax.tree.map(lambda a: a[rows[0] : rows[1]], batch)  # noqa: B023
     batch = distributed.global_batch(batch, batch_sharding)
@@ -252,7 +287,11 @@ def fit(*, state, mngr, step_fn, batches, batch_sharding, key, start, total, log
           step, total, summary["loss"], summary["grad_norm"], rate, elapsed, (total - step) / max(rate, 1e-9),
         )  # fmt: skip
       if step % checkpoint_every == 0 or step == total:
-        mngr.save(step, args=ocp.args.StandardSave(state))
+        saved = host_copy(state)
+        if data_iter is None:
+          mngr.save(step, args=ocp.args.StandardSave(saved))
+        else:
+          mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), data=stream.save_args(data_iter)))
         mngr.wait_until_finished()
         last_good = step
   writer.flush()

@@ -16,7 +16,7 @@ from crackjax import jobs
 from crackjax import train as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ["--config=configs/ddim_50.py:tiny", "--mode=train", "--config.train.num_steps=6", "--config.train.checkpoint_every=2"]
+ARGS = ["--config=configs/ddim_50.py:tiny", "--mode=train", "--config.train.num_steps=4", "--config.train.checkpoint_every=2"]
 
 
 def _port() -> int:
@@ -57,7 +57,7 @@ def runs(tmp_path_factory):
 
   config = ddim_50.get_config("tiny")
   with config.unlocked():
-    config.train.num_steps, config.train.checkpoint_every = 6, 2
+    config.train.num_steps, config.train.checkpoint_every = 4, 2
   one = str(tmp_path_factory.mktemp("one_process"))
   jobs.train_only(config, one)  # this test process: 4 fake devices
   two = str(tmp_path_factory.mktemp("two_processes"))
@@ -71,7 +71,7 @@ def test_two_processes_give_the_parameters_of_one_with_the_same_global_devices(r
     assert r.returncode == 0, r.stderr[-2000:]
   assert "process 1 of 2, 2 local / 4 global devices" in results[1].stderr
   for a, b in zip(_params(config, one), _params(config, two)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float32 all-reduce order differs (gloo vs in-process)
   # Only process 0 wrote the run's record.
   assert os.path.exists(os.path.join(two, "config.json")) and os.path.exists(os.path.join(two, "train_info.json"))
 
@@ -80,11 +80,11 @@ def test_a_killed_two_process_run_resumes(runs, tmp_path):
   config, one, two, _ = runs
   w = str(tmp_path / "killed")
   shutil.copytree(two, w)
-  shutil.rmtree(os.path.join(w, "checkpoints", "6"))  # killed after the step-4 checkpoint
+  shutil.rmtree(os.path.join(w, "checkpoints", "4"))  # killed after the step-2 checkpoint
   for r in _two_processes(w):
     assert r.returncode == 0, r.stderr[-2000:]
   for a, b in zip(_params(config, one), _params(config, w)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float32 all-reduce order differs (gloo vs in-process)
 
 
 def test_an_unreachable_coordinator_is_a_clear_error_in_bounded_time(tmp_path):

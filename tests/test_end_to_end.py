@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from crackjax import jobs
@@ -175,14 +176,22 @@ def test_main_rejects_a_wrong_config_value_naming_the_field(tmp_path):
   "name,splits", [("deepcrack", {"train", "val", "test"}), ("concrete_pavement", {"train", "val", "test", "unlabeled"})]
 )
 def test_real_roots_are_read_as_they_are(tmp_path_factory, name, splits):
-  from crackjax.data import builders, pipeline
+  from crackjax.data import builders, decode, pipeline
 
-  b = builders.make_builder(root=os.path.join(SHARED_DATA, name), data_dir=str(tmp_path_factory.mktemp("tfds")), val_fraction=0.1)
+  root = os.path.join(SHARED_DATA, name)
+  plan = builders.scan_root(root, 0.1)
+  assert set(plan) == splits
+  for items in plan.values():  # a few files of every split decode (the whole set: concrete_pavement, 4,600)
+    for path, _, _ in items[:: max(1, len(items) // 3)][:3]:
+      img = decode.read_image(path)
+      assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8, path
+  if name != "deepcrack":
+    return
+  # DeepCrack end to end through TFDS (the smaller root): every test image has its mask.
+  b = builders.make_builder(root=root, data_dir=str(tmp_path_factory.mktemp("tfds")), val_fraction=0.1)
   assert set(b.info.splits) == splits
   test = pipeline.load_split(b, "test", resize=0.5, max_images=6)
-  assert len(test) == 6 and set(test.labels) <= {0, 1}
-  if name == "deepcrack":
-    assert test.has_mask.all() and all(m.sum() > 0 for m in test.masks)
+  assert len(test) == 6 and set(test.labels) <= {1} and test.has_mask.all() and all(m.sum() > 0 for m in test.masks)
 
 
 # ------------------------------------------------------ the threshold comes from val; verdicts follow it

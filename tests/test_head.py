@@ -7,6 +7,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from crackjax import head, jobs, synth
 from tests.test_data import make_root
@@ -19,7 +20,7 @@ def _surface(h=48, w=40, level=0.6):
 @pytest.mark.parametrize("width", [0.4, 1.0, 3.0, 10.0])
 def test_fine_cracks_darken_only_under_their_mask_and_their_width_shows(width):
   rng = np.random.default_rng(0)
-  out, mask = synth.draw_fine_crack(rng, _surface(), width=(width, width), depth=(0.6, 0.6))
+  out, mask = synth.draw_fine_crack(rng, _surface(), width=(width, width), depth=(0.6, 0.6), p_relief=0.0)
   assert out.shape == (48, 40, 3) and (out <= 0.6 + 1e-6).all()
   assert mask.any() and (out[mask > 0].mean() < 0.6 - 0.05)
   far = np.ones_like(mask, bool)
@@ -30,6 +31,15 @@ def test_fine_cracks_darken_only_under_their_mask_and_their_width_shows(width):
   # The mask's area grows with the width (hairlines cover less than a quarter of a pixel along most of them).
   if width >= 3:
     assert mask.mean() > 0.05
+
+
+def test_a_cracks_relief_is_a_bright_line_only_beside_it():
+  for seed in range(6):
+    out, mask = synth.draw_fine_crack(np.random.default_rng(seed), _surface(), width=(3, 3), depth=(0.6, 0.6), p_relief=1.0)
+    lum = out.mean(-1)
+    dist = ndimage.distance_transform_edt(lum >= 0.6 - 1e-4)  # pixels from the darkened crack
+    assert mask.any() and (dist[lum > 0.6 + 1e-3] <= 4).all()  # the lip lies beside the crack, nowhere else
+    assert out.max() > 0.6 + 0.01 and out.max() <= 0.6 * 1.35 + 1e-6  # the lip: brighter, by at most 35%
 
 
 def test_a_subpixel_hairline_is_faint_and_a_wide_crack_dark():

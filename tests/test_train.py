@@ -98,3 +98,23 @@ def test_bfloat16_compute_keeps_float32_state_and_tracks_the_float32_loss(tiny_c
   rel = np.abs(losses["bfloat16"] - losses["float32"]) / losses["float32"]
   assert rel.mean() < 0.1 and losses["bfloat16"][-5:].mean() < losses["bfloat16"][:5].mean()
   assert not np.array_equal(losses["bfloat16"], losses["float32"])  # it did compute in another precision
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_streamed_run_resumes_with_the_same_data_stream(tmp_path, tiny_config, workers):
+  """Crops streamed by grain from the array_record source; the iterator's position is in the checkpoint, so a run
+  killed after its step-2 checkpoint ends where the uninterrupted one did."""
+  from crackjax import jobs
+
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.data.stream, c.data.stream_workers = True, workers
+  jobs.train_only(c, str(tmp_path / "a"))
+  shutil.copytree(tmp_path / "a", tmp_path / "b")
+  shutil.rmtree(tmp_path / "b" / "checkpoints" / str(c.train.num_steps))
+  assert "data" in os.listdir(tmp_path / "b" / "checkpoints" / "2")  # the stream's position is saved
+  jobs.train_only(c, str(tmp_path / "b"))
+  full, resumed = train_lib.load_trained(c, str(tmp_path / "a")), train_lib.load_trained(c, str(tmp_path / "b"))
+  for x, y in zip(jax.tree.leaves((full.params, full.ema_params)), jax.tree.leaves((resumed.params, resumed.ema_params))):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+  assert int(full.step) == int(resumed.step) == c.train.num_steps
