@@ -5,8 +5,8 @@
 or from Python: `model = Exported(folder); score, verdict, amap = model.predict(path)`.
 
 The preprocessing and pooling below are copies of crackjax's (crackjax/data/decode.py, pipeline.resize_image,
-scorer.pieces, anomaly.image_score) so that this file runs alone; tests/test_export.py checks that both give the
-same maps, scores and verdicts.
+scorer.pieces, anomaly.image_score) so that this file runs alone; a test checks that both give the
+same maps, scores and verdicts (tests/test_inspection.py).
 """
 
 from __future__ import annotations

@@ -35,8 +35,6 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from crackjax import anomaly, precision, synth
 from crackjax import train as train_lib
@@ -315,15 +313,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, heal_fn, images: list
   if start >= h.num_steps:
     log.info("Head checkpoint at step %d >= head.num_steps=%d: training skipped", start, h.num_steps)
     return state
-  mesh = train_lib.make_mesh()
-  if h.batch_size % mesh.devices.size:
-    raise ValueError(f"config.head.batch_size={h.batch_size} must be divisible by the {mesh.devices.size} devices")
-  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  step_fn = jax.jit(
-    make_step(cfg, h.focal_gamma, precision.dtype(config)),
-    in_shardings=(replicated, batch_sharding, replicated),
-    out_shardings=(replicated, replicated),
-    donate_argnums=0,
+  step_fn, replicated, batch_sharding = train_lib.sharded_step(
+    make_step(cfg, h.focal_gamma, precision.dtype(config)), batch_size=h.batch_size, field="head.batch_size"
   )
   log.info(
     "Training the head (%s, %d params) from step %d to %d on %d synthetic crops",

@@ -38,8 +38,6 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from crackjax import kinds, precision, synth
 from crackjax import train as train_lib
@@ -363,15 +361,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if start >= s.num_steps:
     log.info("Student checkpoint at step %d >= student.num_steps=%d: training skipped", start, s.num_steps)
     return {"n_pool": info.n_pool}
-  mesh = train_lib.make_mesh()
-  if s.batch_size % mesh.devices.size:
-    raise ValueError(f"config.student.batch_size={s.batch_size} must be divisible by the {mesh.devices.size} devices")
-  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  step_fn = jax.jit(
+  step_fn, replicated, batch_sharding = train_lib.sharded_step(
     make_student_step(student_config(config), s.target, precision.dtype(config)),
-    in_shardings=(replicated, batch_sharding, replicated),
-    out_shardings=(replicated, replicated),
-    donate_argnums=0,
+    batch_size=s.batch_size,
+    field="student.batch_size",
   )
   batches = pair_batches(images, targets, batch_size=s.batch_size, crop_size=s.crop_size, seed=config.seed, start_step=start)
   log.info(

@@ -12,6 +12,7 @@ and sees the same stream. A non-finite loss or gradient stops the run with the l
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -194,18 +195,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
     log.info("Checkpoint at step %d >= train.num_steps=%d: training skipped", start, total)
     return state
 
-  mesh = make_mesh()
-  n_dev = mesh.devices.size
-  if config.train.batch_size % n_dev:
-    raise ValueError(f"config.train.batch_size={config.train.batch_size} must be divisible by the {n_dev} devices")
-  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  state = jax.device_put(state, replicated)
-  step_fn = jax.jit(
-    make_train_step(config, make_schedule(config)),
-    in_shardings=(replicated, batch_sharding, replicated),
-    out_shardings=(replicated, replicated),
-    donate_argnums=0,
+  step_fn, replicated, batch_sharding = sharded_step(
+    make_train_step(config, make_schedule(config)), batch_size=config.train.batch_size, field="train.batch_size"
   )
+  n_dev = batch_sharding.mesh.devices.size
+  state = jax.device_put(state, replicated)
 
   if data_iter is not None:
     batches = data_iter
@@ -234,6 +228,38 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
   )
 
 
+def sharded_step(step, *, batch_size: int, field: str):
+  """`step(state, batch, key) -> (state, metrics)` jitted over the mesh of all devices: state and key replicated,
+  the batch split over 'data', the old state donated. Returns (step_fn, replicated, batch_sharding); a batch size
+  the devices do not divide is refused naming the config `field` and both numbers."""
+  mesh = make_mesh()
+  if batch_size % mesh.devices.size:
+    raise ValueError(f"config.{field}={batch_size} must be divisible by the {mesh.devices.size} devices")
+  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  step_fn = jax.jit(
+    step, in_shardings=(replicated, batch_sharding, replicated), out_shardings=(replicated, replicated), donate_argnums=0
+  )
+  return step_fn, replicated, batch_sharding
+
+
+def training_seconds(workdir: str, start: int) -> float:
+  """Wall seconds spent training up to step `start` (training.json; 0 for a fresh run or an unknown history)."""
+  try:
+    with open(os.path.join(workdir, "training.json")) as f:
+      rec = json.load(f)
+    return float(rec["seconds"]) if int(rec["steps"]) == start else 0.0
+  except (OSError, ValueError, KeyError, TypeError):
+    return 0.0
+
+
+def write_training_record(workdir: str, steps: int, seconds: float) -> None:
+  """<workdir>/training.json: steps trained and the wall seconds they took over every resumed segment."""
+  path = os.path.join(workdir, "training.json")
+  with open(path + ".tmp", "w") as f:
+    json.dump({"steps": steps, "seconds": round(seconds, 1)}, f)
+  os.replace(path + ".tmp", path)
+
+
 def host_copy(state):
   """The state as host arrays when this process holds all of it (one process): orbax writes those about 4x faster
   than replicated device arrays (benchmarks/checkpoint.py); with several processes the device arrays themselves,
@@ -257,6 +283,7 @@ def fit(
   pending: list[dict] = []
   last_good = start
   t0 = time.time()
+  seconds_before = training_seconds(workdir, start)
   rows = None
   for step in range(start + 1, total + 1):
     batch = next(batches)
@@ -294,5 +321,7 @@ def fit(
           mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), data=stream.save_args(data_iter)))
         mngr.wait_until_finished()
         last_good = step
+        if distributed.is_writer():
+          write_training_record(workdir, step, seconds_before + time.time() - t0)
   writer.flush()
   return state

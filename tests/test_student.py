@@ -189,3 +189,31 @@ def test_a_student_rerun_with_another_architecture_is_refused_before_its_record_
   with pytest.raises(ValueError, match="config.student.channels=4, not 6"):
     jobs.train_and_evaluate(other, workdir)
   assert open(os.path.join(workdir, "config.json")).read() == before
+
+
+@pytest.mark.parametrize("which", ["student", "teacher"])
+def test_the_exported_student_and_teacher_agree_with_predict(student_run, root, tmp_path, which):
+  """--mode=export of a trained student and of its diffusion teacher (healing noise keyed by the image id, as in
+  predict): the stand-alone loader's scores equal predict's within 1e-5, with the same verdicts."""
+  import csv
+  import importlib.util
+
+  from configs import ddim_50
+
+  c, workdir, _ = student_run
+  if which == "teacher":
+    c, workdir = ddim_50.get_config(f"tiny,data={root}"), os.path.join(workdir, "teacher")
+  c = c.copy_and_resolve_references()
+  with c.unlocked():
+    c.predict.input, c.predict.name, c.predict.overlays = os.path.join(root, "test"), "exp", "none"
+  rows = [r for r in csv.DictReader(open(jobs.predict(c, workdir))) if r["score"]]
+  folder = jobs.export(c, workdir)
+  spec = importlib.util.spec_from_file_location("crackjax_export", os.path.join(folder, "crackjax_export.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  model = mod.Exported(folder)
+  assert len(rows) >= 4
+  for r in rows:
+    path = r["file"]
+    score, verdict, _ = model.predict(path, mod.zlib.crc32(os.path.relpath(path, c.predict.input).encode()) & 0x7FFFFFFF)
+    assert abs(score - float(r["score"])) <= 1e-5 and verdict == r["verdict"], (path, score, r)

@@ -21,8 +21,6 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from crackjax import anomaly
 from crackjax import train as train_lib
@@ -134,15 +132,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> dict:
   if start >= b.num_steps:
     log.info("Checkpoint at step %d >= baseline.num_steps=%d: training skipped", start, b.num_steps)
     return info
-  mesh = train_lib.make_mesh()
-  if b.batch_size % mesh.devices.size:
-    raise ValueError(f"config.baseline.batch_size={b.batch_size} must be divisible by the {mesh.devices.size} devices")
-  replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  step_fn = jax.jit(
-    make_step(config, spec),
-    in_shardings=(replicated, batch_sharding, replicated),
-    out_shardings=(replicated, replicated),
-    donate_argnums=0,
+  step_fn, replicated, batch_sharding = train_lib.sharded_step(
+    make_step(config, spec), batch_size=b.batch_size, field="baseline.batch_size"
   )
   log.info("Training the %s baseline (%d params) from step %d to %d", spec.kind, count_params(state.params), start, b.num_steps)
   train_lib.fit(
