@@ -73,7 +73,7 @@ def child_stream(args) -> dict:
     source = _builder(args).as_data_source(split="train")
     loader = stream.train_loader(
       source, batch_size=c.train.batch_size, crop_size=c.data.crop_size, resize=c.data.resize, seed=0,
-      workers=args.workers,
+      workers=int(args.workers),
     )  # fmt: skip
     it = iter(loader)
     next(it)  # workers started, first batch ready
@@ -82,7 +82,7 @@ def child_stream(args) -> dict:
       batch = next(it)
     dt = time.perf_counter() - t0
   return {
-    "workers": args.workers, "batches": args.batches, "batch": int(batch.shape[0]), "crop": int(batch.shape[1]),
+    "workers": int(args.workers), "batches": args.batches, "batch": int(batch.shape[0]), "crop": int(batch.shape[1]),
     "crops_per_second": args.batches * batch.shape[0] / dt, "peak_rss_gib": mem.peak / 2**30,
   }  # fmt: skip
 
