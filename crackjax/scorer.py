@@ -156,12 +156,9 @@ class Stats:
 
 
 def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats) -> np.ndarray:
-  # A partial batch (a folder's last one, or a size seen once) is padded with zero rows to the next power of two,
-  # not to batch_size: a few more compilations per bucket at most (log2 of batch_size), at most twice the work.
-  rows = min(batch_size, 1 << (len(batch) - 1).bit_length())
-  shape = (rows, *batch[0].x.shape)
-  x = np.zeros(shape, np.float32)
-  ids = np.zeros(rows, np.int32)
+  shape = (batch_size, *batch[0].x.shape)
+  x = np.zeros(shape, np.float32)  # rows past the real ones stay zero: same shape, one compilation per bucket
+  ids = np.zeros(batch_size, np.int32)
   for j, p in enumerate(batch):
     x[j] = p.x
     ids[j] = (p.image_id * 1_000_003 + p.piece_id) % 2**31
@@ -174,7 +171,7 @@ def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats
   t0 = time.time()
   out = np.asarray(jax.device_get(executable(scorer.params, x, key, ids)))
   stats.seconds += time.time() - t0
-  stats.flops.append(flops * len(batch) / rows if np.isfinite(flops) else flops)
+  stats.flops.append(flops * len(batch) / batch_size if np.isfinite(flops) else flops)
   return out
 
 

@@ -131,16 +131,7 @@ def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_ti
   rows = {r["images"]: r for r in out["predict"]}
   mixed = rows["mixed folder: 11 images, 9 sizes"]
   buckets = {(bucket_side(h, 1), bucket_side(w, 1)) for h, w in benchmark.MIXED_SIZES}
-  assert mixed["compilations"] == len(buckets) < 9  # each bucket's one partial batch: one shape each
-  assert rows["4000x3000 photo"]["compilations"] <= 2  # every tile has one shape: full batches and the last one
+  assert mixed["compilations"] == len(buckets) < 9
+  assert rows["4000x3000 photo"]["compilations"] == 1  # every tile has one shape
   assert os.path.exists(tmp_path / "benchmark.json")
 
-
-def test_a_partial_batch_is_padded_to_a_power_of_two_not_to_the_batch_size(key):
-  """Three images of one size with batch_size 16 run as one batch of 4 rows (not 16): at most twice the work."""
-  s = _local_scorer()
-  imgs = [np.full((20, 24, 3), 100 + 10 * i, np.uint8) for i in range(3)]
-  out = list(iter_maps(s, [(i, i, im) for i, im in enumerate(imgs)], key, batch_size=16, tile=Tiling()))
-  assert [shape[0] for shape in s.compiled] == [4] and len(out) == 3
-  full = list(iter_maps(s, [(i, i, imgs[0]) for i in range(20)], key, batch_size=16, tile=Tiling()))
-  assert sorted(shape[0] for shape in s.compiled) == [4, 16] and len(full) == 20  # 16, then 4 padded to 4
