@@ -134,4 +134,3 @@ def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_ti
   assert mixed["compilations"] == len(buckets) < 9
   assert rows["4000x3000 photo"]["compilations"] == 1  # every tile has one shape
   assert os.path.exists(tmp_path / "benchmark.json")
-
