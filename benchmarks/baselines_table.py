@@ -7,9 +7,7 @@ import json
 import os
 import sys
 
-
-def fmt(x, spec=".4f"):
-  return "-" if x is None else format(x, spec)
+from student_table import fmt, print_table  # same folder: python benchmarks/baselines_table.py
 
 
 def _load(path: str) -> dict:
@@ -49,13 +47,7 @@ def _training_dirs(workdir: str, kind: str) -> list[str]:
 
 def main(dirs: list[str]) -> None:
   header = ["model", "val AUROC", "test AUROC", "test AP", "test F1@val thr", "pixel AUROC", "AUPRO", "params"]
-  header += ["training min", "images/s"]
-  print("| " + " | ".join(header) + " |")
-  print("|" + "---|" * len(header))
-  for d in dirs:
-    r = row(d)
-    if r:
-      print(r)
+  print_table(header + ["training min", "images/s"], dirs, row)
 
 
 if __name__ == "__main__":

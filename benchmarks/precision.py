@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -22,24 +21,14 @@ def main() -> None:
 
   from configs import ddim_50
   from crackjax import kinds
-  from crackjax import train as train_lib
-  from crackjax.benchmark import machine, scorer_speed
+  from crackjax.benchmark import machine, scorer_speed, train_speed
 
   print(f"command : python {' '.join(sys.argv)}\nmachine : {machine()}")
   key = jax.random.PRNGKey(0)
   for dtype in ("float32", "bfloat16"):
     c = ddim_50.get_config("data=/unused")  # the real-data sizes; no data is read
     c.compute.dtype = dtype
-    state = train_lib.create_train_state(c, key)
-    step = jax.jit(train_lib.make_train_step(c, train_lib.make_schedule(c)))
-    x = jax.random.uniform(key, (c.train.batch_size, c.data.crop_size, c.data.crop_size, 3), minval=-1, maxval=1)
-    state, m = step(state, x, key)
-    jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-      state, m = step(state, x, key)
-    jax.block_until_ready(m)
-    train_rate = args.steps / (time.perf_counter() - t0)
+    train_rate = train_speed(c, key, steps=args.steps)[0]["train_steps_per_second"]
     scorer = kinds.get("teacher").init_scorer(c)
     xs = jax.random.uniform(key, (c.eval.batch_size, 128, 128, 3), minval=-1, maxval=1)
     row = scorer_speed(scorer, xs, key, repeats=3)

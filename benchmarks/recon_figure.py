@@ -17,28 +17,14 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-def _flat(d, prefix=""):
-  for k, v in d.items():
-    if isinstance(v, dict):
-      yield from _flat(v, f"{prefix}{k}.")
-    else:
-      yield f"{prefix}{k}", v
-
-
 def load_config(workdir: str):
+  """The config a workdir was trained with (its config.json over today's defaults)."""
   from configs import base
+  from crackjax.config import config_from_saved
 
   with open(os.path.join(workdir, "config.json")) as f:
     saved = json.load(f)
-  c = base.defaults()
-  with c.unlocked():
-    for k, v in _flat(saved):
-      node, *path = k.split(".")
-      target = c
-      for p in [node, *path][:-1]:
-        target = target[p]
-      target[[node, *path][-1]] = tuple(v) if isinstance(v, list) else v
-  return c
+  return config_from_saved(base.defaults(), saved, sections=tuple(k for k in saved if isinstance(saved[k], dict)))
 
 
 def reconstruct(workdir: str, x):

@@ -100,20 +100,11 @@ def child_memory(args) -> dict:
 def child_train(args) -> dict:
   import jax
 
-  from crackjax import train as train_lib
+  from crackjax.benchmark import train_speed
 
   c = _config(args.n, args.size)
-  key = jax.random.PRNGKey(0)
-  state = train_lib.create_train_state(c, key)
-  step = jax.jit(train_lib.make_train_step(c, train_lib.make_schedule(c)))
-  x = jax.random.uniform(key, (c.train.batch_size, c.data.crop_size, c.data.crop_size, 3), minval=-1, maxval=1)
-  state, m = step(state, x, key)
-  jax.block_until_ready(m)
-  t0 = time.perf_counter()
-  for _ in range(10):
-    state, m = step(state, x, key)
-  jax.block_until_ready(m)
-  rate = 10 / (time.perf_counter() - t0)
+  row = train_speed(c, jax.random.PRNGKey(0), steps=10)[0]
+  rate = row["train_steps_per_second"]
   return {"train_steps_per_second": rate, "batch": c.train.batch_size, "crops_per_second_needed": rate * c.train.batch_size}
 
 

@@ -31,15 +31,19 @@ def row(workdir: str) -> str | None:
   return "| " + " | ".join(cells) + " |"
 
 
-def main(dirs: list[str]) -> None:
-  header = ["model", "val AUROC", "test AUROC", "test AP", "test F1@val thr", "pixel AUROC", "AUPRO", "params", "GFLOP/image"]
-  header.append("images/s")
+def print_table(header: list[str], dirs: list[str], row_fn) -> None:
+  """A markdown table: the header, then row_fn(workdir) for every workdir that has results."""
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
   for d in dirs:
-    r = row(d)
+    r = row_fn(d)
     if r:
       print(r)
+
+
+def main(dirs: list[str]) -> None:
+  header = ["model", "val AUROC", "test AUROC", "test AP", "test F1@val thr", "pixel AUROC", "AUPRO", "params", "GFLOP/image"]
+  print_table(header + ["images/s"], dirs, row)
 
 
 if __name__ == "__main__":
