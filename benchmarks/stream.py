@@ -8,7 +8,9 @@ memory and crops/s against what the training step consumes. Run by hand (never a
    crops/s and the peak resident memory of that process and its grain workers;
 3. for comparison, in a fresh process: the in-memory path (pipeline.load_images of the whole split) and its peak
    resident memory;
-4. the training step's need: crops/s = steps/s x batch of the default UNet on this machine.
+4. the training step's need: crops/s = steps/s x batch of the default UNet on this machine;
+5. evaluation (--eval_n images of the same split scored by the no-learning darkness kind, as `evaluate` scores a
+   split): streamed (decoded as scored, no maps kept) against in memory, peak resident memory and images/s each.
 """
 
 from __future__ import annotations
@@ -108,9 +110,30 @@ def child_train(args) -> dict:
   return {"train_steps_per_second": rate, "batch": c.train.batch_size, "crops_per_second_needed": rate * c.train.batch_size}
 
 
+def child_eval(args) -> dict:
+  import jax
+
+  from configs import darkness
+  from crackjax import kinds, report
+  from crackjax.data import pipeline
+  from crackjax.scorer import compute_maps
+
+  c = darkness.get_config()
+  scorer = kinds.get("darkness").make_scorer(c, args.workdir)
+  stream = bool(int(args.stream))
+  with PeakRSS() as mem:
+    t0 = time.perf_counter()
+    split = pipeline.load_split(_builder(args), "train", resize=1.0, max_images=args.eval_n, stream=stream)
+    keep = report.pixel_metric_images(split) if stream else None
+    res = compute_maps(scorer, split.images, jax.random.PRNGKey(0), batch_size=c.eval.batch_size, keep=keep)
+    dt = time.perf_counter() - t0
+  return {"stream": stream, "images": len(res.scores), "seconds": dt, "images_per_second": len(res.scores) / dt,
+          "peak_rss_gib": mem.peak / 2**30}  # fmt: skip
+
+
 def _run_child(what: str, args, **extra) -> dict:
   cmd = [sys.executable, __file__, f"--child={what}", f"--n={args.n}", f"--size={args.size}", f"--workdir={args.workdir}"]
-  cmd += [f"--batches={args.batches}"] + [f"--{k}={v}" for k, v in extra.items()]
+  cmd += [f"--batches={args.batches}", f"--eval_n={args.eval_n}"] + [f"--{k}={v}" for k, v in extra.items()]
   out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
   return json.loads(out.strip().splitlines()[-1])
 
@@ -122,10 +145,12 @@ def main() -> None:
   p.add_argument("--workdir", default="runs/stream_bench")
   p.add_argument("--workers", default="0,2", help="grain worker counts to time, comma-separated")
   p.add_argument("--batches", type=int, default=200)
+  p.add_argument("--eval_n", type=int, default=20_000, help="images scored by the evaluation part (0: skip it)")
   p.add_argument("--child", default="", help=argparse.SUPPRESS)
+  p.add_argument("--stream", default="1", help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.child:
-    fn = {"stream": child_stream, "memory": child_memory, "train": child_train}[args.child]
+    fn = {"stream": child_stream, "memory": child_memory, "train": child_train, "eval": child_eval}[args.child]
     print(json.dumps(fn(args)))
     return
   from crackjax.benchmark import machine
@@ -145,6 +170,7 @@ def main() -> None:
     "stream": [_run_child("stream", args, workers=int(w)) for w in args.workers.split(",")],
     "in_memory": _run_child("memory", args),
     "train": _run_child("train", args),
+    "eval": [_run_child("eval", args, stream=s) for s in (1, 0)] if args.eval_n else [],
   }
   os.makedirs(args.workdir, exist_ok=True)
   with open(os.path.join(args.workdir, "stream_benchmark.json"), "w") as f:
@@ -160,6 +186,9 @@ def main() -> None:
   t = out["train"]
   print(f"train   : the default UNet consumes {t['crops_per_second_needed']:.0f} crops/s "
         f"({t['train_steps_per_second']:.2f} steps/s x {t['batch']})")  # fmt: skip
+  for e in out["eval"]:
+    print(f"evaluate: {e['images']:,} images scored {'streamed' if e['stream'] else 'in memory'}: "
+          f"{e['images_per_second']:.0f} images/s, peak RSS {e['peak_rss_gib']:.2f} GiB")  # fmt: skip
 
 
 if __name__ == "__main__":

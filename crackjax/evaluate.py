@@ -12,11 +12,12 @@ import logging
 import os
 
 import jax
+import numpy as np
 import ml_collections
 
 from crackjax import metrics, report, thresholds
 from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, compute_maps, tiling
+from crackjax.scorer import Scorer, compute_maps, fill_maps, tiling
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys
   kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
+  # data.stream: images decoded as they are scored, and only the maps the pixel metrics need kept (the figures'
+  # few images are rescored), so host memory does not grow with the split.
+  stream = config.data.stream
   val = val_res = None
   if "val" in builder.info.splits:
-    val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images)
-    val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", **kw)
+    val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
+    val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=np.zeros(len(val), bool) if stream else None, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
     None if val is None else val.labels,
@@ -90,8 +94,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     if out_dir == workdir:  # never over the run's own metrics.json
       out_dir = os.path.join(workdir, "eval", "val")
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
-  test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images)
-  res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", **kw)
+  test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
+  res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=report.pixel_metric_images(test) if stream else None, **kw)
+  if stream:
+    groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
+    fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], jax.random.fold_in(key, 1), **kw)
   data_info = {
     "root": root or "synthetic",
     "name": name,

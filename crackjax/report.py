@@ -52,12 +52,32 @@ def _nan_to_none(x):
   return x
 
 
-def split_pixel_metrics(split: pipeline.Split, maps: list[np.ndarray]) -> dict | None:
-  """Pixel metrics over the images with a mask and the good ones (all-zero masks); None where no image has a mask."""
+def pixel_metric_images(split: pipeline.Split) -> np.ndarray:
+  """bool [N]: the images pixel metrics are computed over (those with a mask and the good ones, whose masks are
+  all zero), none where no image has a mask; a streamed evaluation keeps only these maps."""
   if not split.has_mask.any():
+    return np.zeros(len(split), bool)
+  return split.has_mask | (split.labels == 0)
+
+
+def split_pixel_metrics(split: pipeline.Split, maps: list[np.ndarray]) -> dict | None:
+  """Pixel metrics over pixel_metric_images(split); None where no image has a mask."""
+  idx = np.flatnonzero(pixel_metric_images(split))
+  if not len(idx):
     return None
-  idx = [i for i in range(len(split)) if split.has_mask[i] or split.labels[i] == 0]
   return metrics.pixel_metrics([maps[i] for i in idx], [split.masks[i] for i in idx])
+
+
+def figure_groups(labels: np.ndarray, scores: np.ndarray, threshold: float, k: int) -> dict[str, list[int]]:
+  """The images of each four-panel figure: up to k true positives, clean passes, worst misses, worst false alarms."""
+  good = np.flatnonzero(labels == 0)
+  crack = np.flatnonzero(labels == 1)
+  return {
+    "true_positives": [i for i in crack[np.argsort(-scores[crack])] if scores[i] >= threshold][:k],
+    "clean_passes": [i for i in good[np.argsort(scores[good])] if scores[i] < threshold][:k],
+    "worst_misses": [i for i in crack[np.argsort(scores[crack])]][:k],
+    "worst_false_alarms": [i for i in good[np.argsort(-scores[good])]][:k],
+  }
 
 
 def report(
@@ -136,18 +156,10 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.roc(s, y, os.path.join(plot_dir, "roc.png"))
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
-  vmax = float(np.percentile(np.concatenate([m.ravel() for m in res.maps]), 99.9))
-  k = config.eval.num_examples
+  pixels = res.sample if res.sample is not None else np.concatenate([m.ravel() for m in res.maps])
+  vmax = float(np.percentile(pixels, 99.9)) if pixels.size else 1.0
   row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pooling)  # noqa: E731
-  good = np.flatnonzero(test.labels == 0)
-  crack = np.flatnonzero(test.labels == 1)
-  groups = {
-    "true_positives": [i for i in crack[np.argsort(-res.scores[crack])] if res.scores[i] >= threshold][:k],
-    "clean_passes": [i for i in good[np.argsort(res.scores[good])] if res.scores[i] < threshold][:k],
-    "worst_misses": [i for i in crack[np.argsort(res.scores[crack])]][:k],
-    "worst_false_alarms": [i for i in good[np.argsort(-res.scores[good])]][:k],
-  }
-  for name, idx in groups.items():
+  for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
       plots.four_panel_rows(
         [row(i) for i in idx], vmax, threshold, os.path.join(plot_dir, f"{name}.png"), title=name.replace("_", " ")

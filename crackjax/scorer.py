@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -217,26 +217,59 @@ def iter_maps(
 @dataclasses.dataclass
 class MapResult:
   scores: np.ndarray  # [N]
-  maps: list[np.ndarray]  # [H, W] each, at the image's own size
+  maps: list  # [H, W] each, at the image's own size; None where compute_maps was told not to keep it
   seconds: float  # wall time of the model, compilation excluded
   compile_seconds: float
   flops_per_image: float
+  sample: np.ndarray | None = None  # every SAMPLE_STRIDE-th pixel of every map, where not all maps are kept
+
+
+SAMPLE_STRIDE = 61  # a prime, so the sample does not line up with image rows
 
 
 def compute_maps(
-  scorer: Scorer, images: list[np.ndarray], key: jax.Array, *, batch_size: int, tile: Tiling = Tiling(), desc: str = ""
+  scorer: Scorer,
+  images: Sequence[np.ndarray],
+  key: jax.Array,
+  *,
+  batch_size: int,
+  tile: Tiling = Tiling(),
+  desc: str = "",
+  keep: np.ndarray | None = None,
+  ids: Sequence[int] | None = None,
 ) -> MapResult:
-  """Maps and scores of a list of uint8 images [H, W, 3] (any sizes), with progress every 20 s."""
+  """Maps and scores of uint8 images [H, W, 3] (any sizes), with progress every 20 s.
+
+  keep: bool [N], the maps to hold in memory (default all); the others are dropped as soon as they are scored,
+  leaving a pixel sample for colour scales. ids: each image's noise id (default its index), so that an image
+  rescored alone gets the map it got among the others."""
   n = len(images)
   scores = np.zeros(n, np.float32)
   maps: list = [None] * n
+  sample = None if keep is None else []
   stats = Stats()
   t_log = time.time()
-  items = ((i, i, img) for i, img in enumerate(images))
+  ids = range(n) if ids is None else ids
+  items = ((i, ids[i], img) for i, img in enumerate(images))
   for done, (i, m, s) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
-    maps[i], scores[i] = m, s
+    scores[i] = s
+    if keep is None or keep[i]:
+      maps[i] = m
+    if sample is not None:
+      sample.append(m.ravel()[::SAMPLE_STRIDE])
     if time.time() - t_log > 20 or done == n:
       rate = done / max(stats.seconds + stats.compile_seconds, 1e-9)
       log.info("scoring %s: %d/%d images, %.2f images/s, ETA %.0f s", desc, done, n, rate, (n - done) / max(rate, 1e-9))
       t_log = time.time()
-  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image)
+  if sample is not None:
+    sample = np.concatenate(sample) if sample else np.zeros(0, np.float32)
+  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image, sample)
+
+
+def fill_maps(scorer: Scorer, images: Sequence[np.ndarray], res: MapResult, wanted, key: jax.Array, **kw) -> None:
+  """Rescores the images in `wanted` whose maps res dropped (same noise ids, so the same maps) and puts them in res."""
+  missing = sorted({int(i) for i in wanted if res.maps[int(i)] is None})
+  if missing:
+    again = compute_maps(scorer, [images[i] for i in missing], key, ids=missing, desc="figures", **kw)
+    for i, m in zip(missing, again.maps):
+      res.maps[i] = m

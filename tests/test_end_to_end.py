@@ -289,3 +289,27 @@ def test_a_root_without_test_is_refused_before_training(tmp_path, tiny_config):
   with pytest.raises(FileNotFoundError, match="no test/ folder to evaluate on .checked before training"):
     jobs.train_and_evaluate(c, str(tmp_path / "w"))
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+def test_a_streamed_evaluation_decodes_as_it_scores_and_reports_the_same(tmp_path):
+  """data.stream: val and test are decoded image by image and only the pixel metrics' maps are kept, with the
+  same metrics, scores and figures as an evaluation in memory."""
+  from configs import darkness
+  from crackjax.data import builders, pipeline
+
+  root = make_root(tmp_path / "root")
+  out = {}
+  for stream in (False, True):
+    c = darkness.get_config(f"data={root}")
+    c.data.stream = stream
+    c.data.tfds_dir = str(tmp_path / "tfds")
+    out[stream] = jobs.train_and_evaluate(c, str(tmp_path / f"s{int(stream)}"))
+    assert sorted(os.listdir(tmp_path / f"s{int(stream)}" / "plots")) == sorted(os.listdir(tmp_path / "s0" / "plots"))
+  for section in ("image", "pixel"):
+    assert out[True][section] == out[False][section]
+  rows = [_csv(tmp_path / f"s{i}" / "scores.csv") for i in (0, 1)]
+  assert rows[0] == rows[1] and len(rows[0]) == 8
+  lazy = pipeline.load_split(builders.builder_for(c, str(tmp_path / "s1"), root), "test", resize=1.0, stream=True)
+  assert isinstance(lazy.images, pipeline.LazyImages) and lazy.filenames == [r["file"] for r in rows[0]]
+  i = lazy.filenames.index("test/crack/c0.jpg")
+  assert lazy.images[i].shape == (32, 32, 3) and lazy.masks[i].sum() > 0 and lazy.has_mask[i]

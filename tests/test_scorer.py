@@ -9,7 +9,7 @@ import pytest
 
 from crackjax import scorer as scorer_lib
 from crackjax import student
-from crackjax.scorer import Scorer, Tiling, bucket_side, compute_maps, iter_maps
+from crackjax.scorer import SAMPLE_STRIDE, Scorer, Tiling, bucket_side, compute_maps, fill_maps, iter_maps
 
 
 def _local_scorer(radius: int = 3, multiple: int = 4, noise: bool = False) -> Scorer:
@@ -134,3 +134,19 @@ def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_ti
   assert mixed["compilations"] == len(buckets) < 9
   assert rows["4000x3000 photo"]["compilations"] == 1  # every tile has one shape
   assert os.path.exists(tmp_path / "benchmark.json")
+
+
+def test_maps_dropped_while_streaming_are_rescored_identically(key):
+  """A streamed evaluation keeps only some maps and rescores the figures' images later: same noise ids, same maps."""
+  rng = np.random.default_rng(4)
+  images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
+  full = compute_maps(_local_scorer(noise=True), images, key, batch_size=4)
+  keep = np.array([True, False, False, False, False])
+  part = compute_maps(_local_scorer(noise=True), images, key, batch_size=4, keep=keep)
+  assert part.maps[0] is not None and all(m is None for m in part.maps[1:])
+  np.testing.assert_array_equal(part.scores, full.scores)
+  assert part.sample.size == 5 * -(-32 * 32 // SAMPLE_STRIDE)  # every map sampled, kept or not
+  fill_maps(_local_scorer(noise=True), images, part, [3, 1, 3], key, batch_size=4)
+  assert part.maps[2] is None and part.maps[4] is None
+  for i in (0, 1, 3):
+    np.testing.assert_array_equal(part.maps[i], full.maps[i])

@@ -3,7 +3,7 @@ size, in buckets and tiles, is crackjax/scorer.py).
 
 Splits are read once from the array_record data source, resized by `resize` (area averaging when shrinking, so
 thin cracks fade instead of vanishing) and kept as uint8 arrays: concrete data sets are small, and crops are then
-NumPy slices. Training batches are a pure function of (seed, step): a resumed run sees the same stream.
+NumPy slices. With data.stream a split's images are decoded as they are scored instead (LazyImages). Training batches are a pure function of (seed, step): a resumed run sees the same stream.
 Pixels map to [-1, 1] as x = u8 / 127.5 - 1.
 """
 
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -21,10 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Split:
-  """A split in memory. images: uint8 [H, W, 3] each (sizes may differ); masks: uint8 {0,1} [H, W] each."""
+  """A split. images: uint8 [H, W, 3] each (sizes may differ); masks: uint8 {0,1} [H, W] each; in memory (lists)
+  or decoded when indexed (LazyImages, a streamed evaluation)."""
 
-  images: list[np.ndarray]
-  masks: list[np.ndarray]
+  images: Sequence[np.ndarray]
+  masks: Sequence[np.ndarray]
   has_mask: np.ndarray  # bool [N]
   labels: np.ndarray  # int [N]: 0 good, 1 anomalous, -1 unknown
   filenames: list[str]
@@ -49,28 +51,66 @@ def resize_mask(mask: np.ndarray, factor: float) -> np.ndarray:
   return (soft > 63).astype(np.uint8)  # a pixel a quarter covered by crack stays crack
 
 
-def load_split(builder, split: str, *, resize: float, max_images: int = 0) -> Split:
-  """Reads `split` of a prepared builder into memory (all of it, or the first max_images)."""
+class LazyImages(Sequence):
+  """Images (or masks) of a split decoded when indexed, never all at once: a streamed evaluation's split.
+
+  source: a data source whose records still hold the field's encoded bytes; order: record index of each item."""
+
+  def __init__(self, source, order: list[int], field: str, resize: float):
+    self.source, self.order, self.field, self.resize = source, order, field, resize
+
+  def __len__(self) -> int:
+    return len(self.order)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return [self[j] for j in range(*i.indices(len(self)))]
+    e = self.source[self.order[i]]
+    if self.field == "mask":
+      return resize_mask(e["mask"][..., 0], self.resize)
+    return resize_image(e["image"], self.resize)
+
+
+_SKIP_PIXELS = {"image": tfds.decode.SkipDecoding(), "mask": tfds.decode.SkipDecoding()}
+
+
+def _check_split(builder, split: str) -> None:
   if split not in builder.info.splits:
     raise KeyError(f"split {split!r} not in {builder.info.full_name} (has {sorted(builder.info.splits)})")
-  source = builder.as_data_source(split=split)
-  n = len(source) if max_images <= 0 else min(max_images, len(source))
-  out = Split([], [], np.zeros(n, bool), np.zeros(n, np.int64), [])
+
+
+def load_split(builder, split: str, *, resize: float, max_images: int = 0, stream: bool = False) -> Split:
+  """Reads `split` of a prepared builder (all of it, or the first max_images).
+
+  stream=False: every image and mask decoded into memory. stream=True: only labels and file names are read here;
+  images and masks are decoded when indexed (LazyImages), so host memory does not grow with the split."""
+  _check_split(builder, split)
+  meta = builder.as_data_source(split=split, decoders=_SKIP_PIXELS)  # labels and names without decoding pixels
+  rows = []
+  for i in range(len(meta)):
+    e = meta[i]
+    fn = e["filename"]
+    rows.append((fn.decode() if isinstance(fn, bytes) else str(fn), i, int(e["label"]), bool(e["has_mask"])))
   # Sorted by filename, so that max_images keeps the same images whatever order the records are in.
-  examples = sorted((source[i] for i in range(len(source))), key=lambda e: e["filename"])
+  rows.sort()
+  n = len(rows) if max_images <= 0 else min(max_images, len(rows))
   if max_images > 0:
     # Keep both classes when truncating: alternate good and anomalous.
-    good = [e for e in examples if e["label"] != 1]
-    bad = [e for e in examples if e["label"] == 1]
-    mixed = [e for pair in zip(good, bad) for e in pair] + good[len(bad) :] + bad[len(good) :]
-    examples = mixed[:n]
-  for i, e in enumerate(examples):
+    good = [r for r in rows if r[2] != 1]
+    bad = [r for r in rows if r[2] == 1]
+    rows = ([r for pair in zip(good, bad) for r in pair] + good[len(bad) :] + bad[len(good) :])[:n]
+  order = [r[1] for r in rows]
+  out = Split([], [], np.array([r[3] for r in rows], bool), np.array([r[2] for r in rows], np.int64), [r[0] for r in rows])
+  if stream:
+    out.images = LazyImages(builder.as_data_source(split=split, decoders={"mask": _SKIP_PIXELS["mask"]}), order, "image", resize)
+    out.masks = LazyImages(builder.as_data_source(split=split, decoders={"image": _SKIP_PIXELS["image"]}), order, "mask", resize)
+    log.info("Streaming %d images of split %r (resize %.3g): decoded as they are scored", n, split, resize)
+    return out
+  source = builder.as_data_source(split=split)
+  for i in order:
+    e = source[i]
     out.images.append(resize_image(e["image"], resize))
     out.masks.append(resize_mask(e["mask"][..., 0], resize))
-    out.has_mask[i] = bool(e["has_mask"])
-    out.labels[i] = int(e["label"])
-    fn = e["filename"]
-    out.filenames.append(fn.decode() if isinstance(fn, bytes) else str(fn))
   log.info("Loaded %d images of split %r (resize %.3g)", n, split, resize)
   return out
 
@@ -78,8 +118,7 @@ def load_split(builder, split: str, *, resize: float, max_images: int = 0) -> Sp
 def load_images(builder, split: str, *, resize: float) -> tuple[list[np.ndarray], list[str]]:
   """Pixels and file names of `split`, sorted by name, and nothing else: the student's pool goes through here so
   that no label, mask or defect field is ever read for training."""
-  if split not in builder.info.splits:
-    raise KeyError(f"split {split!r} not in {builder.info.full_name} (has {sorted(builder.info.splits)})")
+  _check_split(builder, split)
   source = builder.as_data_source(split=split)
   rows = []
   for i in range(len(source)):
