@@ -30,7 +30,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.data.resize = 1.0  # scale factor applied to every image on load (0.5 = half resolution)
   c.data.crop_size = 32  # training crop side, pixels after resizing
   c.data.val_fraction = 0.1  # share of train/good held out as val when a root has no val/
-  c.data.stream = False  # stream training crops (grain) and evaluation images (decoded as scored): data that does not fit in memory
+  c.data.stream = False  # stream training crops (grain) and evaluation images (decoded as scored): data beyond memory
   c.data.stream_workers = 2  # grain's decoding processes when streaming (0: in the training process)
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.image_size = 64  # side of each synthetic image, pixels

@@ -12,8 +12,8 @@ import logging
 import os
 
 import jax
-import numpy as np
 import ml_collections
+import numpy as np
 
 from crackjax import metrics, report, thresholds
 from crackjax.data import builders, pipeline
@@ -74,7 +74,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   val = val_res = None
   if "val" in builder.info.splits:
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-    val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=np.zeros(len(val), bool) if stream else None, **kw)
+    no_maps = np.zeros(len(val), bool) if stream else None  # val needs scores only
+    val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=no_maps, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
     None if val is None else val.labels,
@@ -95,7 +96,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
       out_dir = os.path.join(workdir, "eval", "val")
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-  res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=report.pixel_metric_images(test) if stream else None, **kw)
+  keep = report.pixel_metric_images(test) if stream else None
+  res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
   if stream:
     groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
     fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], jax.random.fold_in(key, 1), **kw)

@@ -3,7 +3,8 @@ size, in buckets and tiles, is crackjax/scorer.py).
 
 Splits are read once from the array_record data source, resized by `resize` (area averaging when shrinking, so
 thin cracks fade instead of vanishing) and kept as uint8 arrays: concrete data sets are small, and crops are then
-NumPy slices. With data.stream a split's images are decoded as they are scored instead (LazyImages). Training batches are a pure function of (seed, step): a resumed run sees the same stream.
+NumPy slices. With data.stream a split's images are decoded as they are scored instead (LazyImages). Training
+batches are a pure function of (seed, step): a resumed run sees the same stream.
 Pixels map to [-1, 1] as x = u8 / 127.5 - 1.
 """
 
