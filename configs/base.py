@@ -82,7 +82,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.guidance = 0.0  # DDAD's w: every healing step conditioned on the input (0 = none; about 2 in the paper)
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
-  c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none)
+  c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
+  c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'

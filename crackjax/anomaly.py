@@ -3,7 +3,10 @@
     x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
     x_hat = reverse process from t_start to 0, optionally guided by x0 (samplers.py, DDAD)
     r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
-    map   = Gaussian smoothing of r (sigma in pixels)
+    map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
+            response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
+            k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
+            along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
     score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
         that discounts rough but normal textures), or that difference divided by the map's median absolute
         deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
@@ -42,7 +45,8 @@ class HealConfig:
   num_draws: int  # noise draws averaged per image
   residual: str  # see RESIDUALS
   channels: str  # 'mean': residual per colour channel, averaged; 'luma': residual of the luminance only
-  smoothing_sigma: float  # Gaussian smoothing of the map, pixels (0: none)
+  smoothing_sigma: float  # Gaussian smoothing of the map, pixels (0: none); the line filter's width
+  line_sigma: float  # > 0: the oriented line filter's length (sigma along the line, pixels) instead of a Gaussian
   pooling: str  # see POOLINGS
   topk_fraction: float  # fraction of pixels averaged by 'topk'
 
@@ -66,6 +70,40 @@ def gaussian_smooth(m: jnp.ndarray, sigma: float) -> jnp.ndarray:
   x = jnp.pad(x, ((0, 0), (0, 0), (r, r), (0, 0)), mode="reflect" if m.shape[2] > r else "edge")
   x = jax.lax.conv_general_dilated(x, k.reshape(1, -1, 1, 1), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   return x[..., 0]
+
+
+LINE_ORIENTATIONS = 8  # 22.5-degree steps: a multiple of 4, so the filter commutes with 90-degree rotations
+
+
+def line_kernels(sigma_along: float, sigma_across: float) -> np.ndarray:
+  """[K, K, 1, LINE_ORIENTATIONS] elongated Gaussians, each summing to 1, K = 2 round(3 sigma_along) + 1."""
+  r = max(1, int(round(3.0 * sigma_along)))
+  y, x = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
+  out = []
+  for k in range(LINE_ORIENTATIONS):
+    th = np.pi * k / LINE_ORIENTATIONS
+    u = x * np.cos(th) + y * np.sin(th)  # along the line
+    v = -x * np.sin(th) + y * np.cos(th)  # across it
+    g = np.exp(-0.5 * (u / sigma_along) ** 2 - 0.5 * (v / sigma_across) ** 2)
+    out.append(g / g.sum())
+  return np.stack(out, -1)[:, :, None, :].astype(np.float32)
+
+
+def line_filter(m: jnp.ndarray, sigma_along: float, sigma_across: float) -> jnp.ndarray:
+  """m: [B, H, W] -> [B, H, W], the largest response of the oriented line kernels, reflected borders."""
+  k = jnp.asarray(line_kernels(sigma_along, sigma_across))
+  r = (k.shape[0] - 1) // 2
+  mode = "reflect" if min(m.shape[1:]) > r else "edge"
+  x = jnp.pad(m[..., None], ((0, 0), (r, r), (r, r), (0, 0)), mode=mode)
+  x = jax.lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return x.max(axis=-1)
+
+
+def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0) -> jnp.ndarray:
+  """The map's smoothing: Gaussian (line_sigma = 0) or the oriented line filter of width sigma."""
+  if line_sigma > 0:
+    return line_filter(m, line_sigma, sigma)
+  return gaussian_smooth(m, sigma)
 
 
 def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:
@@ -146,5 +184,5 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
     return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
-  m = gaussian_smooth(total / cfg.num_draws, cfg.smoothing_sigma)
+  m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma)
   return m, x_hats[0]

@@ -111,6 +111,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   )
   _check(config.anomaly.num_draws >= 1, "anomaly.num_draws", f"must be >= 1, got {config.anomaly.num_draws}")
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
+  a = config.anomaly
+  _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")
+  _check(
+    a.line_sigma == 0 or a.smoothing_sigma > 0,
+    "anomaly.smoothing_sigma",
+    f"must be > 0 (the line filter's width) when anomaly.line_sigma > 0, got {a.smoothing_sigma}",
+  )
   _check(
     0 <= config.train.t_min <= config.train.t_max < T,
     "train.t_max",

@@ -49,6 +49,7 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     residual=a.residual,
     channels=a.channels,
     smoothing_sigma=a.smoothing_sigma,
+    line_sigma=a.line_sigma,
     pooling=a.pooling,
     topk_fraction=a.topk_fraction,
   )
@@ -224,6 +225,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "pooling": hc.pooling,
     "topk_fraction": hc.topk_fraction,
     "smoothing_sigma": hc.smoothing_sigma,
+    "line_sigma": hc.line_sigma,
     "num_draws": hc.num_draws,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "

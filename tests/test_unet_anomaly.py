@@ -100,6 +100,7 @@ def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
     residual="abs",
     channels="mean",
     smoothing_sigma=1.0,
+    line_sigma=0.0,
     pooling="topk",
     topk_fraction=0.02,
   )
@@ -129,3 +130,33 @@ def test_score_units_put_the_map_on_the_scores_scale(pooling):
   np.testing.assert_allclose(top_units, score, rtol=1e-4, atol=1e-6)
   hot = units >= score
   assert 0 < hot.sum() < hot.size and hot[8, 3:17].any() and not hot[:5].any()  # on the line, not off it
+
+
+def test_the_line_filter_keeps_a_lines_height_and_averages_a_dot_away():
+  """Known answers: an infinite 1-px line along a kernel's axis responds with the across profile's centre value,
+  1 / sum_v exp(-v^2 / 2 sigma^2); a single pixel with the kernel's centre value, sqrt(2 pi) sigma_along times
+  smaller; the filter commutes with 90-degree rotations; line_sigma = 0 is the Gaussian smoothing."""
+  sa, sc = 6.0, 1.0
+  r = int(round(3 * sa))
+  across = np.exp(-0.5 * (np.arange(-r, r + 1) / sc) ** 2)
+  line = np.zeros((1, 64, 64), np.float32)
+  line[0, 31, :] = 1.0
+  out = np.asarray(anomaly.smooth(jnp.asarray(line), sc, sa))
+  np.testing.assert_allclose(out[0, 31, 20:44], 1 / across.sum(), rtol=1e-4)
+  gauss = np.asarray(anomaly.smooth(jnp.asarray(line), 3.0))
+  assert out[0, 31, 32] > 2.9 * gauss[0, 31, 32]  # a Gaussian of sigma 3 keeps a third of it
+  dot = np.zeros((1, 64, 64), np.float32)
+  dot[0, 31, 31] = 1.0
+  d = np.asarray(anomaly.smooth(jnp.asarray(dot), sc, sa))[0, 31, 31]
+  along = np.exp(-0.5 * (np.arange(-r, r + 1) / sa) ** 2)
+  np.testing.assert_allclose(d, 1 / (across.sum() * along.sum()), rtol=1e-4)
+  assert d < out[0, 31, 32] / (np.sqrt(2 * np.pi) * sa) * 1.01
+  rng = np.random.default_rng(0)
+  m = rng.random((1, 40, 48)).astype(np.float32)
+  np.testing.assert_allclose(
+    np.asarray(anomaly.smooth(jnp.asarray(np.rot90(m, axes=(1, 2)).copy()), 1.5, 4.0)),
+    np.rot90(np.asarray(anomaly.smooth(jnp.asarray(m), 1.5, 4.0)), axes=(1, 2)),
+    atol=1e-5,
+  )
+  plain = np.asarray(anomaly.gaussian_smooth(jnp.asarray(m), 2.0))
+  np.testing.assert_array_equal(np.asarray(anomaly.smooth(jnp.asarray(m), 2.0, 0.0)), plain)

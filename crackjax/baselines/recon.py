@@ -79,7 +79,7 @@ class Spec:
 def residual(config, x, recon) -> jnp.ndarray:
   """The reconstruction residual with the configured channels, kind and smoothing (the teacher's options)."""
   a = config.anomaly
-  return anomaly.gaussian_smooth(anomaly.residual_map(x, recon, a.residual, a.channels), a.smoothing_sigma)
+  return anomaly.smooth(anomaly.residual_map(x, recon, a.residual, a.channels), a.smoothing_sigma, a.line_sigma)
 
 
 def create_state(config, spec: Spec, key) -> train_state.TrainState:
