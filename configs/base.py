@@ -249,9 +249,9 @@ def make_config(
 def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   """Sizes and a score suited to real photos (about 200-550 px), chosen on concrete_pavement's val split (README).
 
-  Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 35 min on 2 CPU cores); the score is the
-  one-step x0 estimate from t = 100 (one UNet pass), the luminance residual smoothed with sigma 3, and the mean of
-  the top 4% of the map minus its median.
+  Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 31 min on 2 CPU cores); the score is the
+  one-step x0 estimate from t = 100 (one UNet pass), the luminance residual through the oriented line filter
+  (sigma 6 along, 1 across; round two, docs/real_data.md), and the mean of the top 4% of the map minus its median.
   """
   c.data.resize = 0.5
   c.data.crop_size = 32
@@ -262,7 +262,8 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     num_draws=1,
     residual="abs",
     channels="luma",
-    smoothing_sigma=3.0,
+    smoothing_sigma=1.0,
+    line_sigma=6.0,
     pooling="topk_minus_median",
     topk_fraction=0.04,
   )
