@@ -12,7 +12,7 @@ from configs import base
 
 def customize(c):
   c.model.kind = "darkness"
-  c.anomaly.update(pooling="topk", topk_fraction=0.001, smoothing_sigma=0.0)
+  c.anomaly.update(pooling="topk", topk_fraction=0.001, smoothing_sigma=0.0, line_sigma=0.0)
 
 
 def get_config(arg=None):

@@ -89,12 +89,20 @@ def line_kernels(sigma_along: float, sigma_across: float) -> np.ndarray:
   return np.stack(out, -1)[:, :, None, :].astype(np.float32)
 
 
+def _reflect_pad(x: jnp.ndarray, r: int, axis: int) -> jnp.ndarray:
+  """NumPy's 'reflect' padding by r on `axis`, repeated where the axis is shorter than r, as a gather: unlike
+  jnp.pad it needs no size check, so it also runs under jax.export's symbolic sizes (maps of any size >= 2)."""
+  n = x.shape[axis]
+  period = 2 * (n - 1)
+  j = jnp.mod(jnp.arange(-r, n + r), period)
+  return jnp.take(x, jnp.where(j >= n, period - j, j), axis=axis)
+
+
 def line_filter(m: jnp.ndarray, sigma_along: float, sigma_across: float) -> jnp.ndarray:
   """m: [B, H, W] -> [B, H, W], the largest response of the oriented line kernels, reflected borders."""
   k = jnp.asarray(line_kernels(sigma_along, sigma_across))
   r = (k.shape[0] - 1) // 2
-  mode = "reflect" if min(m.shape[1:]) > r else "edge"
-  x = jnp.pad(m[..., None], ((0, 0), (r, r), (r, r), (0, 0)), mode=mode)
+  x = _reflect_pad(_reflect_pad(m[..., None], r, 1), r, 2)
   x = jax.lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   return x.max(axis=-1)
 

@@ -158,5 +158,10 @@ def test_the_line_filter_keeps_a_lines_height_and_averages_a_dot_away():
     np.rot90(np.asarray(anomaly.smooth(jnp.asarray(m), 1.5, 4.0)), axes=(1, 2)),
     atol=1e-5,
   )
+  for n in (5, 40):  # the gather-based padding is NumPy's reflect, also on axes shorter than the pad
+    x = rng.random((2, n, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+      np.asarray(anomaly._reflect_pad(jnp.asarray(x), 18, 1)), np.pad(x, ((0, 0), (18, 18), (0, 0)), "reflect")
+    )
   plain = np.asarray(anomaly.gaussian_smooth(jnp.asarray(m), 2.0))
   np.testing.assert_array_equal(np.asarray(anomaly.smooth(jnp.asarray(m), 2.0, 0.0)), plain)
