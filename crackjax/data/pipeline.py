@@ -75,6 +75,11 @@ class LazyImages(Sequence):
 _SKIP_PIXELS = {"image": tfds.decode.SkipDecoding(), "mask": tfds.decode.SkipDecoding()}
 
 
+def _filename(record) -> str:
+  fn = record["filename"]
+  return fn.decode() if isinstance(fn, bytes) else str(fn)
+
+
 def _check_split(builder, split: str) -> None:
   if split not in builder.info.splits:
     raise KeyError(f"split {split!r} not in {builder.info.full_name} (has {sorted(builder.info.splits)})")
@@ -90,8 +95,7 @@ def load_split(builder, split: str, *, resize: float, max_images: int = 0, strea
   rows = []
   for i in range(len(meta)):
     e = meta[i]
-    fn = e["filename"]
-    rows.append((fn.decode() if isinstance(fn, bytes) else str(fn), i, int(e["label"]), bool(e["has_mask"])))
+    rows.append((_filename(e), i, int(e["label"]), bool(e["has_mask"])))
   # Sorted by filename, so that max_images keeps the same images whatever order the records are in.
   rows.sort()
   n = len(rows) if max_images <= 0 else min(max_images, len(rows))
@@ -124,8 +128,7 @@ def load_images(builder, split: str, *, resize: float) -> tuple[list[np.ndarray]
   rows = []
   for i in range(len(source)):
     e = source[i]
-    fn = e["filename"]
-    rows.append((fn.decode() if isinstance(fn, bytes) else str(fn), e["image"]))
+    rows.append((_filename(e), e["image"]))
   rows.sort(key=lambda r: r[0])
   log.info("Loaded %d images of split %r, pixels only (resize %.3g)", len(rows), split, resize)
   return [resize_image(img, resize) for _, img in rows], [fn for fn, _ in rows]
