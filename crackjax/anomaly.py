@@ -7,6 +7,10 @@
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
             along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
+      pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
+            the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
+            max. A crack wider than healing from t_start can paint over at full resolution is a thin one two levels
+            down (round two, docs/real_data.md: wide dark cracks on rough asphalt were kept by the healing).
     score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
         that discounts rough but normal textures), or that difference divided by the map's median absolute
         deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
@@ -27,6 +31,7 @@ import numpy as np
 
 from crackjax import samplers
 from crackjax.schedule import Schedule
+from crackjax.unet import upsample_nearest
 
 RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
@@ -49,6 +54,12 @@ class HealConfig:
   line_sigma: float  # > 0: the oriented line filter's length (sigma along the line, pixels) instead of a Gaussian
   pooling: str  # see POOLINGS
   topk_fraction: float  # fraction of pixels averaged by 'topk'
+  pyramid: int = 1  # resolution levels healed (1: the input's only); the map is their max
+
+  @property
+  def multiple(self) -> int:
+    """What the pyramid needs the input sides divisible by (times the UNet's own down-sampling)."""
+    return 2 ** (self.pyramid - 1)
 
 
 def gaussian_kernel1d(sigma: float) -> np.ndarray:
@@ -181,11 +192,28 @@ def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: Heal
   )  # fmt: skip
 
 
+def downsample2(x: jnp.ndarray) -> jnp.ndarray:
+  """[B, H, W, C] -> [B, H / 2, W / 2, C], 2x2 averages (H, W even)."""
+  return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+
+
 def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):
   """x0: [B, H, W, C] in [-1, 1], keys [B, 2] -> (map: [B, H, W] >= 0, x_hat: [B, H, W, C] of the first draw).
 
-  The map is the residual averaged over `num_draws` independent healings, then smoothed.
+  The map is the residual averaged over `num_draws` independent healings, then smoothed; with cfg.pyramid > 1,
+  the pixelwise max of that map and the same map of the image down-sampled 2, 4, ... times (upsampled back).
+  H and W must be divisible by cfg.multiple.
   """
+  m, x_hat = _level_map(eps_fn, schedule, x0, keys, cfg)
+  x = x0
+  for level in range(1, cfg.pyramid):
+    x = downsample2(x)
+    lk = jax.vmap(jax.random.fold_in, (0, None))(keys, 10_000 + level)  # level 0 keeps the keys of pyramid = 1
+    m = jnp.maximum(m, upsample_nearest(_level_map(eps_fn, schedule, x, lk, cfg)[0], 2**level))
+  return m, x_hat
+
+
+def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):
 
   def one_draw(carry, i):
     x_hat = heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, i))(keys), cfg)

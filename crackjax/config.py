@@ -114,6 +114,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   a = config.anomaly
   _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")
   _check(
+    isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
+  )
+  _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,
     "anomaly.smoothing_sigma",
     f"must be > 0 (the line filter's width) when anomaly.line_sigma > 0, got {a.smoothing_sigma}",

@@ -52,6 +52,7 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     line_sigma=a.line_sigma,
     pooling=a.pooling,
     topk_fraction=a.topk_fraction,
+    pyramid=a.pyramid,
   )
 
 
@@ -201,7 +202,8 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
       fwd = flops_of(
         lambda p, x, t: unet.apply({"params": p}, x, t), params["unet"], jnp.zeros(shape), jnp.zeros(shape[0], jnp.int32)
       )
-      total = fwd * passes_per_image(config)
+      # The pyramid's level l heals an image of 4^-l the pixels.
+      total = fwd * passes_per_image(config) * sum(4.0**-level for level in range(hc.pyramid))
     if "head" in params:
       hcfg = head.head_config(config)
       total += flops_of(
@@ -227,6 +229,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "smoothing_sigma": hc.smoothing_sigma,
     "line_sigma": hc.line_sigma,
     "num_draws": hc.num_draws,
+    "pyramid": hc.pyramid,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"
@@ -236,7 +239,8 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
   }
   if uses_head(config):
     info["head"] = {"name": config.head.name, "inputs": list(config.head.inputs), "params": count_params(params["head"])}
-  multiple = max(train_lib.unet_config(config).downsample_factor, head.head_config(config).multiple if uses_head(config) else 1)
+  multiple = train_lib.unet_config(config).downsample_factor * hc.multiple
+  multiple = max(multiple, head.head_config(config).multiple if uses_head(config) else 1)
   return Scorer(make_maps_fn(config), params, multiple, flops, info)
 
 

@@ -46,6 +46,7 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     ("data.crop_size", 30, "data.crop_size"),
     ("train.t_max", 20, "anomaly.t_start"),
     ("model.num_groups", 7, "model.num_groups"),
+    ("anomaly.pyramid", 0, "anomaly.pyramid"),
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):

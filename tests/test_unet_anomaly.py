@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,3 +167,23 @@ def test_the_line_filter_keeps_a_lines_height_and_averages_a_dot_away():
     )
   plain = np.asarray(anomaly.gaussian_smooth(jnp.asarray(m), 2.0))
   np.testing.assert_array_equal(np.asarray(anomaly.smooth(jnp.asarray(m), 2.0, 0.0)), plain)
+
+
+def test_the_pyramid_map_is_the_max_over_levels_of_the_same_map(key):
+  """pyramid = 2: the level-0 map (exactly pyramid = 1's, same keys) and the map of the 2x2-averaged image (its
+  own keys), upsampled by repetition; their pixelwise max. downsample2 is the mean of each 2x2 block."""
+  x = 0.2 + 0.05 * jax.random.normal(key, (2, 16, 24, 3))
+  x = x.at[:, 6:10].set(-0.8)  # a dark band 4 px wide
+  np.testing.assert_allclose(anomaly.downsample2(x), np.asarray(x).reshape(2, 8, 2, 12, 2, 3).mean((2, 4)), atol=1e-6)
+  one = anomaly.HealConfig("ddim", 1, 0.0, 0.0, 200, 1, "abs", "luma", 1.0, 2.0, "topk", 0.02)
+  two = dataclasses.replace(one, pyramid=2)
+  keys = jax.random.split(key, 2)
+  eps = gaussian_denoiser(0.2, 0.05)
+  m1, _ = anomaly.anomaly_map(eps, SCHED, x, keys, one)
+  coarse_keys = jax.vmap(lambda k: jax.random.fold_in(k, 10_001))(keys)
+  coarse, _ = anomaly.anomaly_map(eps, SCHED, anomaly.downsample2(x), coarse_keys, one)
+  m2, _ = anomaly.anomaly_map(eps, SCHED, x, keys, two)
+  want = np.maximum(m1, np.repeat(np.repeat(np.asarray(coarse), 2, 1), 2, 2))
+  np.testing.assert_allclose(m2, want, rtol=1e-5, atol=1e-6)
+  assert (np.asarray(m2) > np.asarray(m1) + 1e-3).any()  # the coarse level wins somewhere (beside the band)
+  assert (two.multiple, dataclasses.replace(one, pyramid=3).multiple, one.multiple) == (2, 4, 1)
