@@ -6,6 +6,10 @@
 # TEACHER=WORKDIR / STUDENT=WORKDIR add trained runs to the table (evaluated on the same ROOT if needed);
 # STEPS=N sets every baseline's optimizer steps (default: configs/base.py baseline.num_steps);
 # EXTRA="..." adds config overrides to every baseline. Training seconds come from each workdir's training.json.
+# EVAL=ROOT2 also scores every baseline as it is on ROOT2 (another source, e.g. DeepCrack: pixel AUROC / AUPRO from
+# its masks) into <workdir>/eval/<basename of ROOT2>/ and writes a second table, PREFIX_table_<basename>.md, with
+# TEACHER's and STUDENT's evaluations of the same name where they exist (run those with their own config and
+# --config.eval.root=ROOT2 --config.eval.name=<basename>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$1
@@ -21,3 +25,17 @@ done
 [[ -n "${TEACHER:-}" ]] && dirs+=("$TEACHER")
 [[ -n "${STUDENT:-}" ]] && dirs+=("$STUDENT")
 python benchmarks/baselines_table.py "${dirs[@]}" | tee "${prefix}_table.md"
+if [[ -n "${EVAL:-}" ]]; then
+  name=$(basename "${EVAL%/}")
+  evals=()
+  for kind in darkness ae vae memae draem; do
+    echo "== $kind on $name" >&2
+    python main.py --config="configs/$kind.py:data=$root" --workdir="${prefix}_$kind" --mode=evaluate "${steps[@]}" ${EXTRA:-} \
+      --config.eval.root="$EVAL" --config.eval.name="$name"
+    evals+=("${prefix}_$kind/eval/$name")
+  done
+  for d in ${TEACHER:-} ${STUDENT:-}; do
+    [[ -f "$d/eval/$name/metrics.json" ]] && evals+=("$d/eval/$name")
+  done
+  python benchmarks/baselines_table.py "${evals[@]}" | tee "${prefix}_table_${name}.md"
+fi

@@ -1,6 +1,9 @@
 """Markdown table of the baselines beside the teacher and student: metrics.json and training.json of each workdir.
 
 python benchmarks/baselines_table.py WORKDIR...
+
+A WORKDIR may be a named evaluation, <run>/eval/<name> (another root scored by that run's model): its training
+time is the run's.
 """
 
 import json
@@ -26,7 +29,8 @@ def row(workdir: str) -> str | None:
   what = {"teacher": "diffusion teacher", "student": "student", "darkness": "darkness floor (no learning)"}.get(kind, kind)
   if kind == "student":
     what += f" {model.get('architecture', '')}" + (f" K={model['stages']}" if model.get("stages") else "")
-  seconds = sum(_load(os.path.join(d, "training.json")).get("seconds", 0.0) for d in _training_dirs(workdir, kind))
+  run = _run_dir(workdir)
+  seconds = sum(_load(os.path.join(d, "training.json")).get("seconds", 0.0) for d in _training_dirs(run, kind))
   cells = [what, fmt(m.get("val", {}).get("auroc")), fmt(im.get("auroc")), fmt(im.get("ap")), fmt(im.get("f1"))]
   cells += [fmt(px.get("auroc")), fmt(px.get("aupro")), f"{model.get('params', 0):,}"]
   cells += [
@@ -34,6 +38,12 @@ def row(workdir: str) -> str | None:
     fmt(sp.get("images_per_second"), ".1f"),
   ]
   return "| " + " | ".join(cells) + " |"
+
+
+def _run_dir(path: str) -> str:
+  """The run a folder belongs to: <run> for <run>/eval/<name>, else the folder itself."""
+  parent = os.path.dirname(os.path.normpath(path))
+  return os.path.dirname(parent) if os.path.basename(parent) == "eval" else path
 
 
 def _training_dirs(workdir: str, kind: str) -> list[str]:

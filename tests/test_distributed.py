@@ -14,6 +14,7 @@ import pytest
 
 from crackjax import jobs
 from crackjax import train as train_lib
+from tests.conftest import FAST_COMPILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["--config=configs/ddim_50.py:tiny", "--mode=train", "--config.train.num_steps=4", "--config.train.checkpoint_every=2"]
@@ -31,7 +32,7 @@ def _two_processes(workdir: str, timeout: int = 600) -> list[subprocess.Complete
   for pid in range(2):
     env = {
       **os.environ,
-      "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+      "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}",
       "JAX_PLATFORMS": "cpu",
       "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
       "JAX_NUM_PROCESSES": "2",
@@ -88,7 +89,7 @@ def test_a_killed_two_process_run_resumes(runs, tmp_path):
 
 
 def test_an_unreachable_coordinator_is_a_clear_error_in_bounded_time(tmp_path):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}", "JAX_PLATFORMS": "cpu",
          "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_port()}", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}  # fmt: skip
   cmd = [sys.executable, "main.py", *ARGS, f"--workdir={tmp_path}", "--config.compute.coordinator_timeout=5"]
   r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
