@@ -156,8 +156,7 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.roc(s, y, os.path.join(plot_dir, "roc.png"))
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
-  pixels = res.sample if res.sample is not None else np.concatenate([m.ravel() for m in res.maps])
-  vmax = float(np.percentile(pixels, 99.9)) if pixels.size else 1.0
+  vmax = res.colour_max()
   row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pooling)  # noqa: E731
   for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
