@@ -9,7 +9,7 @@
             along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
       pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
             the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
-            max. A crack wider than healing from t_start can paint over at full resolution is a thin one two levels
+            max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
             down (round two, docs/real_data.md: wide dark cracks on rough asphalt were kept by the healing).
     score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
         that discounts rough but normal textures), or that difference divided by the map's median absolute
@@ -214,6 +214,7 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
 
 
 def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):
+  """One resolution's map (the residual averaged over the draws, smoothed) and its first healing."""
 
   def one_draw(carry, i):
     x_hat = heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, i))(keys), cfg)
