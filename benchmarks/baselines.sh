@@ -16,8 +16,9 @@ root=$1
 prefix=${2:-runs/base}
 steps=()
 [[ -n "${STEPS:-}" ]] && steps=(--config.baseline.num_steps="$STEPS")
+kinds=(darkness ae vae memae draem)
 dirs=()
-for kind in darkness ae vae memae draem; do
+for kind in "${kinds[@]}"; do
   echo "== $kind" >&2
   python main.py --config="configs/$kind.py:data=$root" --workdir="${prefix}_$kind" "${steps[@]}" ${EXTRA:-}
   dirs+=("${prefix}_$kind")
@@ -28,7 +29,7 @@ python benchmarks/baselines_table.py "${dirs[@]}" | tee "${prefix}_table.md"
 if [[ -n "${EVAL:-}" ]]; then
   name=$(basename "${EVAL%/}")
   evals=()
-  for kind in darkness ae vae memae draem; do
+  for kind in "${kinds[@]}"; do
     echo "== $kind on $name" >&2
     python main.py --config="configs/$kind.py:data=$root" --workdir="${prefix}_$kind" --mode=evaluate "${steps[@]}" ${EXTRA:-} \
       --config.eval.root="$EVAL" --config.eval.name="$name"

@@ -31,7 +31,7 @@ import numpy as np
 
 from crackjax import samplers
 from crackjax.schedule import Schedule
-from crackjax.unet import upsample_nearest
+from crackjax.unet import downsample_mean, upsample_nearest
 
 RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
@@ -194,7 +194,7 @@ def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: Heal
 
 def downsample2(x: jnp.ndarray) -> jnp.ndarray:
   """[B, H, W, C] -> [B, H / 2, W / 2, C], 2x2 averages (H, W even)."""
-  return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+  return downsample_mean(x, 2)
 
 
 def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):

@@ -44,7 +44,7 @@ from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, tiling
-from crackjax.unet import upsample_nearest
+from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,7 @@ def student_config(config: ml_collections.ConfigDict) -> StudentConfig:
 
 def pool_to_level(y: jnp.ndarray, level: int) -> jnp.ndarray:
   """[B, H, W] -> [B, H / 2^l, W / 2^l] by averaging 2^l x 2^l blocks."""
-  f = 2**level
-  b, h, w = y.shape
-  return y.reshape(b, h // f, f, w // f, f).mean(axis=(2, 4))
+  return downsample_mean(y, 2**level)
 
 
 def loss_fn(maps: list[jnp.ndarray], target: jnp.ndarray, levels: list[int], kind: str) -> jnp.ndarray:

@@ -40,6 +40,16 @@ def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0) ->
   return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
 
 
+def downsample_mean(x: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
+  """Averages of factor x factor blocks of [B, H, W] or [B, H, W, C] (H, W divisible by factor); the inverse
+  direction of upsample_nearest."""
+  if factor == 1:
+    return x
+  b, h, w = x.shape[:3]
+  rest = x.shape[3:]
+  return x.reshape(b, h // factor, factor, w // factor, factor, *rest).mean(axis=(2, 4))
+
+
 def upsample_nearest(x: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
   """Nearest-neighbour upsampling of [B, H, W] or [B, H, W, C] by an integer factor (broadcast and reshape: the
   backward pass of jax.image.resize is several times slower on CPU). Every network here upsamples with this."""
