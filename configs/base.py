@@ -85,6 +85,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian
   c.anomaly.pyramid = 1  # > 1: also heal at 1/2, 1/4, ... resolution; the map is the pixelwise max (wide cracks)
+  c.anomaly.darkness = 0.0  # > 0: the map is at least this times the input's relative darkness (darkness.sigma)
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'

@@ -11,6 +11,10 @@
             the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
             max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
             down (round two, docs/real_data.md: wide dark cracks on rough asphalt were kept by the healing).
+      darkness = w > 0: the pixelwise max of that map and w times the relative darkness of the input,
+            (median(L) - L) / median(L) of its smoothed luminance L (the no-learning floor's map): a crack as wide
+            as the healing can repaint, which the residual lights only at its edges, is still darker than the
+            surface around it (DeepCrack, brick walls).
     score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
         that discounts rough but normal textures), or that difference divided by the map's median absolute
         deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
@@ -55,6 +59,8 @@ class HealConfig:
   pooling: str  # see POOLINGS
   topk_fraction: float  # fraction of pixels averaged by 'topk'
   pyramid: int = 1  # resolution levels healed (1: the input's only); the map is their max
+  darkness: float = 0.0  # > 0: the map is also at least this times the input's relative darkness
+  darkness_sigma: float = 1.0  # smoothing of the luminance for the relative darkness, pixels
 
   @property
   def multiple(self) -> int:
@@ -123,6 +129,19 @@ def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0) -> jnp.ndarray
   if line_sigma > 0:
     return line_filter(m, line_sigma, sigma)
   return gaussian_smooth(m, sigma)
+
+
+def luminance(x: jnp.ndarray) -> jnp.ndarray:
+  """[B, H, W, 3] in [-1, 1] -> [B, H, W] luminance in [0, 1]."""
+  return ((x + 1.0) / 2.0 * jnp.asarray(LUMA, x.dtype)).sum(-1)
+
+
+def relative_darkness(x: jnp.ndarray, sigma: float) -> jnp.ndarray:
+  """[B, H, W, 3] in [-1, 1] -> [B, H, W]: (median(L) - L) / median(L), L the luminance smoothed with sigma; per
+  image, positive where darker than the image's median (a crack), negative where brighter."""
+  lum = gaussian_smooth(luminance(x), sigma)
+  med = jnp.median(lum.reshape(lum.shape[0], -1), axis=1)[:, None, None]
+  return (med - lum) / jnp.maximum(med, 1e-3)
 
 
 def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:
@@ -201,7 +220,8 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
   """x0: [B, H, W, C] in [-1, 1], keys [B, 2] -> (map: [B, H, W] >= 0, x_hat: [B, H, W, C] of the first draw).
 
   The map is the residual averaged over `num_draws` independent healings, then smoothed; with cfg.pyramid > 1,
-  the pixelwise max of that map and the same map of the image down-sampled 2, 4, ... times (upsampled back).
+  the pixelwise max of that map and the same map of the image down-sampled 2, 4, ... times (upsampled back); with
+  cfg.darkness > 0, also at least cfg.darkness times the input's relative darkness.
   H and W must be divisible by cfg.multiple.
   """
   m, x_hat = _level_map(eps_fn, schedule, x0, keys, cfg)
@@ -210,6 +230,8 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
     x = downsample2(x)
     lk = jax.vmap(jax.random.fold_in, (0, None))(keys, 10_000 + level)  # level 0 keeps the keys of pyramid = 1
     m = jnp.maximum(m, upsample_nearest(_level_map(eps_fn, schedule, x, lk, cfg)[0], 2**level))
+  if cfg.darkness > 0:
+    m = jnp.maximum(m, cfg.darkness * relative_darkness(x0, cfg.darkness_sigma))
   return m, x_hat
 
 

@@ -116,6 +116,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(
     isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
   )
+  _check(0 <= a.darkness < float("inf"), "anomaly.darkness", f"must be a finite weight >= 0, got {a.darkness}")
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,
     "anomaly.smoothing_sigma",
@@ -264,6 +265,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(0 <= b.draem_p_anomaly <= 1, "baseline.draem_p_anomaly", f"must be in [0, 1], got {b.draem_p_anomaly}")
 
   _check(config.darkness.map in darkness.MAPS, "darkness.map", f"must be one of {darkness.MAPS}, got {config.darkness.map!r}")
+  _check(config.darkness.sigma >= 0, "darkness.sigma", f"must be >= 0 pixels, got {config.darkness.sigma}")
   _check(config.darkness.tophat_size >= 3, "darkness.tophat_size", f"must be >= 3, got {config.darkness.tophat_size}")
   _check(
     config.compute.dtype in ("float32", "bfloat16"),

@@ -53,6 +53,8 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     pooling=a.pooling,
     topk_fraction=a.topk_fraction,
     pyramid=a.pyramid,
+    darkness=a.darkness,
+    darkness_sigma=config.darkness.sigma,
   )
 
 
@@ -230,6 +232,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "line_sigma": hc.line_sigma,
     "num_draws": hc.num_draws,
     "pyramid": hc.pyramid,
+    "darkness": hc.darkness,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"

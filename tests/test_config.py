@@ -47,6 +47,9 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     ("train.t_max", 20, "anomaly.t_start"),
     ("model.num_groups", 7, "model.num_groups"),
     ("anomaly.pyramid", 0, "anomaly.pyramid"),
+    ("anomaly.darkness", -0.5, "anomaly.darkness"),
+    ("anomaly.darkness", float("nan"), "anomaly.darkness"),
+    ("darkness.sigma", -1.0, "darkness.sigma"),
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):

@@ -187,3 +187,22 @@ def test_the_pyramid_map_is_the_max_over_levels_of_the_same_map(key):
   np.testing.assert_allclose(m2, want, rtol=1e-5, atol=1e-6)
   assert (np.asarray(m2) > np.asarray(m1) + 1e-3).any()  # the coarse level wins somewhere (beside the band)
   assert (two.multiple, dataclasses.replace(one, pyramid=3).multiple, one.multiple) == (2, 4, 1)
+
+
+def test_the_darkness_term_is_the_max_of_the_map_and_the_weighted_relative_darkness(key):
+  """darkness = w: map = max(healing map, w (median(L) - L) / median(L)). Known answer without smoothing: on grey
+  L = 0.6 with a band at L = 0.15 the relative darkness is 0.75 on the band, 0 off it; a band wider than the healing
+  repaints keeps a residual only at its edges, so the darkness term is what lights its middle."""
+  x = jnp.full((1, 32, 16, 3), 0.2).at[:, 8:23].set(-0.7)  # luminance 0.6, a band of 15 of 32 rows at 0.15
+  rel = np.asarray(anomaly.relative_darkness(x, 0.0))
+  np.testing.assert_allclose(rel[0, 15], 0.75, rtol=1e-5)
+  np.testing.assert_allclose(rel[0, 0], 0.0, atol=1e-6)
+  base = anomaly.HealConfig("ddim", 1, 0.0, 0.0, 200, 1, "abs", "luma", 1.0, 0.0, "topk", 0.02, pyramid=2)
+  dark = dataclasses.replace(base, darkness=0.5, darkness_sigma=0.0)
+  keys = jax.random.split(key, 1)
+  eps = gaussian_denoiser(-0.7, 0.05)  # a model that heals everything into the band's own grey
+  m0, h0 = anomaly.anomaly_map(eps, SCHED, x, keys, base)
+  m1, h1 = anomaly.anomaly_map(eps, SCHED, x, keys, dark)
+  np.testing.assert_array_equal(h0, h1)  # the healing is untouched
+  np.testing.assert_allclose(m1, np.maximum(m0, 0.5 * rel), rtol=1e-6)
+  assert float(m1[0, 15, 8]) > float(m0[0, 15, 8]) + 0.1  # the band's middle is lit by the darkness term

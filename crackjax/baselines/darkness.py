@@ -33,11 +33,9 @@ def make_maps_fn(config: ml_collections.ConfigDict):
 
   def maps(params, x, key, ids):
     del params, key, ids
-    lum = ((x + 1.0) / 2.0 * jnp.asarray(anomaly.LUMA, x.dtype)).sum(-1)
-    lum = anomaly.gaussian_smooth(lum, d.sigma)
     if d.map == "relative":
-      med = jnp.median(lum.reshape(lum.shape[0], -1), axis=1)[:, None, None]
-      return (med - lum) / jnp.maximum(med, 1e-3)
+      return anomaly.relative_darkness(x, d.sigma)
+    lum = anomaly.gaussian_smooth(anomaly.luminance(x), d.sigma)
     closing = -_grey_morph(-_grey_morph(lum, d.tophat_size, jax.lax.max), d.tophat_size, jax.lax.max)
     return closing - lum
 
