@@ -76,15 +76,15 @@ def gaussian_kernel1d(sigma: float) -> np.ndarray:
 
 
 def gaussian_smooth(m: jnp.ndarray, sigma: float) -> jnp.ndarray:
-  """m: [B, H, W] -> [B, H, W], separable Gaussian with reflected borders (sigma static, pixels)."""
+  """m: [B, H, W] -> [B, H, W], separable Gaussian with reflected borders (NumPy's 'reflect', repeated on axes
+  shorter than the kernel; sigma static, pixels)."""
   if sigma <= 0:
     return m
   k = jnp.asarray(gaussian_kernel1d(sigma))
   r = (k.shape[0] - 1) // 2
-  x = m[..., None]
-  x = jnp.pad(x, ((0, 0), (r, r), (0, 0), (0, 0)), mode="reflect" if m.shape[1] > r else "edge")
+  x = _reflect_pad(m[..., None], r, 1)
   x = jax.lax.conv_general_dilated(x, k.reshape(-1, 1, 1, 1), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  x = jnp.pad(x, ((0, 0), (0, 0), (r, r), (0, 0)), mode="reflect" if m.shape[2] > r else "edge")
+  x = _reflect_pad(x, r, 2)
   x = jax.lax.conv_general_dilated(x, k.reshape(1, -1, 1, 1), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   return x[..., 0]
 
@@ -110,6 +110,8 @@ def _reflect_pad(x: jnp.ndarray, r: int, axis: int) -> jnp.ndarray:
   """NumPy's 'reflect' padding by r on `axis`, repeated where the axis is shorter than r, as a gather: unlike
   jnp.pad it needs no size check, so it also runs under jax.export's symbolic sizes (maps of any size >= 2)."""
   n = x.shape[axis]
+  if isinstance(n, int) and n == 1:  # nothing to reflect
+    return jnp.repeat(x, 2 * r + 1, axis=axis)
   period = 2 * (n - 1)
   j = jnp.mod(jnp.arange(-r, n + r), period)
   return jnp.take(x, jnp.where(j >= n, period - j, j), axis=axis)

@@ -160,12 +160,19 @@ def test_the_line_filter_keeps_a_lines_height_and_averages_a_dot_away():
     np.rot90(np.asarray(anomaly.smooth(jnp.asarray(m), 1.5, 4.0)), axes=(1, 2)),
     atol=1e-5,
   )
-  for n in (5, 40):  # the gather-based padding is NumPy's reflect, also on axes shorter than the pad
+  for n in (1, 5, 40):  # the gather-based padding is NumPy's reflect, also on axes shorter than the pad
     x = rng.random((2, n, 3)).astype(np.float32)
     np.testing.assert_array_equal(
       np.asarray(anomaly._reflect_pad(jnp.asarray(x), 18, 1)), np.pad(x, ((0, 0), (18, 18), (0, 0)), "reflect")
     )
   plain = np.asarray(anomaly.gaussian_smooth(jnp.asarray(m), 2.0))
+  k = anomaly.gaussian_kernel1d(2.0)  # the Gaussian pads the same way, also a map shorter than its kernel
+  small = rng.random((1, 4, 30)).astype(np.float32)
+  want = np.pad(small, ((0, 0), (6, 6), (0, 0)), "reflect")
+  want = np.stack([np.convolve(c, k, "valid") for c in want[0].T], 1)[None]
+  want = np.pad(want, ((0, 0), (0, 0), (6, 6)), "reflect")
+  want = np.stack([np.convolve(r, k, "valid") for r in want[0]], 0)[None]
+  np.testing.assert_allclose(anomaly.gaussian_smooth(jnp.asarray(small), 2.0), want, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(anomaly.smooth(jnp.asarray(m), 2.0, 0.0)), plain)
 
 
