@@ -256,7 +256,8 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 31 min on 2 CPU cores); the score is the
   one-step x0 estimate from t = 100 (one UNet pass), the luminance residual through the oriented line filter
   (sigma 6 along, 1 across; round two, docs/real_data.md), also at half that resolution (pyramid 2: wide cracks),
-  and the mean of the top 4% of the map minus its median.
+  at least 0.2 times the input's relative darkness (a crack as wide as the healing repaints), and the mean of the
+  top 4% of the map minus its median.
   """
   c.data.resize = 0.5
   c.data.crop_size = 32
@@ -272,6 +273,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     pooling="topk_minus_median",
     topk_fraction=0.04,
     pyramid=2,
+    darkness=0.2,
   )
 
 
