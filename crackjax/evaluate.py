@@ -74,7 +74,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   val = val_res = None
   if "val" in builder.info.splits:
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-    no_maps = np.zeros(len(val), bool) if stream else None  # val needs scores only
+    no_maps = np.zeros(len(val), bool) if stream and not config.eval.save_maps else None  # val needs scores only
     val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=no_maps, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
@@ -91,13 +91,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
       "n_crack": int((val.labels == 1).sum()),
     }
   log.info("threshold %.6g (%s)", threshold, source)
+  if not config.eval.test and out_dir == workdir:  # val only: never over the run's own metrics.json
+    out_dir = os.path.join(workdir, "eval", "val")
+  if val is not None and config.eval.save_maps:
+    report.write_maps(os.path.join(out_dir, "maps_val.npz"), val.filenames, val.labels, val_res.maps)
   if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
-    if out_dir == workdir:  # never over the run's own metrics.json
-      out_dir = os.path.join(workdir, "eval", "val")
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-  keep = report.pixel_metric_images(test) if stream else None
+  keep = report.pixel_metric_images(test) if stream and not config.eval.save_maps else None
   res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
+  if config.eval.save_maps:
+    report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps)
   if stream:
     groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
     fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], jax.random.fold_in(key, 1), **kw)

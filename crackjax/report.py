@@ -36,6 +36,23 @@ def write_scores(path: str, filenames, labels, scores, threshold: float) -> None
       w.writerow([fn, int(y), repr(float(s)), verdict(s, threshold)])
 
 
+def write_maps(path: str, filenames, labels, maps) -> None:
+  """Every map of a split (float32, each at its image's own size) with its file name and label, for offline study
+  of poolings (benchmarks/pooling_lab.py); written whole or not at all."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  arrays = {f"map_{i:06d}": np.asarray(m, np.float32) for i, m in enumerate(maps)}
+  tmp = path + ".tmp.npz"
+  np.savez_compressed(tmp, filenames=np.asarray(filenames, str), labels=np.asarray(labels, np.int32), **arrays)
+  os.replace(tmp, path)
+
+
+def load_maps(path: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+  """(file names, labels, maps) of a file written by write_maps."""
+  with np.load(path) as z:
+    n = len(z["labels"])
+    return list(z["filenames"]), z["labels"], [z[f"map_{i:06d}"] for i in range(n)]
+
+
 def write_json(path: str, obj: dict) -> None:
   """Written whole or not at all (a kill mid-write leaves the previous file)."""
   tmp = path + ".tmp"

@@ -313,3 +313,33 @@ def test_a_streamed_evaluation_decodes_as_it_scores_and_reports_the_same(tmp_pat
   assert isinstance(lazy.images, pipeline.LazyImages) and lazy.filenames == [r["file"] for r in rows[0]]
   i = lazy.filenames.index("test/crack/c0.jpg")
   assert lazy.images[i].shape == (32, 32, 3) and lazy.masks[i].sum() > 0 and lazy.has_mask[i]
+
+
+def test_saved_maps_pool_to_the_scores_reported(tmp_path):
+  """eval.save_maps: every val and test map is written (also when streaming), each pools to the score in
+  val_scores.csv / scores.csv, and the pooling lab's 'as run' row reproduces metrics.json's val AUROC."""
+  from benchmarks import pooling_lab
+  from configs import darkness
+  from crackjax import anomaly, report
+
+  root = make_root(tmp_path / "root")
+  c = darkness.get_config(f"data={root}")
+  c.data.stream = True
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  c.eval.save_maps = True
+  workdir = str(tmp_path / "run")
+  out = jobs.train_and_evaluate(c, workdir)
+  for split, scores in (("val", "val_scores.csv"), ("test", "scores.csv")):
+    names, labels, maps = report.load_maps(os.path.join(workdir, f"maps_{split}.npz"))
+    rows = {r["file"]: r for r in _csv(os.path.join(workdir, scores))}
+    assert sorted(names) == sorted(rows) and len(maps) == len(rows) == {"val": 6, "test": 8}[split]
+    for n, y, m in zip(names, labels, maps):
+      assert m.dtype == np.float32 and m.ndim == 2 and m.size > 0 and int(rows[n]["label"]) == y
+      s = anomaly.image_score(m, pooling=out["model"]["pooling"], topk_fraction=out["model"]["topk_fraction"])
+      assert s == pytest.approx(float(rows[n]["score"]), rel=1e-6)
+  lab = pooling_lab.main([os.path.join(workdir, "maps_val.npz"), "--lengths=5"])
+  assert lab[0][0].startswith("as run") and lab[0][1] == pytest.approx(out["val"]["auroc"])
+  c.eval.test, c.eval.name = False, "v"  # val only: the maps go beside its metrics.json
+  jobs.evaluate(c, workdir)
+  assert os.path.exists(os.path.join(workdir, "eval", "v", "maps_val.npz"))
+  assert not os.path.exists(os.path.join(workdir, "eval", "v", "maps_test.npz"))
