@@ -4,7 +4,8 @@
 # teacher (and a student) beside them. Usage:
 #   bash benchmarks/baselines.sh ROOT [PREFIX]           (PREFIX default runs/base; workdirs PREFIX_<kind>)
 # TEACHER=WORKDIR / STUDENT=WORKDIR add trained runs to the table (evaluated on the same ROOT if needed);
-# STEPS=N sets every baseline's optimizer steps (default: configs/base.py baseline.num_steps);
+# STEPS=N sets every baseline's optimizer steps (default: configs/base.py baseline.num_steps); STEPS_<KIND>=N (e.g.
+# STEPS_VAE=17300) one kind's, for the same wall-clock budget as the teacher (docs/baselines.md, session 9);
 # EXTRA="..." adds config overrides to every baseline. Training seconds come from each workdir's training.json.
 # EVAL=ROOT2 also scores every baseline as it is on ROOT2 (another source, e.g. DeepCrack: pixel AUROC / AUPRO from
 # its masks) into <workdir>/eval/<basename of ROOT2>/ and writes a second table, PREFIX_table_<basename>.md, with
@@ -14,12 +15,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$1
 prefix=${2:-runs/base}
-steps=()
-[[ -n "${STEPS:-}" ]] && steps=(--config.baseline.num_steps="$STEPS")
 kinds=(darkness ae vae memae draem)
+steps_of() {  # the --config.baseline.num_steps override of one kind, if any
+  local var="STEPS_${1^^}"
+  local n=${!var:-${STEPS:-}}
+  [[ -n "$n" ]] && echo "--config.baseline.num_steps=$n"
+  return 0
+}
 dirs=()
 for kind in "${kinds[@]}"; do
   echo "== $kind" >&2
+  steps=($(steps_of "$kind"))
   python main.py --config="configs/$kind.py:data=$root" --workdir="${prefix}_$kind" "${steps[@]}" ${EXTRA:-}
   dirs+=("${prefix}_$kind")
 done
@@ -31,6 +37,7 @@ if [[ -n "${EVAL:-}" ]]; then
   evals=()
   for kind in "${kinds[@]}"; do
     echo "== $kind on $name" >&2
+    steps=($(steps_of "$kind"))
     python main.py --config="configs/$kind.py:data=$root" --workdir="${prefix}_$kind" --mode=evaluate "${steps[@]}" ${EXTRA:-} \
       --config.eval.root="$EVAL" --config.eval.name="$name"
     evals+=("${prefix}_$kind/eval/$name")
