@@ -35,7 +35,7 @@ WEIGHTS = (0.1, 0.2, 0.3, 0.5, 1.0)
 
 def luminance(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
   """uint8 [H, W, 3] -> the luminance in [0, 1], smoothed with sigma."""
-  lum = (img.astype(np.float32) / 255.0 * np.asarray(anomaly.LUMA, np.float32)).sum(-1)
+  lum = np.asarray(anomaly.luminance(img[None].astype(np.float32) / 127.5 - 1.0))[0]
   return ndimage.gaussian_filter(lum, sigma, mode="reflect")
 
 

@@ -71,10 +71,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   # data.stream: images decoded as they are scored, and only the maps the pixel metrics need kept (the figures'
   # few images are rescored), so host memory does not grow with the split.
   stream = config.data.stream
+  drop_maps = stream and not config.eval.save_maps  # keep only the maps something needs
   val = val_res = None
   if "val" in builder.info.splits:
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-    no_maps = np.zeros(len(val), bool) if stream and not config.eval.save_maps else None  # val needs scores only
+    no_maps = np.zeros(len(val), bool) if drop_maps else None  # val needs scores only
     val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=no_maps, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
@@ -98,7 +99,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-  keep = report.pixel_metric_images(test) if stream and not config.eval.save_maps else None
+  keep = report.pixel_metric_images(test) if drop_maps else None
   res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
   if config.eval.save_maps:
     report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps)
