@@ -81,6 +81,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.heal_steps = 0  # reverse steps from t_start: 0 = the sampler's share of its S steps; 1 = one-step x0 estimate
   c.anomaly.guidance = 0.0  # DDAD's w: every healing step conditioned on the input (0 = none; about 2 in the paper)
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
+  c.anomaly.average = "residual"  # over the draws: 'residual' (mean of the residuals) | 'healing' (residual of the mean)
+  c.anomaly.antithetic = False  # draws in pairs with noise eps and -eps (anomaly.num_draws even)
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian

@@ -2,7 +2,11 @@
 
     x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
     x_hat = reverse process from t_start to 0, optionally guided by x0 (samplers.py, DDAD)
-    r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws
+    r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws; with
+            average = 'healing' the residual of the mean healing, r = residual(x0, mean_k x_hat_k): what healing
+            removes from every draw (a crack) stays, what differs from draw to draw (the noise the one-step
+            estimate lets through, strongest on rough texture) averages away as 1 / sqrt(K). antithetic: the
+            draws come in pairs with noise eps and -eps, which cancels the part of the healing linear in eps.
     map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
@@ -40,6 +44,7 @@ from crackjax.unet import downsample_mean, upsample_nearest
 RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
 POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
+AVERAGES = ("residual", "healing")
 MAD_FLOOR = 1e-3  # floor of the median absolute deviation in 'topk_mad' (map units: [-1, 1] pixel differences)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
@@ -61,6 +66,8 @@ class HealConfig:
   pyramid: int = 1  # resolution levels healed (1: the input's only); the map is their max
   darkness: float = 0.0  # > 0: the map is also at least this times the input's relative darkness
   darkness_sigma: float = 1.0  # smoothing of the luminance for the relative darkness, pixels
+  average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
+  antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
 
   @property
   def multiple(self) -> int:
@@ -201,12 +208,13 @@ def score_units(m: np.ndarray, pooling: str) -> np.ndarray:
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig) -> jnp.ndarray:
-  """x0: [B, H, W, C] in [-1, 1], keys [B, 2] (one per image) -> one healed image x_hat: [B, H, W, C]."""
+def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, sign=1.0) -> jnp.ndarray:
+  """x0: [B, H, W, C] in [-1, 1], keys [B, 2] (one per image) -> one healed image x_hat: [B, H, W, C].
+  sign = -1 noises with the negated draw of the same keys (the antithetic twin)."""
   k_noise = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   k_sample = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
   ab = jnp.asarray(schedule.alpha_bar)[cfg.t_start]
-  x_t = jnp.sqrt(ab) * x0 + jnp.sqrt(1.0 - ab) * samplers.normal(k_noise, 0, x0.shape, x0.dtype)
+  x_t = jnp.sqrt(ab) * x0 + sign * jnp.sqrt(1.0 - ab) * samplers.normal(k_noise, 0, x0.shape, x0.dtype)
   return samplers.sample(
     eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, steps=cfg.steps, eta=cfg.eta,
     guidance=cfg.guidance, y=x0,
@@ -237,11 +245,29 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
   return m, x_hat
 
 
+def _draw(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, i) -> jnp.ndarray:
+  """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise."""
+  j, sign = (i // 2, 1.0 - 2.0 * (i % 2)) if cfg.antithetic else (i, 1.0)
+  return heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, j))(keys), cfg, sign)
+
+
+def mean_healing(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig) -> jnp.ndarray:
+  """The mean of the cfg.num_draws healings, [B, H, W, C]: what the map compares x0 with for average='healing'."""
+  total, _ = jax.lax.scan(
+    lambda acc, i: (acc + _draw(eps_fn, schedule, x0, keys, cfg, i), None), jnp.zeros_like(x0), jnp.arange(cfg.num_draws)
+  )
+  return total / cfg.num_draws
+
+
 def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig):
-  """One resolution's map (the residual averaged over the draws, smoothed) and its first healing."""
+  """One resolution's map (the residual averaged over the draws, or that of their mean healing; smoothed) and the
+  healing it shows: the first draw's, or the mean healing when that is what the residual compares with."""
+  if cfg.average == "healing":
+    x_hat = mean_healing(eps_fn, schedule, x0, keys, cfg)
+    return smooth(residual_map(x0, x_hat, cfg.residual, cfg.channels), cfg.smoothing_sigma, cfg.line_sigma), x_hat
 
   def one_draw(carry, i):
-    x_hat = heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, i))(keys), cfg)
+    x_hat = _draw(eps_fn, schedule, x0, keys, cfg, i)
     return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))

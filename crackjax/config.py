@@ -110,6 +110,16 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be in [0, anomaly.t_start + 1] (0 = the sampler's share), got {config.anomaly.heal_steps}",
   )
   _check(config.anomaly.num_draws >= 1, "anomaly.num_draws", f"must be >= 1, got {config.anomaly.num_draws}")
+  _check(
+    config.anomaly.average in anomaly.AVERAGES,
+    "anomaly.average",
+    f"must be one of {anomaly.AVERAGES}, got {config.anomaly.average!r}",
+  )
+  _check(
+    not config.anomaly.antithetic or config.anomaly.num_draws % 2 == 0,
+    "anomaly.antithetic",
+    f"pairs the draws: anomaly.num_draws must be even, got {config.anomaly.num_draws}",
+  )
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   a = config.anomaly
   _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")

@@ -55,6 +55,8 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     pyramid=a.pyramid,
     darkness=a.darkness,
     darkness_sigma=config.darkness.sigma,
+    average=a.average,
+    antithetic=a.antithetic,
   )
 
 
@@ -148,7 +150,12 @@ def make_heal_fn(config: ml_collections.ConfigDict, unet_params):
   def heal(x, ids):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
     eps_fn = lambda x_t, t: precision.apply(unet.apply, unet_params, x_t, t, compute_dtype=dt)  # noqa: E731
-    x_hat = anomaly.heal(eps_fn, schedule, x, keys, hc)
+    # The healing the map compares with: the mean of the draws where the map averages healings.
+    x_hat = (
+      anomaly.mean_healing(eps_fn, schedule, x, keys, hc)
+      if hc.average == "healing"
+      else anomaly.heal(eps_fn, schedule, x, keys, hc)
+    )
     feat = feature_distance(unet, unet_params, x, x_hat, config.anomaly.feature_t, dt) if need_feature else None
     return x_hat, feat
 
@@ -233,6 +240,8 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "num_draws": hc.num_draws,
     "pyramid": hc.pyramid,
     "darkness": hc.darkness,
+    "average": hc.average,
+    "antithetic": hc.antithetic,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"

@@ -35,6 +35,19 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     parse_config_string("data")
 
 
+def test_antithetic_draws_need_an_even_number_of_draws():
+  from configs import ddim_50
+
+  config = ddim_50.get_config("data=/some/root")  # the real-data defaults: one draw
+  with config.unlocked():
+    config.anomaly.antithetic = True
+  with pytest.raises(ValueError, match="anomaly.antithetic.*even"):
+    validate(config)
+  with config.unlocked():
+    config.anomaly.num_draws = 2
+  validate(config)
+
+
 @pytest.mark.parametrize(
   "field,value,match",
   [
@@ -50,6 +63,7 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     ("anomaly.darkness", -0.5, "anomaly.darkness"),
     ("anomaly.darkness", float("nan"), "anomaly.darkness"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
+    ("anomaly.average", "median", "anomaly.average"),
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):

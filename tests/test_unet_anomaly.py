@@ -213,3 +213,30 @@ def test_the_darkness_term_is_the_max_of_the_map_and_the_weighted_relative_darkn
   np.testing.assert_array_equal(h0, h1)  # the healing is untouched
   np.testing.assert_allclose(m1, np.maximum(m0, 0.5 * rel), rtol=1e-6)
   assert float(m1[0, 15, 8]) > float(m0[0, 15, 8]) + 0.1  # the band's middle is lit by the darkness term
+
+
+def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps(key):
+  """A denoiser that predicts no noise (eps_hat = 0) heals x0 into x0 + c eps, c = sqrt((1 - ab) / ab): the
+  residuals of K draws average to c E|eps| = c sqrt(2 / pi) whatever K; the residual of the mean healing is
+  c |mean of K eps|, whose mean is c sqrt(2 / (pi K)); antithetic pairs (eps, -eps) cancel it exactly."""
+  x0 = jnp.zeros((2, 64, 64, 3))
+  t = 20
+  ab = float(SCHED.alpha_bar[t])
+  c = np.sqrt((1 - ab) / ab)  # about 0.07: x_hat stays far inside the clip to [-1, 1]
+  keys = jax.random.split(key, 2)
+  zero_eps = lambda x_t, tt: jnp.zeros_like(x_t)  # noqa: E731
+  base = anomaly.HealConfig("ddim", 1, 0.0, 0.0, t, 4, "abs", "mean", 0.0, 0.0, "topk", 0.02)
+
+  def mean_map(**kw):
+    m, x_hat = anomaly.anomaly_map(zero_eps, SCHED, x0, keys, dataclasses.replace(base, **kw))
+    return float(np.asarray(m).mean()), np.asarray(x_hat)
+
+  residual, _ = mean_map()
+  healing, _ = mean_map(average="healing")
+  one, _ = mean_map(num_draws=1)
+  one_healing, _ = mean_map(num_draws=1, average="healing")
+  anti, anti_hat = mean_map(average="healing", antithetic=True)
+  np.testing.assert_allclose(residual, c * np.sqrt(2 / np.pi), rtol=0.02)
+  np.testing.assert_allclose(healing, c * np.sqrt(2 / (np.pi * 4)), rtol=0.02)
+  np.testing.assert_allclose(one_healing, one, rtol=1e-6)  # one draw: the two averages agree
+  assert anti < 1e-6 and np.abs(anti_hat).max() < 1e-6  # the mean healing shown is x0 itself
