@@ -38,9 +38,9 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
 def test_antithetic_draws_need_an_even_number_of_draws():
   from configs import ddim_50
 
-  config = ddim_50.get_config("data=/some/root")  # the real-data defaults: one draw
+  config = ddim_50.get_config("data=/some/root")
   with config.unlocked():
-    config.anomaly.antithetic = True
+    config.anomaly.num_draws = 3
   with pytest.raises(ValueError, match="anomaly.antithetic.*even"):
     validate(config)
   with config.unlocked():
