@@ -48,15 +48,30 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
   return ConfigArgs(**values)
 
 
+# Fields added to the code after runs were saved, with the value that reproduces what such a run did (a saved
+# config.json without the field was made when only that behaviour existed). Other new fields keep the template's.
+LEGACY = {
+  "anomaly.average": "residual",  # before session 10 the draws' residuals were averaged
+  "anomaly.antithetic": False,  # and the draws were independent
+}
+
+
 def config_from_saved(template: ml_collections.ConfigDict, saved: dict, sections: tuple[str, ...]) -> ml_collections.ConfigDict:
   """A copy of `template` with the `sections` of a saved config.json (a dict) written over it. Fields added to the
-  code since the run was saved keep the template's values; lists become tuples (JSON has no tuples)."""
+  code since the run was saved take their LEGACY value (what the run did) or else keep the template's; lists
+  become tuples (JSON has no tuples)."""
   c = template.copy_and_resolve_references()
   with c.unlocked():
     for section in sections:
-      for k, v in saved.get(section, {}).items():
+      if section not in saved:
+        continue
+      for k, v in saved[section].items():
         if k in c[section] and not isinstance(c[section][k], ml_collections.ConfigDict):
           c[section][k] = tuple(v) if isinstance(v, list) else v
+      for field, value in LEGACY.items():
+        s, k = field.split(".")
+        if s == section and k not in saved[section]:
+          c[section][k] = value
   return c
 
 

@@ -125,13 +125,38 @@ def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   return kinds.get(config.model.kind).make_scorer(config, workdir)
 
 
+# What defines a trained model's maps and verdicts without changing the model: an evaluation in the workdir itself
+# records these in its config.json, so that the file describes the metrics.json beside it (a student distils the
+# teacher as it was last evaluated).
+EVALUATION_SECTIONS = ("sampler", "anomaly", "eval")
+
+
+def record_evaluation(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes config's EVALUATION_SECTIONS over those of <workdir>/config.json; the rest (how it was trained) stays."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    write_config(config, path)
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  now = json.loads(config.to_json())
+  saved.update({s: now[s] for s in EVALUATION_SECTIONS})
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(saved, f, indent=2)
+  os.replace(tmp, path)
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   scorer = trained_scorer(config, workdir)
   out_dir, _ = evaluate_lib.output_dir(config, workdir)
   if out_dir != workdir:
     write_config(config, os.path.join(out_dir, "config.json"))
   log.info("Evaluating the trained model in %s (no training)", workdir)
-  return evaluate_lib.evaluate(config, workdir, scorer)
+  out = evaluate_lib.evaluate(config, workdir, scorer)
+  if out_dir == workdir and distributed.is_writer():
+    record_evaluation(config, workdir)  # after: a killed evaluation leaves the old record beside the old metrics
+  return out
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str) -> str:

@@ -195,3 +195,40 @@ def test_student_can_ask_its_teacher_for_other_healing(teacher):
     config.student.teacher_heal_steps = 500  # t_start is 20
   with pytest.raises(ValueError, match="anomaly.heal_steps"):
     student_lib.teacher_config(config, workdir)
+
+
+def test_a_teacher_saved_before_averaged_healing_existed_loads_as_it_ran(teacher, tmp_path):
+  from configs import student_single_step
+
+  _, workdir = teacher
+  saved = json.load(open(os.path.join(workdir, "config.json")))
+  for field in ("average", "antithetic"):  # a config.json from before these fields: draws were averaged residuals
+    del saved["anomaly"][field]
+  saved["anomaly"]["num_draws"] = 1
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(saved, f)
+  config = student_single_step.get_config("tiny")
+  with config.unlocked():
+    config.anomaly.average, config.anomaly.antithetic, config.anomaly.num_draws = "healing", True, 2
+  tc = student_lib.teacher_config(config, str(tmp_path))  # antithetic with one draw would be refused
+  assert (tc.anomaly.average, tc.anomaly.antithetic, tc.anomaly.num_draws) == ("residual", False, 1)
+
+
+def test_evaluating_in_the_workdir_records_the_healing_the_metrics_were_made_with(teacher, tmp_path):
+  import shutil
+
+  from configs import student_single_step
+
+  config, workdir = teacher
+  copy = str(tmp_path / "teacher")
+  shutil.copytree(workdir, copy)
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.anomaly.t_start, c.anomaly.topk_fraction = config.anomaly.t_start // 2, 0.1
+    c.train.num_steps = config.train.num_steps + 7  # not a healing setting: the record of the training stays
+  out = jobs.evaluate(c, copy)
+  saved = json.load(open(os.path.join(copy, "config.json")))
+  assert out["model"]["t_start"] == saved["anomaly"]["t_start"] == config.anomaly.t_start // 2
+  assert saved["anomaly"]["topk_fraction"] == 0.1 and saved["train"]["num_steps"] == config.train.num_steps
+  tc = student_lib.teacher_config(student_single_step.get_config("tiny"), copy)  # the student distils that teacher
+  assert (tc.anomaly.t_start, tc.anomaly.topk_fraction) == (config.anomaly.t_start // 2, 0.1)
