@@ -79,7 +79,7 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   labels = np.asarray(labels)
 
   def auroc(ms):
-    s = [anomaly.image_score(m, pooling=c.anomaly.pooling, topk_fraction=c.anomaly.topk_fraction) for m in ms]
+    s = [anomaly.image_score(m, **anomaly.pooling_of(c.anomaly)) for m in ms]
     return metrics.auroc(np.asarray(s), labels)
 
   rows = [("none (the maps as saved)", 0.0, auroc(maps))]

@@ -11,7 +11,10 @@ built into crackjax and scored through main.py like any other setting (test once
   python benchmarks/pooling_lab.py runs/cp/eval/val_maps/maps_val.npz
 
 Poolings (each a pure function of one map [H, W]):
-  topk_minus_median@f   the mean of the top f of the map minus its median (crackjax's default, f = 0.04)
+  topk_minus_median@f   the mean of the top f of the map minus its median
+  topk_mad@f floor F border B
+                        crackjax's 'topk_mad' (the :data= default since session 11): (top f - median) / (MAD + F),
+                        of the map less its outer B pixels (anomaly.mad_floor, anomaly.border)
   floor_z@c             (top 4% - median) / (MAD + c * the median MAD of val-good maps): between the default
                         (c large) and the robust z-score (c = 0)
   opening@L             the map opened with line segments of L pixels at 8 orientations (a pixel keeps the
@@ -89,6 +92,8 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("maps", help="a maps_val.npz written by --config.eval.save_maps=True")
   ap.add_argument("--lengths", default="7,11,15,21", help="opening@L segment lengths, pixels")
+  ap.add_argument("--floors", default="0.0075,0.01,0.015,0.02,0.03", help="anomaly.mad_floor values for topk_mad rows")
+  ap.add_argument("--borders", default="0,2,4,8", help="anomaly.border values (map pixels) for topk_mad rows")
   args = ap.parse_args(argv)
   names, labels, maps = report.load_maps(args.maps)
   labels = np.asarray(labels)
@@ -106,13 +111,18 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   if os.path.exists(run):  # the run's own pooling first: its AUROC is the one in metrics.json's val section
     with open(run) as fh:
       model = json.load(fh)["model"]
-    pooling, frac = model["pooling"], model["topk_fraction"]
-    add(f"as run: {pooling}@{frac}", lambda m: anomaly.image_score(m, pooling=pooling, topk_fraction=frac))
+    pool = anomaly.pooling_of(model)
+    add("as run: " + ", ".join(f"{k} {v}" for k, v in pool.items()), lambda m: anomaly.image_score(m, **pool))
   for f in (0.01, 0.02, 0.04, 0.08):
     add(f"topk_minus_median@{f}", lambda m, f=f: topk_minus_median(m, f))
   mad0 = float(np.median([mad(m) for m in good]))
   for c in (0.0, 0.5, 1, 2, 4, 8):
     add(f"floor_z@{c}", lambda m, c=c: topk_minus_median(m) / (mad(m) + c * mad0 + anomaly.MAD_FLOOR))
+  for b in (int(v) for v in args.borders.split(",")):
+    for fl in (float(v) for v in args.floors.split(",")):
+      for f in (0.02, 0.04):
+        pool = {"pooling": "topk_mad", "topk_fraction": f, "mad_floor": fl, "border": b}
+        add(f"topk_mad@{f} floor {fl} border {b}", lambda m, pool=pool: anomaly.image_score(m, **pool))
   for L in (int(v) for v in args.lengths.split(",")):
     add(f"opening@{L}", lambda m, L=L: topk_minus_median(line_opening(m, L)))
   pix = np.concatenate([m.ravel() for m in good])

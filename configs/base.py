@@ -91,6 +91,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
+  c.anomaly.mad_floor = 1e-3  # 'topk_mad' divides by the map's MAD plus this (map units): large = topk_minus_median
+  c.anomaly.border = 0  # pixels of the map's frame (each side) left out of the image score and the red mask
   # the teacher's map: 'residual' (healing residual), 'feature' (UNet feature distance of input and healing),
   # 'head' (the discriminative head's crack probability), 'head_residual' (mean of head and scaled residual)
   c.anomaly.score = "residual"

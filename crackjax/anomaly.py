@@ -45,7 +45,7 @@ RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
 POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
 AVERAGES = ("residual", "healing")
-MAD_FLOOR = 1e-3  # floor of the median absolute deviation in 'topk_mad' (map units: [-1, 1] pixel differences)
+MAD_FLOOR = 1e-3  # anomaly.mad_floor's default: added to the MAD in 'topk_mad' (map units: [-1, 1] differences)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
 
@@ -175,9 +175,29 @@ def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str =
   return r.mean(axis=-1)
 
 
-def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float) -> float:
-  """One map [H, W] (host side, unpadded) -> its image score."""
-  flat = np.asarray(m, np.float32).ravel()
+def interior(m: np.ndarray, border: int) -> np.ndarray:
+  """The map without its outer `border` pixels on each side (the whole map when it is too small to have one):
+  a photo's frame holds slab edges, shadows of the camera and vignetting, which healing does not remove."""
+  h, w = m.shape[-2:]
+  if border <= 0 or h <= 2 * border or w <= 2 * border:
+    return m
+  return m[..., border : h - border, border : w - border]
+
+
+def pooling_of(info: dict) -> dict:
+  """The keyword arguments of image_score and score_units in a model's info (metrics.json's "model" section);
+  a run recorded before mad_floor and border existed pooled with MAD_FLOOR and no border."""
+  return {
+    "pooling": info["pooling"],
+    "topk_fraction": info["topk_fraction"],
+    "mad_floor": info.get("mad_floor", MAD_FLOOR),
+    "border": info.get("border", 0),
+  }
+
+
+def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float, mad_floor: float = MAD_FLOOR, border: int = 0) -> float:
+  """One map [H, W] (host side, unpadded) -> its image score, from the map less its outer `border` pixels."""
+  flat = np.asarray(interior(np.asarray(m, np.float32), border)).ravel()
   if pooling == "max":
     return float(flat.max())
   if pooling in ("topk", "topk_minus_median", "topk_mad"):
@@ -190,22 +210,33 @@ def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float) -> float:
     if pooling == "topk_minus_median":
       return top - med
     mad = float(np.median(np.abs(flat - med)))
-    return (top - med) / (mad + MAD_FLOOR)
+    return (top - med) / (mad + mad_floor)
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def score_units(m: np.ndarray, pooling: str) -> np.ndarray:
+def score_units(
+  m: np.ndarray, *, pooling: str, topk_fraction: float = 0.0, mad_floor: float = MAD_FLOOR, border: int = 0
+) -> np.ndarray:
   """A map [H, W] in the units of its image score, so that one threshold serves both the verdict and the red mask:
-  the map itself for 'max' and 'topk', minus its median for 'topk_minus_median', the robust z-score for 'topk_mad'."""
+  the map itself for 'max' and 'topk', minus its median for 'topk_minus_median', the robust z-score for 'topk_mad'
+  (statistics of the interior, as the score; topk_fraction does not change the units). The `border` band, which
+  the score does not see, is set to the interior's median level, so the mask never lights it."""
+  if pooling not in POOLINGS:
+    raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
   m = np.asarray(m, np.float32)
+  inner = interior(m, border)
+  med = np.float32(np.median(inner))
   if pooling in ("max", "topk"):
-    return m
-  med = np.median(m)
-  if pooling == "topk_minus_median":
-    return m - med
-  if pooling == "topk_mad":
-    return (m - med) / (np.median(np.abs(m - med)) + MAD_FLOOR)
-  raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
+    units, level = m, med
+  elif pooling == "topk_minus_median":
+    units, level = m - med, 0.0
+  else:  # 'topk_mad'
+    units, level = (m - med) / (np.median(np.abs(inner - med)) + mad_floor), 0.0
+  if inner.shape == m.shape:
+    return units
+  frame = np.ones(m.shape, bool)
+  interior(frame, border)[...] = False  # a view
+  return np.where(frame, np.float32(level), units).astype(np.float32)
 
 
 def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, sign=1.0) -> jnp.ndarray:

@@ -119,6 +119,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be one of {anomaly.POOLINGS}, got {config.anomaly.pooling!r}",
   )
   _check(0 < config.anomaly.topk_fraction <= 1, "anomaly.topk_fraction", f"must be in (0, 1], got {config.anomaly.topk_fraction}")
+  _check(config.anomaly.mad_floor > 0, "anomaly.mad_floor", f"must be > 0, got {config.anomaly.mad_floor}")
+  _check(config.anomaly.border >= 0, "anomaly.border", f"must be >= 0 pixels, got {config.anomaly.border}")
   _check(
     0 <= config.anomaly.heal_steps <= config.anomaly.t_start + 1,
     "anomaly.heal_steps",

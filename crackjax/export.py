@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax import export as jax_export
 
+from crackjax import anomaly
 from crackjax import predict as predict_lib
 from crackjax.scorer import Scorer
 
@@ -69,8 +70,7 @@ def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> s
     "threshold_source": source,
     "resize": config.data.resize,
     "multiple": scorer.multiple,
-    "pooling": scorer.info["pooling"],
-    "topk_fraction": scorer.info["topk_fraction"],
+    **anomaly.pooling_of(scorer.info),
     "tile": {"max_side": config.eval.tile_max_side, "size": config.eval.tile_size, "overlap": config.eval.tile_overlap},
     "seed": config.seed,
     "batch_size": config.eval.batch_size,

@@ -92,8 +92,12 @@ def pieces(img: np.ndarray, multiple: int, tile: dict) -> list:
   return out
 
 
-def image_score(m: np.ndarray, pooling: str, topk_fraction: float) -> float:
-  flat = np.asarray(m, np.float32).ravel()
+def image_score(m: np.ndarray, pooling: str, topk_fraction: float, mad_floor: float = 1e-3, border: int = 0) -> float:
+  m = np.asarray(m, np.float32)
+  h, w = m.shape
+  if 0 < border and 2 * border < min(h, w):  # the frame is left out of the score
+    m = m[border : h - border, border : w - border]
+  flat = m.ravel()
   if pooling == "max":
     return float(flat.max())
   k = max(1, int(round(topk_fraction * flat.size)))
@@ -103,7 +107,7 @@ def image_score(m: np.ndarray, pooling: str, topk_fraction: float) -> float:
   med = float(np.median(flat))
   if pooling == "topk_minus_median":
     return top - med
-  return (top - med) / (float(np.median(np.abs(flat - med))) + 1e-3)  # 'topk_mad'
+  return (top - med) / (float(np.median(np.abs(flat - med))) + mad_floor)  # 'topk_mad'
 
 
 class Exported:
@@ -131,7 +135,7 @@ class Exported:
   def predict(self, path: str, image_id: int = 0) -> tuple[float, str, np.ndarray]:
     m = self.meta
     amap = self.map(resize(read_rgb(path), m["resize"]), image_id)
-    score = image_score(amap, m["pooling"], m["topk_fraction"])
+    score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
     return score, ("crack" if score >= m["threshold"] else "good"), amap
 
 

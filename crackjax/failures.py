@@ -151,8 +151,8 @@ def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: s
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   res = compute_maps(scorer, sub.images, key, batch_size=config.eval.batch_size, tile=tiling(config), desc=title)
   vmax = res.colour_max()
-  pooling = scorer.info["pooling"]
-  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pooling) for j in range(len(sub))]
+  pool = anomaly.pooling_of(scorer.info)
+  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pool) for j in range(len(sub))]
   return plots.four_panel_rows(rows, vmax, scored.threshold, path, title=title)
 
 

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from crackjax import anomaly, html_report, plots, thresholds
+from crackjax import html_report, plots, thresholds
 from crackjax.data import decode, pipeline
 from crackjax.report import verdict
 from crackjax.scorer import Scorer, Stats, iter_maps, tiling
@@ -177,7 +177,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       img = pending.pop(path)
       w.writerow([path, repr(float(s)), verdict(s, threshold), f"{threshold:.6g}", ""])
       f.flush()
-      units = anomaly.score_units(m, scorer.pooling)
+      units = scorer.units(m)
       out_name = output_name(path, p.input)
       save_mask(units >= threshold, os.path.join(out_dir, "masks", out_name))
       thumb = Image.fromarray(img)

@@ -147,17 +147,17 @@ def report(
   os.makedirs(out_dir, exist_ok=True)
   write_json(os.path.join(out_dir, "metrics.json"), out)
   write_scores(os.path.join(out_dir, "scores.csv"), test.filenames, test.labels, res.scores, threshold)
-  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], model_info["pooling"])
+  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], anomaly.pooling_of(model_info))
   log.info("metrics -> %s", os.path.join(out_dir, "metrics.json"))
   return out
 
 
-def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pooling: str) -> dict:
+def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pool: dict) -> dict:
   """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`."""
   return {
     "image": split.images[i],
     "map": amap,
-    "units": anomaly.score_units(amap, pooling),
+    "units": anomaly.score_units(amap, **pool),
     "score": score,
     "label": split.labels[i],
     "filename": split.filenames[i],
@@ -165,7 +165,7 @@ def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, po
   }
 
 
-def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pooling: str) -> None:
+def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pool: dict) -> None:
   labelled = test.labels >= 0
   s, y = res.scores[labelled], test.labels[labelled]
   plots.histogram(s, y, threshold, os.path.join(plot_dir, "histogram.png"))
@@ -174,7 +174,7 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
   vmax = res.colour_max()
-  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pooling)  # noqa: E731
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool)  # noqa: E731
   for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
       plots.four_panel_rows(

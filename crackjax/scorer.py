@@ -49,7 +49,11 @@ class Scorer:
     return self.info["pooling"]
 
   def score(self, m: np.ndarray) -> float:
-    return anomaly.image_score(m, pooling=self.info["pooling"], topk_fraction=self.info["topk_fraction"])
+    return anomaly.image_score(m, **anomaly.pooling_of(self.info))
+
+  def units(self, m: np.ndarray) -> np.ndarray:
+    """The map in its score's units: the red mask is units >= the image threshold."""
+    return anomaly.score_units(m, **anomaly.pooling_of(self.info))
 
 
 @dataclasses.dataclass(frozen=True)

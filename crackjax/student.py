@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import kinds, precision, synth
+from crackjax import anomaly, kinds, precision, synth
 from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate
 from crackjax.data import builders, pipeline
@@ -326,6 +326,8 @@ class TargetInfo:
   pooling: str  # the teacher's image-score pooling, applied to the student's maps too
   topk_fraction: float
   n_pool: int  # images the student learned from
+  mad_floor: float = anomaly.MAD_FLOOR  # the teacher's (a student_targets.json from before: the old constant)
+  border: int = 0
 
   def save(self, path: str) -> None:
     with open(path, "w") as f:
@@ -347,7 +349,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   maps = teacher_maps(config, workdir, teacher, images, names)
   log.info("teacher maps of %d pool images ready (%.0f s)", len(maps), time.time() - t0)
   scale = max(float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile)), 1e-6)
-  info = TargetInfo(scale, s.target, teacher.info["pooling"], teacher.info["topk_fraction"], len(images))
+  pool = anomaly.pooling_of(teacher.info)
+  info = TargetInfo(scale, s.target, pool["pooling"], pool["topk_fraction"], len(images), pool["mad_floor"], pool["border"])
   info.save(os.path.join(workdir, "student_targets.json"))
   targets = [m / scale if s.target == "soft" else (m >= scale).astype(np.float32) for m in maps]
 
@@ -417,6 +420,8 @@ def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetIn
     "params": n,
     "pooling": info.pooling,
     "topk_fraction": info.topk_fraction,
+    "mad_floor": info.mad_floor,
+    "border": info.border,
     "n_pool": info.n_pool,
     "teacher_workdir": config.student.teacher_workdir,
     "teacher_sampler": config.student.teacher_sampler,  # "" = the teacher's own healing
@@ -434,5 +439,6 @@ def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
   """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
   params = create_state(config, jax.random.PRNGKey(config.seed)).params
-  info = TargetInfo(1.0, config.student.target, config.anomaly.pooling, config.anomaly.topk_fraction, 0)
+  a = config.anomaly
+  info = TargetInfo(1.0, config.student.target, a.pooling, a.topk_fraction, 0, a.mad_floor, a.border)
   return scorer_from_params(config, params, info)

@@ -64,6 +64,9 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.darkness", float("nan"), "anomaly.darkness"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
+    ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),
+    ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
+    ("anomaly.border", -1, "anomaly.border"),
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):

@@ -327,6 +327,7 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
   c.data.stream = True
   c.data.tfds_dir = str(tmp_path / "tfds")
   c.eval.save_maps = True
+  c.anomaly.pooling, c.anomaly.mad_floor, c.anomaly.border = "topk_mad", 0.01, 2  # every pooling argument in play
   workdir = str(tmp_path / "run")
   out = jobs.train_and_evaluate(c, workdir)
   for split, scores in (("val", "val_scores.csv"), ("test", "scores.csv")):
@@ -335,7 +336,7 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
     assert sorted(names) == sorted(rows) and len(maps) == len(rows) == {"val": 6, "test": 8}[split]
     for n, y, m in zip(names, labels, maps):
       assert m.dtype == np.float32 and m.ndim == 2 and m.size > 0 and int(rows[n]["label"]) == y
-      s = anomaly.image_score(m, pooling=out["model"]["pooling"], topk_fraction=out["model"]["topk_fraction"])
+      s = anomaly.image_score(m, **anomaly.pooling_of(out["model"]))
       assert s == pytest.approx(float(rows[n]["score"]), rel=1e-6)
   lab = pooling_lab.main([os.path.join(workdir, "maps_val.npz"), "--lengths=5"])
   assert lab[0][0].startswith("as run") and lab[0][1] == pytest.approx(out["val"]["auroc"])

@@ -84,6 +84,35 @@ def test_topk_mad_is_a_robust_z_score():
     np.testing.assert_allclose(z[i], expected, rtol=1e-5)
   assert z[0] > 0.8 * z[1]  # scale-free up to the floor, while plain top-k differs tenfold
   assert anomaly.image_score(np.zeros((8, 8)), pooling="topk_mad", topk_fraction=0.1) == 0.0
+  # anomaly.mad_floor F: (top - med) / (MAD + F); a floor far above every MAD turns it into topk_minus_median / F.
+  f = np.sort(strong.ravel())[::-1]
+  med = np.median(f)
+  for floor in (0.05, 1e4):
+    z = anomaly.image_score(strong, pooling="topk_mad", topk_fraction=0.05, mad_floor=floor)
+    np.testing.assert_allclose(z, (f[:20].mean() - med) / (np.median(np.abs(f - med)) + floor), rtol=1e-5)
+  tmm = anomaly.image_score(strong, pooling="topk_minus_median", topk_fraction=0.05)
+  big = anomaly.image_score(strong, pooling="topk_mad", topk_fraction=0.05, mad_floor=1e4)
+  np.testing.assert_allclose(1e4 * big, tmm, rtol=1e-3)
+
+
+@pytest.mark.parametrize("pooling", anomaly.POOLINGS)
+def test_the_border_leaves_the_frame_out_of_the_score_and_the_mask(pooling):
+  """anomaly.border = b: the score is the score of the map less its outer b pixels, and the red mask never lights
+  the frame, however bright (a slab edge or a shadow along the photo's side)."""
+  rng = np.random.default_rng(2)
+  m = (0.05 + 0.01 * rng.random((20, 24))).astype(np.float32)
+  m[9, 4:20] += 0.1  # a faint line inside
+  m[-2:, :] = 1.0  # a bright frame along the bottom
+  kw = {"pooling": pooling, "topk_fraction": 0.05, "mad_floor": 0.02}
+  inner = anomaly.image_score(m[2:-2, 2:-2], **kw)
+  assert anomaly.image_score(m, **kw, border=2) == pytest.approx(inner, rel=1e-6)
+  assert anomaly.image_score(m, **kw) > inner  # without the border the frame dominates
+  units = anomaly.score_units(m, **kw, border=2)
+  np.testing.assert_allclose(units[2:-2, 2:-2], anomaly.score_units(m[2:-2, 2:-2], **kw), rtol=1e-6)
+  hot = units >= inner
+  assert hot[9, 4:20].any() and not hot[-2:].any() and not hot[:, :2].any()
+  tiny = m[:4, :4]  # too small to have a border of 2: scored whole
+  assert anomaly.image_score(tiny, **kw, border=2) == anomaly.image_score(tiny, **kw)
 
 
 def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
@@ -125,8 +154,8 @@ def test_score_units_put_the_map_on_the_scores_scale(pooling):
   rng = np.random.default_rng(1)
   m = (0.05 + 0.01 * rng.random((20, 20))).astype(np.float32)
   m[8, 3:17] += 0.1  # a line
-  units = anomaly.score_units(m, pooling)
-  score = anomaly.image_score(m, pooling=pooling, topk_fraction=0.05)
+  units = anomaly.score_units(m, pooling=pooling, mad_floor=0.02)
+  score = anomaly.image_score(m, pooling=pooling, topk_fraction=0.05, mad_floor=0.02)
   k = 20
   top_units = np.sort(units.ravel())[::-1][: 1 if pooling == "max" else k].mean()
   np.testing.assert_allclose(top_units, score, rtol=1e-4, atol=1e-6)

@@ -58,8 +58,7 @@ def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
     "kind": "darkness",
     "map": d.map,
     "params": 0,
-    "pooling": a.pooling,
-    "topk_fraction": a.topk_fraction,
+    **anomaly.pooling_of(a),
     "smoothing_sigma": d.sigma,
     "description": f"darkness floor ({d.map} map, no learning)",
   }

@@ -172,8 +172,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, spec: Spec, params) ->
   info = {
     "kind": spec.kind,
     "params": n,
-    "pooling": a.pooling,
-    "topk_fraction": a.topk_fraction,
+    **anomaly.pooling_of(a),
     "smoothing_sigma": a.smoothing_sigma,
     "channels": a.channels,
     "description": f"{spec.kind} baseline ({n:,} params)",
