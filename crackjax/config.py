@@ -53,6 +53,8 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
 LEGACY = {
   "anomaly.average": "residual",  # before session 10 the draws' residuals were averaged
   "anomaly.antithetic": False,  # and the draws were independent
+  "anomaly.mad_floor": 1e-3,  # before session 11 topk_mad's floor was anomaly.MAD_FLOOR
+  "anomaly.border": 0,  # and every map pixel counted
 }
 
 

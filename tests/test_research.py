@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crackjax import failures, jobs, samplers, synth, toy
+from crackjax import anomaly, failures, jobs, samplers, synth, toy
 from crackjax import student as student_lib
 from crackjax.data import synthetic
 from tests.test_samplers import SCHED, gaussian_denoiser
@@ -202,7 +202,7 @@ def test_a_teacher_saved_before_averaged_healing_existed_loads_as_it_ran(teacher
 
   _, workdir = teacher
   saved = json.load(open(os.path.join(workdir, "config.json")))
-  for field in ("average", "antithetic"):  # a config.json from before these fields: draws were averaged residuals
+  for field in ("average", "antithetic", "mad_floor", "border"):  # a config.json from before these fields existed
     del saved["anomaly"][field]
   saved["anomaly"]["num_draws"] = 1
   with open(tmp_path / "config.json", "w") as f:
@@ -210,8 +210,10 @@ def test_a_teacher_saved_before_averaged_healing_existed_loads_as_it_ran(teacher
   config = student_single_step.get_config("tiny")
   with config.unlocked():
     config.anomaly.average, config.anomaly.antithetic, config.anomaly.num_draws = "healing", True, 2
+    config.anomaly.mad_floor, config.anomaly.border = 0.5, 3
   tc = student_lib.teacher_config(config, str(tmp_path))  # antithetic with one draw would be refused
   assert (tc.anomaly.average, tc.anomaly.antithetic, tc.anomaly.num_draws) == ("residual", False, 1)
+  assert (tc.anomaly.mad_floor, tc.anomaly.border) == (anomaly.MAD_FLOOR, 0)  # the whole map, the old floor
 
 
 def test_evaluating_in_the_workdir_records_the_healing_the_metrics_were_made_with(teacher, tmp_path):
