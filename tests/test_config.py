@@ -24,6 +24,13 @@ def test_every_config_loads(name, arg):
     config.trian = 1  # locked: a misspelt field fails loudly
 
 
+def test_the_darkness_floor_keeps_the_whole_map_where_the_real_data_score_leaves_its_frame_out():
+  from configs import darkness, ddim_50
+
+  assert ddim_50.get_config("data=/some/root").anomaly.border == 4
+  assert darkness.get_config("data=/some/root").anomaly.border == 0  # the floor as docs/baselines.md measured it
+
+
 def test_config_string_is_typed_and_rejects_unknown_keys():
   assert parse_config_string("tiny,data=/x,steps=10") == parse_config_string(" steps=10 , data=/x, tiny")
   assert parse_config_string("steps=10").steps == 10
