@@ -13,8 +13,8 @@ built into crackjax and scored through main.py like any other setting (test once
 Poolings (each a pure function of one map [H, W]):
   topk_minus_median@f   the mean of the top f of the map minus its median
   topk_mad@f floor F border B
-                        crackjax's 'topk_mad' (the :data= default since session 11): (top f - median) / (MAD + F),
-                        of the map less its outer B pixels (anomaly.mad_floor, anomaly.border)
+                        crackjax's 'topk_mad': (top f - median) / (MAD + F), of the map less its outer B pixels
+                        (anomaly.mad_floor, anomaly.border; the :data= default since session 12: f 0.02, F 0.015, B 4)
   floor_z@c             (top 4% - median) / (MAD + c * the median MAD of val-good maps): between the default
                         (c large) and the robust z-score (c = 0)
   opening@L             the map opened with line segments of L pixels at 8 orientations (a pixel keeps the
@@ -92,8 +92,8 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("maps", help="a maps_val.npz written by --config.eval.save_maps=True")
   ap.add_argument("--lengths", default="7,11,15,21", help="opening@L segment lengths, pixels")
-  ap.add_argument("--floors", default="0.0075,0.01,0.015,0.02,0.03", help="anomaly.mad_floor values for topk_mad rows")
-  ap.add_argument("--borders", default="0,2,4,8", help="anomaly.border values (map pixels) for topk_mad rows")
+  ap.add_argument("--floors", default="0.01,0.015,0.02,0.03", help="anomaly.mad_floor values for topk_mad rows")
+  ap.add_argument("--borders", default="0,2,4,6,8", help="anomaly.border values (map pixels) for topk_mad rows")
   args = ap.parse_args(argv)
   names, labels, maps = report.load_maps(args.maps)
   labels = np.asarray(labels)
@@ -119,6 +119,8 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   for c in (0.0, 0.5, 1, 2, 4, 8):
     add(f"floor_z@{c}", lambda m, c=c: topk_minus_median(m) / (mad(m) + c * mad0 + anomaly.MAD_FLOOR))
   for b in (int(v) for v in args.borders.split(",")):
+    pool = {"pooling": "topk_minus_median", "topk_fraction": 0.02, "border": b}
+    add(f"topk_minus_median@0.02 border {b}", lambda m, pool=pool: anomaly.image_score(m, **pool))
     for fl in (float(v) for v in args.floors.split(",")):
       for f in (0.02, 0.04):
         pool = {"pooling": "topk_mad", "topk_fraction": f, "mad_floor": fl, "border": b}
