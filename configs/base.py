@@ -259,7 +259,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   """Sizes and a score suited to real photos (about 200-550 px), chosen on concrete_pavement's val split (README).
 
   Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 30 min on 2 CPU cores), a student trained for
-  6,000 steps (about 10 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
+  12,000 steps (about 23 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
   draws (eps, -eps), the luminance residual of their mean healing (session 10: the noise the estimate lets through
   cancels) through the oriented line filter (sigma 6 along, 1 across; round two, docs/real_data.md), also at half
   that resolution (pyramid 2: wide cracks),
@@ -271,7 +271,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   c.data.resize = 0.5
   c.data.crop_size = 32
   c.train.update(num_steps=2400, t_min=50, t_max=300, checkpoint_every=300)
-  c.student.num_steps = 6000  # a student of these maps: val 0.9841 at 1,500 steps, 0.9888 at 6,000 (session 12)
+  c.student.num_steps = 12000  # a student of these maps: val 0.9841 at 1,500 steps, 0.9888 at 6,000, 0.9945 at 12,000
   c.anomaly.update(
     t_start=100,
     heal_steps=1,
