@@ -262,11 +262,10 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   12,000 steps (about 23 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
   draws (eps, -eps), the luminance residual of their mean healing (session 10: the noise the estimate lets through
   cancels) through the oriented line filter (sigma 6 along, 1 across; round two, docs/real_data.md), also at half
-  that resolution (pyramid 2: wide cracks),
-  at least 0.2 times the input's relative darkness (a crack as wide as the healing repaints); the image score is
-  the mean of the top 2% of the map minus its median, over the map's MAD plus 0.015 (a busy surface's spread
-  scales its peaks down), with the map's outer 4 pixels left out (the healing's frame; session 11,
-  benchmarks/pooling_lab.py).
+  that resolution (pyramid 2: wide cracks), at least 0.2 times the input's relative darkness (a crack as wide as
+  the healing repaints); the image score is the mean of the top 2% of the map minus its median, over the map's MAD
+  plus 0.015 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the healing's
+  frame; sessions 11-12, benchmarks/pooling_lab.py).
   """
   c.data.resize = 0.5
   c.data.crop_size = 32

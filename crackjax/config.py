@@ -53,7 +53,7 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
 LEGACY = {
   "anomaly.average": "residual",  # before session 10 the draws' residuals were averaged
   "anomaly.antithetic": False,  # and the draws were independent
-  "anomaly.mad_floor": 1e-3,  # before session 11 topk_mad's floor was anomaly.MAD_FLOOR
+  "anomaly.mad_floor": anomaly.MAD_FLOOR,  # before session 11 topk_mad's floor was this constant
   "anomaly.border": 0,  # and every map pixel counted
 }
 
