@@ -270,6 +270,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
     _check(config.model.kind == "teacher", "model.kind", "the toy job trains a diffusion model; leave model.kind 'teacher'")
   _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")
+  _check(config.eval.micro_batch >= 0, "eval.micro_batch", f"must be >= 0 (0 = the whole batch), got {config.eval.micro_batch}")
   _check(
     config.predict.overlays in ("all", "flagged", "none"),
     "predict.overlays",

@@ -68,6 +68,21 @@ def tiling(config) -> Tiling:
   return Tiling(max_side=e.tile_max_side, size=e.tile_size, overlap=e.tile_overlap)
 
 
+def micro_batched(maps: Callable, micro_batch: int) -> Callable:
+  """`maps` (the Scorer contract) computed `micro_batch` images at a time in a loop (jax.lax.map), the same maps:
+  every image's noise comes from its own id and no layer mixes the images of a batch. On a CPU the activations of
+  a few images stay in cache where those of a whole eval batch do not (benchmarks/micro_batch.py). 0: one pass."""
+  if not micro_batch:
+    return maps
+
+  def run(params, x, key, ids):
+    if not isinstance(x.shape[0], int) or x.shape[0] <= micro_batch:  # a symbolic batch (jax.export): one pass
+      return maps(params, x, key, ids)
+    return jax.lax.map(lambda a: maps(params, a[0][None], key, a[1][None])[0], (x, ids), batch_size=micro_batch)
+
+  return run
+
+
 def count_params(params) -> int:
   return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
 

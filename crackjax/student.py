@@ -43,7 +43,7 @@ from crackjax import anomaly, kinds, precision, synth
 from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate
 from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, tiling
+from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, micro_batched, tiling
 from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -428,7 +428,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetIn
     "teacher_heal_steps": config.student.teacher_heal_steps,
     "description": f"{cfg.architecture} student ({n:,} params, {info.target} targets)",
   }
-  return Scorer(jax.jit(maps), params, cfg.multiple, flops, model_info)
+  return Scorer(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, cfg.multiple, flops, model_info)
 
 
 def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:

@@ -25,7 +25,7 @@ import numpy as np
 from crackjax import anomaly, distributed, head, precision, samplers
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, count_params, flops_of
+from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
 from crackjax.unet import UNet, upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def make_maps_fn(config: ml_collections.ConfigDict):
       return p
     return 0.5 * (p + m / params["residual_scale"])
 
-  return jax.jit(maps)
+  return jax.jit(micro_batched(maps, config.eval.micro_batch))
 
 
 def passes_per_image(config: ml_collections.ConfigDict) -> int:

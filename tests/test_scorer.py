@@ -150,3 +150,24 @@ def test_maps_dropped_while_streaming_are_rescored_identically(key):
   assert part.maps[2] is None and part.maps[4] is None
   for i in (0, 1, 3):
     np.testing.assert_array_equal(part.maps[i], full.maps[i])
+
+
+@pytest.mark.parametrize("name", ["ddim_50", "student_coarse_to_fine", "vae"])
+def test_micro_batches_give_each_kind_the_maps_of_one_pass(key, name):
+  """eval.micro_batch loops over the batch (jax.lax.map, with a remainder here: 5 images in 2s); each image keeps
+  its own noise, so the maps are one pass's, for the teacher's noisy healing and the VAE's samples too."""
+  import importlib
+
+  from crackjax import kinds
+
+  c = importlib.import_module(f"configs.{name}").get_config("tiny")
+  x = jax.random.uniform(key, (5, 32, 32, 3), minval=-1, maxval=1)
+  ids = jnp.arange(10, 15, dtype=jnp.int32)
+  out = {}
+  for micro in (0, 2):
+    with c.unlocked():
+      c.eval.micro_batch = micro
+    sc = kinds.get(c.model.kind).init_scorer(c)
+    out[micro] = np.asarray(sc.maps(sc.params, x, key, ids))
+  assert out[0].shape == (5, 32, 32) and out[0].std() > 0
+  np.testing.assert_allclose(out[2], out[0], rtol=1e-4, atol=1e-5)

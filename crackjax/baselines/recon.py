@@ -25,7 +25,7 @@ from flax.training import train_state
 from crackjax import anomaly
 from crackjax import train as train_lib
 from crackjax.data import pipeline
-from crackjax.scorer import Scorer, count_params, flops_of
+from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
 from crackjax.unet import upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, spec: Spec, params) ->
     "description": f"{spec.kind} baseline ({n:,} params)",
     "baseline": json.loads(json.dumps(config.to_dict()["baseline"])),
   }
-  return Scorer(jax.jit(maps), params, 2**DEPTH, flops, info)
+  return Scorer(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, 2**DEPTH, flops, info)
 
 
 def make_scorer(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> Scorer:
