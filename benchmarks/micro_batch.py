@@ -19,7 +19,7 @@ import jax  # noqa: E402
 
 from configs import student_coarse_to_fine  # noqa: E402
 from crackjax import student as student_lib  # noqa: E402
-from crackjax.benchmark import _student_teachers, machine, scorer_speed  # noqa: E402
+from crackjax.benchmark import machine, scorer_speed, student_teachers  # noqa: E402
 
 
 def main():
@@ -43,7 +43,7 @@ def main():
     with config.unlocked():
       config.eval.micro_batch = micro
     s = scorer_speed(student_lib.init_scorer(config), x, key, repeats=10)["images_per_second"]
-    t, d = (r["images_per_second"] for r in _student_teachers(config, x, key))
+    t, d = (r["images_per_second"] for r in student_teachers(config, x, key))
     print(f"| {micro} | {s:.1f} | {t:.2f} | {d:.2f} | {s / t:.0f}x | {s / d:.0f}x |", flush=True)
 
 

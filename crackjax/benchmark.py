@@ -106,7 +106,7 @@ def _teacher_rows(config, x, key) -> dict:
   return out
 
 
-def _student_teachers(config, x, key) -> list[dict]:
+def student_teachers(config, x, key) -> list[dict]:
   """The student's teacher as configured (its workdir's config when there is one) and DDIM-50's full share."""
   from crackjax import student as student_lib
 
@@ -179,7 +179,7 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.model.kind == "teacher":
     out.update(_teacher_rows(config, x, key))
   if config.model.kind == "student":
-    out["teachers"] = _student_teachers(config, x, key)
+    out["teachers"] = student_teachers(config, x, key)
   if config.benchmark.predict:
     out["predict"] = predict_rows(config, key)
   os.makedirs(workdir, exist_ok=True)
