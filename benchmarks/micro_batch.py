@@ -4,7 +4,7 @@ Freshly initialised parameters (speed does not depend on training), one batch of
 quiet machine. The maps do not depend on the setting (tests/test_scorer.py). Usage:
 
   python benchmarks/micro_batch.py [--data ../shared/data/concrete_pavement] [--teacher_workdir runs/cp]
-      [--stages 4] [--micro 0,2,4,8]
+      [--stages 4] [--input_stride 1] [--micro 0,2,4,8]
 """
 
 from __future__ import annotations
@@ -27,16 +27,18 @@ def main():
   ap.add_argument("--data", default="../shared/data/concrete_pavement", help="root whose real-data defaults apply")
   ap.add_argument("--teacher_workdir", default="runs/cp", help="the teacher as configured (its config.json)")
   ap.add_argument("--stages", type=int, default=4)
+  ap.add_argument("--input_stride", type=int, default=1, help="student.input_stride (space to depth)")
   ap.add_argument("--micro", default="0,2,4,8")
   args = ap.parse_args()
   config = student_coarse_to_fine.get_config(f"data={args.data}")
   with config.unlocked():
-    config.student.update(stages=args.stages, teacher_workdir=args.teacher_workdir)
+    config.student.update(stages=args.stages, input_stride=args.input_stride, teacher_workdir=args.teacher_workdir)
   size, batch = 128, config.eval.batch_size
   key = jax.random.PRNGKey(config.seed)
   x = jax.random.uniform(key, (batch, size, size, 3), minval=-1, maxval=1)
   print(f"command : python {' '.join(sys.argv)}\nmachine : {machine()}", flush=True)
-  print(f"images  : {batch} x {size}x{size}; student K = {args.stages}; teacher from {args.teacher_workdir}\n")
+  student = f"student K = {args.stages}, input_stride {args.input_stride}"
+  print(f"images  : {batch} x {size}x{size}; {student}; teacher from {args.teacher_workdir}\n")
   print("| eval.micro_batch | student images/s | teacher as configured | DDIM-50 healing | vs teacher | vs DDIM-50 |")
   print("|---|---|---|---|---|---|", flush=True)
   for micro in (int(v) for v in args.micro.split(",")):

@@ -139,6 +139,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.architecture = "coarse_to_fine"  # 'single_step' | 'coarse_to_fine' (model.kind = 'student')
   c.student.stages = 3  # K: coarse_to_fine's stages (a coarse map, then K - 1 refinements, each a level finer)
   c.student.channels = 16  # student features at full resolution (2x at the lower levels)
+  # 1 | 2 | 4: the student reads s x s pixel blocks as channels (space to depth), so its finest stage works at 1/s
+  # of the image's resolution (about 1/s^2 of the work) and its map is upsampled back
+  c.student.input_stride = 1
   c.student.target = "soft"  # 'soft': regress the teacher's maps | 'binary': the teacher's maps thresholded
   c.student.target_quantile = 0.99  # quantile of the pool's teacher-map pixels: soft targets' scale, binary threshold
   c.student.teacher_workdir = ""  # a trained teacher's workdir; "" = train one into <workdir>/teacher first

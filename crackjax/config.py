@@ -236,7 +236,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(0 <= st.synthetic_cracks <= 1, "student.synthetic_cracks", f"must be in [0, 1], got {st.synthetic_cracks}")
   _check(st.batch_size >= 1 and st.num_steps >= 0, "student.batch_size", "batch_size must be >= 1 and num_steps >= 0")
   _check(st.cache_shard_size >= 1, "student.cache_shard_size", f"must be >= 1, got {st.cache_shard_size}")
-  sf = student.StudentConfig(st.architecture, st.channels, st.stages).multiple
+  _check(
+    st.input_stride in student.INPUT_STRIDES,
+    "student.input_stride",
+    f"must be one of {student.INPUT_STRIDES}, got {st.input_stride}",
+  )
+  sf = student.StudentConfig(st.architecture, st.channels, st.stages, st.input_stride).multiple
   _check(
     st.crop_size % sf == 0,
     "student.crop_size",

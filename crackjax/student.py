@@ -15,6 +15,10 @@ Architectures (config.student.architecture; model kind 'student'):
                    The coarsest level is max(2, K - 1); K < 3 ends above full resolution and is upsampled.
                    Every stage is supervised with the target average-pooled to its level.
 
+config.student.input_stride = s (1, 2 or 4) runs either architecture on the image's s x s pixel blocks unshuffled
+into channels (space to depth: [H, W, 3] -> [H / s, W / s, 3 s^2], no pixel dropped), so its finest stage works at
+1/s of the image's resolution and its map is upsampled back: about 1/s^2 of the work at every level.
+
 Targets (config.student.target): 'soft' regresses teacher map / scale (scale: a high quantile of the pool's
 teacher maps, so targets are O(1)); 'binary' is the teacher map thresholded at that quantile, learned with
 sigmoid cross-entropy. The student's map is scale * output ('soft') or the probability ('binary'), pooled into
@@ -50,7 +54,8 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("single_step", "coarse_to_fine")
 TARGETS = ("soft", "binary")
-SHAPE_FIELDS = ("student.architecture", "student.channels", "student.stages")
+SHAPE_FIELDS = ("student.architecture", "student.channels", "student.stages", "student.input_stride")
+INPUT_STRIDES = (1, 2, 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +63,21 @@ class StudentConfig:
   architecture: str  # see ARCHITECTURES
   channels: int  # features at full resolution (2x below)
   stages: int  # K, coarse_to_fine only
+  input_stride: int = 1  # the network sees s x s pixel blocks as channels (space to depth)
 
   @property
   def levels(self) -> list[int]:
-    """Pyramid levels of the output maps, coarse to fine (level l is 1/2^l resolution)."""
+    """Pyramid levels of the network's output maps, coarse to fine (level l is 1/2^l of its input's resolution)."""
     if self.architecture == "single_step":
       return [0]
     top = max(2, self.stages - 1)
     return list(range(top, top - self.stages, -1))
+
+  @property
+  def map_levels(self) -> list[int]:
+    """The same maps' levels relative to the image (input_stride 2^j adds j)."""
+    shift = self.input_stride.bit_length() - 1
+    return [level + shift for level in self.levels]
 
   @property
   def depth(self) -> int:
@@ -73,7 +85,16 @@ class StudentConfig:
 
   @property
   def multiple(self) -> int:
-    return 2**self.depth
+    return 2**self.depth * self.input_stride
+
+
+def space_to_depth(x: jnp.ndarray, s: int) -> jnp.ndarray:
+  """[B, H, W, C] -> [B, H / s, W / s, s * s * C]: each s x s block of pixels as the channels of one pixel."""
+  if s == 1:
+    return x
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // s, w // s, s * s * c)
 
 
 def _conv(c: int, stride: int = 1, dilation: int = 1, k: int = 3):
@@ -85,8 +106,10 @@ class StudentNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> list[jnp.ndarray]:
-    """x: [B, H, W, 3] in [-1, 1], H and W divisible by cfg.multiple -> maps [B, H / 2^l, W / 2^l], coarse to fine."""
+    """x: [B, H, W, 3] in [-1, 1], H and W divisible by cfg.multiple -> maps [B, H / 2^l, W / 2^l] for l in
+    cfg.map_levels, coarse to fine."""
     c, act = self.cfg.channels, nn.gelu
+    x = space_to_depth(x, self.cfg.input_stride)
     feats = [act(_conv(c)(x))]
     for level in range(1, self.cfg.depth + 1):
       width = c if level == 1 else 2 * c
@@ -110,7 +133,7 @@ class StudentNet(nn.Module):
 
 def student_config(config: ml_collections.ConfigDict) -> StudentConfig:
   s = config.student
-  return StudentConfig(architecture=s.architecture, channels=s.channels, stages=s.stages)
+  return StudentConfig(architecture=s.architecture, channels=s.channels, stages=s.stages, input_stride=s.input_stride)
 
 
 def pool_to_level(y: jnp.ndarray, level: int) -> jnp.ndarray:
@@ -283,7 +306,7 @@ def make_student_step(cfg: StudentConfig, target: str, dt=jnp.float32):
     x, y = batch
 
     def loss(params):
-      return loss_fn(precision.apply(state.apply_fn, params, x, compute_dtype=dt), y, cfg.levels, target)
+      return loss_fn(precision.apply(state.apply_fn, params, x, compute_dtype=dt), y, cfg.map_levels, target)
 
     value, grads = jax.value_and_grad(loss)(state.params)
     grad_norm = optax.global_norm(grads)
@@ -415,6 +438,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetIn
     "architecture": cfg.architecture,
     "stages": cfg.stages if cfg.architecture == "coarse_to_fine" else 1,
     "channels": cfg.channels,
+    "input_stride": cfg.input_stride,
     "target": info.target,
     "target_scale": info.scale,
     "params": n,

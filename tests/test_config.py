@@ -75,6 +75,7 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
     ("anomaly.border", -1, "anomaly.border"),
     ("eval.micro_batch", -2, "eval.micro_batch"),
+    ("student.input_stride", 3, "student.input_stride"),
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):

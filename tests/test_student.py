@@ -34,6 +34,35 @@ def test_student_maps_have_one_level_per_stage(key, kind, stages, levels):
   assert m.shape == (2, 48, 32)
 
 
+def test_space_to_depth_moves_each_pixel_block_into_channels():
+  x = jnp.arange(2 * 4 * 6 * 3.0).reshape(2, 4, 6, 3)
+  y = student.space_to_depth(x, 2)
+  assert y.shape == (2, 2, 3, 12)
+  for di in range(2):
+    for dj in range(2):  # block offset (di, dj) -> channels (2 di + dj) * 3 ... + 3: no pixel dropped or repeated
+      np.testing.assert_array_equal(y[..., (2 * di + dj) * 3 : (2 * di + dj + 1) * 3], x[:, di::2, dj::2])
+  assert student.space_to_depth(x, 1) is x
+
+
+@pytest.mark.parametrize("kind,stages", [("single_step", 1), ("coarse_to_fine", 4)])
+def test_an_input_stride_moves_every_map_one_level_down(key, kind, stages):
+  """input_stride 2: the network runs on 2 x 2 pixel blocks, so each map is one level coarser than the same
+  network's at stride 1, the input must be divisible by twice as much, and the loss pools the target to match."""
+  one = student.StudentConfig(architecture=kind, channels=4, stages=stages)
+  cfg = student.StudentConfig(architecture=kind, channels=4, stages=stages, input_stride=2)
+  assert cfg.levels == one.levels and cfg.map_levels == [lv + 1 for lv in one.levels]
+  assert cfg.multiple == 2 * one.multiple
+  x = jax.random.uniform(key, (2, 64, 32, 3), minval=-1, maxval=1)
+  net = student.StudentNet(cfg)
+  params = net.init(key, x)["params"]
+  maps = net.apply({"params": params}, x)
+  assert [m.shape for m in maps] == [(2, 64 // 2**lv, 32 // 2**lv) for lv in cfg.map_levels]
+  assert student.output_map(maps, (64, 32), "soft", 1.0).shape == (2, 64, 32)
+  target = jax.random.uniform(key, (2, 64, 32))
+  exact = [student.pool_to_level(target, lv) for lv in cfg.map_levels]
+  assert float(student.loss_fn(exact, target, cfg.map_levels, "soft")) == 0.0
+
+
 def test_pooling_and_loss_match_their_definitions():
   y = jnp.arange(16.0).reshape(1, 4, 4)
   np.testing.assert_allclose(student.pool_to_level(y, 1)[0], [[2.5, 4.5], [10.5, 12.5]])
