@@ -132,7 +132,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.tile_max_side = 768  # images whose longer side (after resizing) exceeds this are scored in tiles
   c.eval.tile_size = 384  # tile side, pixels
   # context cut away at inner tile borders, pixels: seam-free when it covers the model's reach (44 px for the head
-  # and the students up to K = 3, 81 px for K = 4; the diffusion UNet's GroupNorm sees the whole tile)
+  # and the students up to K = 3, 81 px for K = 4, times student.input_stride; the diffusion UNet's GroupNorm sees
+  # the whole tile)
   c.eval.tile_overlap = 48
 
   c.student = ml_collections.ConfigDict()
