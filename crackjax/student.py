@@ -206,11 +206,12 @@ def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray],
   """Teacher maps of the pool, computed once in shards and reused (a killed run keeps its finished shards).
 
   The shards live in <student.cache_dir or <workdir>/teacher_maps>/<key>/, the key a digest of the teacher's
-  scoring settings, the resize factor and the pool's names: students of one teacher can share a cache_dir, and a
-  changed teacher or pool never reads stale maps. Returns a list of float32 [H, W]."""
-  digest = hashlib.sha256(
-    json.dumps([scorer.info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode()
-  ).hexdigest()[:12]
+  scoring settings, its weights, the resize factor and the pool's names: students of one teacher can share a
+  cache_dir, and a changed or retrained teacher or pool never reads stale maps. Returns a list of float32 [H, W]."""
+  h = hashlib.sha256(json.dumps([scorer.info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
+  for leaf in jax.tree.leaves(scorer.params):  # the same settings trained again are another teacher
+    h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
+  digest = h.hexdigest()[:12]
   cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
   os.makedirs(cache, exist_ok=True)
   shard = config.student.cache_shard_size

@@ -165,6 +165,13 @@ def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path, 
   scored.clear()
   student.teacher_maps(c, str(tmp_path), other, images, names)
   assert len(scored) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
+  # The same settings with other weights (a teacher trained again into the same workdir) are another teacher too.
+  weighted = [
+    Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), {"w": jnp.full(3, v)}, 4, lambda shape: 0.0, info) for v in (0.0, 1.0)
+  ]
+  for sc in weighted:
+    student.teacher_maps(c, str(tmp_path), sc, images, names)
+  assert len(os.listdir(tmp_path / "teacher_maps")) == 4
 
 
 def test_synthetic_cracks_darken_a_copy():
