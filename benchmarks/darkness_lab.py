@@ -1,8 +1,10 @@
 """Ranks darkness terms under a teacher's map on val, without rescoring the teacher.
 
 Takes the val maps of a run scored WITHOUT the darkness term (`--config.anomaly.darkness=0
---config.eval.save_maps=True`), the val photos from the same root, and prints val AUROC of max(map, w * D) for
-each darkness D and weight w, pooled as the run pooled (top 4% minus median by default):
+--config.eval.save_maps=True`), the val photos from the same root, and prints val AUROC of fuse(map, w * D) for
+each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise max, crackjax's anomaly.darkness;
+'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the map), pooled as the
+`:data=` default pools (configs/base.py: real_data_defaults):
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --mode=evaluate --config.eval.test=False \
     --config.eval.name=val_maps_dark0 --config.eval.save_maps=True --config.anomaly.darkness=0
@@ -13,6 +15,12 @@ D, each of the luminance L smoothed with 1 px (reference - L) / reference:
   closing S       a grey closing of L with an S x S square (the local background over dark lines narrower than S)
   gauss bg S      L smoothed with a Gaussian of sigma S
   median bg S     a local median over an S x S square
+  line median     the global-median D through the map's oriented line filter (anomaly.line_sigma and
+                  smoothing_sigma): a dark line keeps its height, a dark pit or grain is averaged down
+  line median 2   the max of that and the same at half resolution (2x2 means, upsampled): wide dark cracks
+`--split=test` ranks a split's saved maps_test.npz the same way and, where the split has pixel masks (DeepCrack),
+adds pixel AUROC / AUPRO / AP (report.split_pixel_metrics, as evaluation computes them): for reporting a choice
+made on val, never for making it.
 Indicative: scipy's borders and the unpadded image differ slightly from the scorer's padded batches.
 """
 
@@ -49,6 +57,12 @@ DARKNESS = {
   **{f"gauss bg {s}": (lambda L, s=s: relative(ndimage.gaussian_filter(L, s, mode="reflect"), L)) for s in (4, 8, 16)},
   **{f"median bg {s}": (lambda L, s=s: relative(ndimage.median_filter(L, size=(s, s)), L)) for s in (15, 31)},
 }
+FUSIONS = {"max": np.maximum, "sum": np.add}
+
+
+def line_filtered(d: np.ndarray, c) -> np.ndarray:
+  """D [H, W] through the map's oriented line filter (the config's anomaly.line_sigma and smoothing_sigma)."""
+  return np.asarray(anomaly.line_filter(d[None], c.anomaly.line_sigma, c.anomaly.smoothing_sigma))[0]
 
 
 def main(argv=None) -> list[tuple[str, float, float]]:
@@ -57,6 +71,10 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   ap.add_argument("--root", required=True, help="the data root the maps were scored on")
   ap.add_argument("--tfds_dir", default="", help="config.data.tfds_dir of the run (default: the config's)")
   ap.add_argument("--config", default="configs/ddim_50.py", help="the run's config file (for resize and data)")
+  ap.add_argument("--fusions", default="max", help="comma-separated: " + ", ".join(FUSIONS))
+  ap.add_argument("--darkness", default="", help="comma-separated names of D to try (default: all)")
+  ap.add_argument("--split", default="val", help="the split the maps were scored on: val | test")
+  ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="comma-separated weights w")
   args = ap.parse_args(argv)
   from crackjax.data import builders, pipeline
 
@@ -68,30 +86,69 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   c = mod.get_config(f"data={args.root}")
   if args.tfds_dir:
     c.data.tfds_dir = args.tfds_dir
-  val = pipeline.load_split(builders.builder_for(c, run_dir, args.root), "val", resize=c.data.resize)
-  where = {n: i for i, n in enumerate(val.filenames)}
+  split = pipeline.load_split(builders.builder_for(c, run_dir, args.root), args.split, resize=c.data.resize)
+  where = {n: i for i, n in enumerate(split.filenames)}
   missing = [str(n) for n in names if str(n) not in where]
   if missing:
-    sys.exit(f"{args.maps}: {len(missing)} maps have no val image under {args.root} (first: {missing[0]})")
-  lums = [luminance(val.images[where[str(n)]]) for n in names]
+    sys.exit(f"{args.maps}: {len(missing)} maps have no {args.split} image under {args.root} (first: {missing[0]})")
+  order = [where[str(n)] for n in names]
+  lums = [luminance(split.images[i]) for i in order]
   if any(L.shape != m.shape for L, m in zip(lums, maps)):
-    sys.exit(f"{args.maps}: the maps are not at the val images' size at data.resize={c.data.resize}")
+    sys.exit(f"{args.maps}: the maps are not at the {args.split} images' size at data.resize={c.data.resize}")
   labels = np.asarray(labels)
+  ranked = (labels == 0).any() and (labels == 1).any()
+  sub = pipeline.Split(
+    images=[split.images[i] for i in order], masks=[split.masks[i] for i in order], has_mask=split.has_mask[order],
+    labels=split.labels[order], filenames=[split.filenames[i] for i in order],
+  )  # fmt: skip
+  pixel = report.pixel_metric_images(sub).any()
 
   def auroc(ms):
+    """[image AUROC (NaN with one class), then pixel AUROC, AUPRO, AP where the split has masks]"""
     s = [anomaly.image_score(m, **anomaly.pooling_of(c.anomaly)) for m in ms]
-    return metrics.auroc(np.asarray(s), labels)
+    out = [metrics.auroc(np.asarray(s), labels) if ranked else float("nan")]
+    if pixel:
+      pm = report.split_pixel_metrics(sub, ms)
+      out += [pm["auroc"], pm["aupro"], pm["ap"]]
+    return out
 
-  rows = [("none (the maps as saved)", 0.0, auroc(maps))]
-  print(f"{rows[0][0]:28s} AUROC {rows[0][2]:.4f}", flush=True)
-  for name, fn in DARKNESS.items():
-    dark = [fn(L) for L in lums]
-    for w in WEIGHTS:
-      rows.append((name, w, auroc([np.maximum(m, w * d) for m, d in zip(maps, dark)])))
-      print(f"{name:20s} w = {w:<4} AUROC {rows[-1][2]:.4f}", flush=True)
-  print("\n| darkness term | w | val AUROC |\n|---|---|---|")
-  for name, w, a in sorted(rows, key=lambda r: -r[2])[:10]:
-    print(f"| {name} | {w} | {a:.4f} |")
+  fusions = args.fusions.split(",")
+  unknown = [f for f in fusions if f not in FUSIONS]
+  if unknown:
+    sys.exit(f"--fusions: unknown {unknown}; one of {sorted(FUSIONS)}")
+
+  def line_median(L):
+    return line_filtered(DARKNESS["global median"](L), c)
+
+  def line_median2(L):
+    h, w = (L.shape[0] // 2) * 2, (L.shape[1] // 2) * 2
+    half = L[:h, :w].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    up = np.repeat(np.repeat(line_median(half), 2, 0), 2, 1)
+    return np.maximum(line_median(L), np.pad(up, ((0, L.shape[0] - h), (0, L.shape[1] - w)), mode="edge"))
+
+  kinds = {**DARKNESS, "line median": line_median, "line median 2": line_median2}
+  names_d = args.darkness.split(",") if args.darkness else list(kinds)
+  if any(n not in kinds for n in names_d):
+    sys.exit(f"--darkness: one of {sorted(kinds)}, got {names_d}")
+  weights = [float(w) for w in args.weights.split(",")]
+
+  def show(vals):
+    return "  ".join(f"{k} {v:.4f}" for k, v in zip(("AUROC", "pixel AUROC", "AUPRO", "pixel AP"), vals))
+
+  rows = [("none (the maps as saved)", "", 0.0, auroc(maps))]
+  print(f"{rows[0][0]:28s} {show(rows[0][3])}", flush=True)
+  for name in names_d:
+    dark = [kinds[name](L) for L in lums]
+    for fusion in fusions:
+      for w in weights:
+        rows.append((name, fusion, w, auroc([FUSIONS[fusion](m, w * d) for m, d in zip(maps, dark)])))
+        print(f"{name:20s} {fusion:4s} w = {w:<4} {show(rows[-1][3])}", flush=True)
+  cols = ["image AUROC"] + (["pixel AUROC", "AUPRO", "pixel AP"] if pixel else [])
+  print(f"\n{len(maps)} {args.split} maps from {args.maps}")
+  print(f"| darkness term | fusion | w | {' | '.join(cols)} |\n|---|---|---|{'---|' * len(cols)}")
+  key = (lambda r: -r[3][0]) if ranked else (lambda r: -r[3][1])
+  for name, fusion, w, a in sorted(rows, key=key)[:12]:
+    print(f"| {name} | {fusion} | {w} | {' | '.join(f'{v:.4f}' for v in a)} |")
   return rows
 
 
