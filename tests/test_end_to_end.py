@@ -344,3 +344,35 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
   jobs.evaluate(c, workdir)
   assert os.path.exists(os.path.join(workdir, "eval", "v", "maps_val.npz"))
   assert not os.path.exists(os.path.join(workdir, "eval", "v", "maps_test.npz"))
+
+
+def test_the_darkness_lab_reports_a_split_as_evaluation_does(tmp_path):
+  """benchmarks/darkness_lab.py --split=test on a run's saved test maps, in another order: the maps as saved
+  give the run's image AUROC and pixel metrics (matched to their images and masks by name); its global-median D is
+  the darkness kind's own map away from the borders (up to the median they share); and map + 1 x D of that map
+  (the 'sum' fusion) ranks pixels almost alike."""
+  from benchmarks import darkness_lab
+  from configs import darkness
+  from crackjax import report
+  from crackjax.data import builders, pipeline
+
+  root = make_root(tmp_path / "root")
+  c = darkness.get_config(f"data={root}")
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  c.eval.save_maps = True
+  workdir = str(tmp_path / "run")
+  out = jobs.train_and_evaluate(c, workdir)
+  names, labels, maps = report.load_maps(os.path.join(workdir, "maps_test.npz"))
+  maps_file = str(tmp_path / "reversed" / "maps_test.npz")  # another order than the split's: matched by name
+  report.write_maps(maps_file, names[::-1], labels[::-1], maps[::-1])
+  args = ["--config=configs/darkness.py", f"--tfds_dir={tmp_path / 'tfds'}", "--split=test", "--fusions=max,sum"]
+  rows = darkness_lab.main([maps_file, f"--root={root}", *args, "--darkness=global median", "--weights=1.0"])
+  assert [r[:3] for r in rows[1:]] == [("global median", "max", 1.0), ("global median", "sum", 1.0)]
+  as_saved = rows[0][3]
+  assert as_saved[0] == pytest.approx(out["image"]["auroc"])
+  assert as_saved[1:] == pytest.approx([out["pixel"][k] for k in ("auroc", "aupro", "ap")])
+  assert abs(rows[2][3][1] - as_saved[1]) < 0.05
+  test = pipeline.load_split(builders.builder_for(c, workdir, root), "test", resize=c.data.resize)
+  img = test.images[test.filenames.index(names[0])]
+  d = darkness_lab.DARKNESS["global median"](darkness_lab.luminance(img))
+  np.testing.assert_allclose(d[3:-3, 3:-3], maps[0][3:-3, 3:-3], atol=2e-3)  # scipy's and the scorer's borders differ
