@@ -3,8 +3,8 @@
 Takes the val maps of a run scored WITHOUT the darkness term (`--config.anomaly.darkness=0
 --config.eval.save_maps=True`), the val photos from the same root, and prints val AUROC of fuse(map, w * D) for
 each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise max, crackjax's anomaly.darkness;
-'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the map), pooled as the
-`:data=` default pools (configs/base.py: real_data_defaults):
+'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the map), pooled as
+`--config` pools with `:data=ROOT` (configs/ddim_50.py by default: the real-data score, configs/base.py):
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --mode=evaluate --config.eval.test=False \
     --config.eval.name=val_maps_dark0 --config.eval.save_maps=True --config.anomaly.darkness=0
