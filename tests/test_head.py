@@ -197,3 +197,29 @@ def test_the_hard_synthetic_setting_is_not_saturated():
   default one for the same score: the no-learning floor drops from about 0.89 to about 0.64 (seed 5, 40 + 40)."""
   easy, hard = _darkness_auroc(False), _darkness_auroc(True)
   assert easy > 0.8 and hard < easy - 0.15, (easy, hard)
+
+
+def test_the_synthetic_cracks_folder_cracks_odd_val_photos_with_their_masks_and_keeps_the_rest(tmp_path):
+  """benchmarks/synthetic_cracks_folder.py: from ROOT/val/good only, the even-numbered photos stay as they were
+  (test/good and train/good), the odd-numbered ones get a crack that darkens them under its mask, whose file is
+  where the folder builder looks; a root without val/good is a one-line error."""
+  from PIL import Image
+
+  from benchmarks import synthetic_cracks_folder as scf
+  from crackjax.data import decode
+
+  root = make_root(tmp_path / "root", bad=False)  # val/good: v0, v1, v2
+  out = str(tmp_path / "syn")
+  assert scf.main([root, out, "--max_width=6", "--p_gap=0"]) == {"good": 2, "crack": 1}
+  assert sorted(os.listdir(f"{out}/test/good")) == sorted(os.listdir(f"{out}/train/good")) == ["v0.png", "v2.png"]
+  for stem in ("v0", "v2"):
+    np.testing.assert_array_equal(
+      decode.read_image(f"{out}/test/good/{stem}.png"), decode.read_image(f"{root}/val/good/{stem}.png")
+    )
+  assert os.listdir(f"{out}/test/crack") == ["v1.png"] and os.listdir(f"{out}/ground_truth/crack") == ["v1_mask.png"]
+  before = decode.read_image(f"{root}/val/good/v1.png").astype(np.float64).mean(-1)
+  after = decode.read_image(f"{out}/test/crack/v1.png").astype(np.float64).mean(-1)
+  mask = np.asarray(Image.open(f"{out}/ground_truth/crack/v1_mask.png")) > 127
+  assert mask.any() and (after[mask] - before[mask]).mean() < -5  # darker under the mask, in grey levels
+  with pytest.raises(SystemExit, match="no val/good folder"):
+    scf.main([str(tmp_path / "syn"), str(tmp_path / "again")])

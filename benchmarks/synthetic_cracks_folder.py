@@ -1,0 +1,82 @@
+"""Writes an MVTec-layout folder of a root's own normal val photos, half of them with a synthetic crack drawn in and
+its exact mask: pixel masks the project may choose settings on (no real crack label), for the localization map.
+
+    python benchmarks/synthetic_cracks_folder.py ../shared/data/concrete_pavement runs/cp_syncracks
+    python main.py --config=configs/ddim_50.py:data=../shared/data/concrete_pavement --workdir=runs/cp --mode=evaluate \
+      --config.eval.root=runs/cp_syncracks --config.eval.name=syncracks_dark0 --config.eval.save_maps=True \
+      --config.anomaly.darkness=0
+    python benchmarks/darkness_lab.py runs/cp/eval/syncracks_dark0/maps_test.npz --root=runs/cp_syncracks --split=test \
+      --fusions=max,sum --darkness="global median"
+
+The cracks are the head's model (crackjax/synth.py: draw_fine_crack), from faint sub-pixel hairlines to dark cracks
+`--max_width` pixels wide at the photo's own resolution (log-uniform), and a share `--p_gap` of gaps wider than the
+photo, with spalled edges. Photos from ROOT/val/good only (never trained on); the even-numbered ones stay good
+(test/good), the odd-numbered ones get a crack (test/crack, ground_truth/crack/<stem>_mask.png); train/good holds
+the good half again, so the folder is a valid root (its val is then 10% of those, for an evaluation's threshold).
+Deterministic in --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from crackjax import synth  # noqa: E402
+from crackjax.data import decode  # noqa: E402
+
+
+def write_folder(root: str, out: str, *, seed: int = 0, max_width: float = 24.0, p_gap: float = 0.05) -> dict:
+  """Writes `out` from root/val/good; returns {'good': n, 'crack': n}."""
+  src = os.path.join(root, "val", "good")
+  if not os.path.isdir(src):
+    raise FileNotFoundError(f"{src}: no val/good folder to take normal photos from")
+  names = sorted(n for n in os.listdir(src) if decode.is_image_file(n))
+  if len(names) < 2:
+    raise ValueError(f"{src}: needs at least 2 images, found {len(names)}")
+  for d in ("train/good", "test/good", "test/crack", "ground_truth/crack"):
+    os.makedirs(os.path.join(out, d), exist_ok=True)
+  counts = {"good": 0, "crack": 0}
+  for i, name in enumerate(names):
+    try:
+      img = decode.read_image(os.path.join(src, name))
+    except decode.BadImageError as e:
+      print(f"{os.path.join(src, name)}: skipped ({e})")
+      continue
+    stem = os.path.splitext(name)[0]
+    if i % 2 == 0:
+      for d in ("train/good", "test/good"):
+        Image.fromarray(img).save(os.path.join(out, d, stem + ".png"))
+      counts["good"] += 1
+      continue
+    rng = np.random.default_rng([seed, i])
+    cracked, mask = synth.draw_fine_crack(rng, img.astype(np.float32) / 255.0, width=(0.4, max_width), p_gap=p_gap)
+    Image.fromarray((cracked * 255.0 + 0.5).astype(np.uint8)).save(os.path.join(out, "test/crack", stem + ".png"))
+    Image.fromarray(mask * 255).save(os.path.join(out, "ground_truth/crack", stem + "_mask.png"))
+    counts["crack"] += 1
+  return counts
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("root", help="an MVTec-layout root with val/good")
+  ap.add_argument("out", help="the folder to write")
+  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--max_width", type=float, default=24.0, help="widest crack, pixels at the photos' resolution")
+  ap.add_argument("--p_gap", type=float, default=0.05, help="share of cracks that are gaps wider than the photo")
+  args = ap.parse_args(argv)
+  try:
+    counts = write_folder(args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(str(e))
+  print(f"{args.out}: {counts['good']} good and {counts['crack']} cracked test images with masks, from {args.root}/val/good")
+  return counts
+
+
+if __name__ == "__main__":
+  main()
