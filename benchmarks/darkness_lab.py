@@ -65,7 +65,8 @@ def line_filtered(d: np.ndarray, c) -> np.ndarray:
   return np.asarray(anomaly.line_filter(d[None], c.anomaly.line_sigma, c.anomaly.smoothing_sigma))[0]
 
 
-def main(argv=None) -> list[tuple[str, float, float]]:
+def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
+  """Rows (darkness, fusion, w, [image AUROC, then pixel AUROC, AUPRO, AP where the split has masks])."""
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("maps", help="maps_val.npz of a run scored with --config.anomaly.darkness=0")
   ap.add_argument("--root", required=True, help="the data root the maps were scored on")
@@ -92,15 +93,15 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   if missing:
     sys.exit(f"{args.maps}: {len(missing)} maps have no {args.split} image under {args.root} (first: {missing[0]})")
   order = [where[str(n)] for n in names]
-  lums = [luminance(split.images[i]) for i in order]
+  sub = pipeline.Split(  # the split in the maps' order
+    images=[split.images[i] for i in order], masks=[split.masks[i] for i in order], has_mask=split.has_mask[order],
+    labels=split.labels[order], filenames=[split.filenames[i] for i in order],
+  )  # fmt: skip
+  lums = [luminance(img) for img in sub.images]
   if any(L.shape != m.shape for L, m in zip(lums, maps)):
     sys.exit(f"{args.maps}: the maps are not at the {args.split} images' size at data.resize={c.data.resize}")
   labels = np.asarray(labels)
   ranked = (labels == 0).any() and (labels == 1).any()
-  sub = pipeline.Split(
-    images=[split.images[i] for i in order], masks=[split.masks[i] for i in order], has_mask=split.has_mask[order],
-    labels=split.labels[order], filenames=[split.filenames[i] for i in order],
-  )  # fmt: skip
   pixel = report.pixel_metric_images(sub).any()
 
   def auroc(ms):
