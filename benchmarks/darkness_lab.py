@@ -1,13 +1,16 @@
 """Ranks darkness terms under a teacher's map on val, without rescoring the teacher.
 
-Takes the val maps of a run scored WITHOUT the darkness term (`--config.anomaly.darkness=0
---config.eval.save_maps=True`), the val photos from the same root, and prints val AUROC of fuse(map, w * D) for
-each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise max, crackjax's anomaly.darkness;
-'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the map), pooled as
+Takes the val maps of a run scored WITHOUT the darkness terms (`--config.anomaly.darkness=0
+--config.anomaly.localization_darkness=0 --config.eval.save_maps=True`), the val photos from the same root, and
+prints val AUROC of fuse(map, w * D) for each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise
+max, crackjax's anomaly.darkness; 'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the
+map; 'max+sum', the image map max(map, a D) plus w D, a the config's anomaly.darkness: crackjax's localization map,
+anomaly.localization_darkness), pooled as
 `--config` pools with `:data=ROOT` (configs/ddim_50.py by default: the real-data score, configs/base.py):
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --mode=evaluate --config.eval.test=False \
-    --config.eval.name=val_maps_dark0 --config.eval.save_maps=True --config.anomaly.darkness=0
+    --config.eval.name=val_maps_dark0 --config.eval.save_maps=True --config.anomaly.darkness=0 \
+    --config.anomaly.localization_darkness=0
   python benchmarks/darkness_lab.py runs/cp/eval/val_maps_dark0/maps_val.npz --root=ROOT
 
 D, each of the luminance L smoothed with 1 px (reference - L) / reference:
@@ -57,7 +60,11 @@ DARKNESS = {
   **{f"gauss bg {s}": (lambda L, s=s: relative(ndimage.gaussian_filter(L, s, mode="reflect"), L)) for s in (4, 8, 16)},
   **{f"median bg {s}": (lambda L, s=s: relative(ndimage.median_filter(L, size=(s, s)), L)) for s in (15, 31)},
 }
-FUSIONS = {"max": np.maximum, "sum": np.add}
+FUSIONS = {  # (map, D, w, a) -> fused map; a = the config's anomaly.darkness (the image map's weight)
+  "max": lambda m, d, w, a: np.maximum(m, w * d),
+  "sum": lambda m, d, w, a: m + w * d,
+  "max+sum": lambda m, d, w, a: np.maximum(m, a * d) + w * d,
+}
 
 
 def line_filtered(d: np.ndarray, c) -> np.ndarray:
@@ -79,6 +86,10 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   args = ap.parse_args(argv)
   from crackjax.data import builders, pipeline
 
+  try:
+    report.check_image_maps(args.maps)
+  except ValueError as e:
+    sys.exit(str(e))
   names, labels, maps = report.load_maps(args.maps)
   run_dir = os.path.dirname(os.path.abspath(args.maps))
   spec = importlib.util.spec_from_file_location("cfg", args.config)
@@ -142,8 +153,8 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     dark = [kinds[name](L) for L in lums]
     for fusion in fusions:
       for w in weights:
-        rows.append((name, fusion, w, auroc([FUSIONS[fusion](m, w * d) for m, d in zip(maps, dark)])))
-        print(f"{name:20s} {fusion:4s} w = {w:<4} {show(rows[-1][3])}", flush=True)
+        rows.append((name, fusion, w, auroc([FUSIONS[fusion](m, d, w, c.anomaly.darkness) for m, d in zip(maps, dark)])))
+        print(f"{name:20s} {fusion:7s} w = {w:<4} {show(rows[-1][3])}", flush=True)
   cols = ["image AUROC"] + (["pixel AUROC", "AUPRO", "pixel AP"] if pixel else [])
   print(f"\n{len(maps)} {args.split} maps from {args.maps}")
   print(f"| darkness term | fusion | w | {' | '.join(cols)} |\n|---|---|---|{'---|' * len(cols)}")

@@ -7,7 +7,7 @@ seconds instead of a model's scoring. Only val: settings are chosen there, and a
 built into crackjax and scored through main.py like any other setting (test once).
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --config.eval.test=False \
-    --config.eval.name=val_maps --config.eval.save_maps=True
+    --config.eval.name=val_maps --config.eval.save_maps=True --config.anomaly.localization_darkness=0
   python benchmarks/pooling_lab.py runs/cp/eval/val_maps/maps_val.npz
 
 Poolings (each a pure function of one map [H, W]):
@@ -95,6 +95,10 @@ def main(argv=None) -> list[tuple[str, float, float]]:
   ap.add_argument("--floors", default="0.01,0.015,0.02,0.03", help="anomaly.mad_floor values for topk_mad rows")
   ap.add_argument("--borders", default="0,2,4,6,8", help="anomaly.border values (map pixels) for topk_mad rows")
   args = ap.parse_args(argv)
+  try:
+    report.check_image_maps(args.maps)
+  except ValueError as e:
+    sys.exit(str(e))
   names, labels, maps = report.load_maps(args.maps)
   labels = np.asarray(labels)
   if not ((labels == 0).any() and (labels == 1).any()):

@@ -153,6 +153,27 @@ def relative_darkness(x: jnp.ndarray, sigma: float) -> jnp.ndarray:
   return (med - lum) / jnp.maximum(med, 1e-3)
 
 
+_relative_darkness = jax.jit(relative_darkness, static_argnums=1)  # compiled once per image size
+
+
+def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
+  """The map that localizes (red mask, pixel metrics): an image's map [H, W] plus `weight` times the relative
+  darkness of the image itself (uint8 [H, W, 3], the map's size; luminance smoothed with `sigma`), host side.
+
+  A sum, where the image map fuses the darkness by a max (`darkness`): a dark line adds to the residual along it,
+  so a crack the healing half repaints still lights up whole, and a surface brighter than its median lowers the
+  map. The image score keeps the max (session 15: the max ranks images best, the sum outlines cracks best); the
+  sum's weight was chosen on synthetic-crack masks (docs/real_data.md, session 16). weight 0: the map itself."""
+  m = np.asarray(m, np.float32)
+  if weight == 0:
+    return m
+  if img.shape[:2] != m.shape:
+    raise ValueError(f"a map of shape {m.shape} and an image of shape {img.shape[:2]} cannot be fused")
+  x = jnp.asarray(img, jnp.float32)[None] / 127.5 - 1.0
+  d = np.asarray(_relative_darkness(x, float(sigma)))[0]
+  return m + np.float32(weight) * d
+
+
 def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:
   """x0, x_hat: [B, H, W, C] in [-1, 1] -> [B, H, W] >= 0.
 

@@ -21,6 +21,7 @@ class ConfigArgs:
   tiny: bool = False  # shrink everything so a run finishes in seconds (tests, CI)
   data: str = ""  # an MVTec-layout root instead of the built-in synthetic concrete
   steps: int = 0  # sampler.num_steps (0: the config's own)
+  large: bool = False  # the full-resolution, larger-UNet variant for a GPU or TPU (configs/base.py: make_large)
 
 
 def parse_config_string(arg: str | None) -> ConfigArgs:
@@ -55,6 +56,7 @@ LEGACY = {
   "anomaly.antithetic": False,  # and the draws were independent
   "anomaly.mad_floor": anomaly.MAD_FLOOR,  # before session 11 topk_mad's floor was this constant
   "anomaly.border": 0,  # and every map pixel counted
+  "anomaly.localization_darkness": 0.0,  # before session 16 the image map was the localization map
 }
 
 
@@ -146,6 +148,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
   )
   _check(0 <= a.darkness < float("inf"), "anomaly.darkness", f"must be a finite weight >= 0, got {a.darkness}")
+  _check(
+    0 <= a.localization_darkness < float("inf"),
+    "anomaly.localization_darkness",
+    f"must be a finite weight >= 0, got {a.localization_darkness}",
+  )
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,
     "anomaly.smoothing_sigma",

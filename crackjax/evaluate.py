@@ -64,8 +64,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   root = config.eval.root or config.data.root
   out_dir, name = output_dir(config, workdir)
   builder = builders.builder_for(config, workdir, root)
-  if "test" not in builder.info.splits:
+  if config.eval.test and "test" not in builder.info.splits:
     raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
+  if not config.eval.test and "val" not in builder.info.splits:  # val only: a setting is chosen there
+    raise FileNotFoundError(f"{root} has no val split for a val-only evaluation (eval.test=False); {builders.EXPECTED_LAYOUT}")
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys
   kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
   # data.stream: images decoded as they are scored, and only the maps the pixel metrics need kept (the figures'
@@ -95,14 +97,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   if not config.eval.test and out_dir == workdir:  # val only: never over the run's own metrics.json
     out_dir = os.path.join(workdir, "eval", "val")
   if val is not None and config.eval.save_maps:
-    report.write_maps(os.path.join(out_dir, "maps_val.npz"), val.filenames, val.labels, val_res.maps)
+    report.write_maps(
+      os.path.join(out_dir, "maps_val.npz"), val.filenames, val.labels, val_res.maps, scorer.localization_darkness
+    )
   if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
   keep = report.pixel_metric_images(test) if drop_maps else None
   res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
   if config.eval.save_maps:
-    report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps)
+    report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps, scorer.localization_darkness)
   if stream:
     groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
     fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], jax.random.fold_in(key, 1), **kw)

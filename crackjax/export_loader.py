@@ -2,11 +2,12 @@
 
     python crackjax_export.py FOLDER_OR_IMAGE [--out predictions.csv]
 
-or from Python: `model = Exported(folder); score, verdict, amap = model.predict(path)`.
+or from Python: `model = Exported(folder); score, verdict, amap = model.predict(path)` (amap: the localization map,
+the one crackjax's red mask and pixel metrics read; the score is pooled from the exported function's image map).
 
-The preprocessing and pooling below are copies of crackjax's (crackjax/data/decode.py, pipeline.resize_image,
-scorer.pieces, anomaly.image_score) so that this file runs alone; a test checks that both give the
-same maps, scores and verdicts (tests/test_inspection.py).
+The preprocessing, pooling and localization below are copies of crackjax's (crackjax/data/decode.py,
+pipeline.resize_image, scorer.pieces, anomaly.image_score, anomaly.localization_map) so that this file runs alone;
+a test checks that both give the same maps, scores and verdicts (tests/test_inspection.py).
 """
 
 from __future__ import annotations
@@ -110,6 +111,32 @@ def image_score(m: np.ndarray, pooling: str, topk_fraction: float, mad_floor: fl
   return (top - med) / (float(np.median(np.abs(flat - med))) + mad_floor)  # 'topk_mad'
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
+  """[H, W] separable Gaussian (radius round(3 sigma), NumPy's 'reflect' borders), as crackjax's anomaly.gaussian_smooth."""
+  if sigma <= 0:
+    return m
+  r = max(1, int(round(3.0 * sigma)))
+  k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
+  k = (k / k.sum()).astype(np.float32)
+  h, w = m.shape
+  x = np.pad(m, ((r, r), (0, 0)), mode="reflect")
+  x = sum(k[i] * x[i : i + h] for i in range(2 * r + 1))
+  x = np.pad(x, ((0, 0), (r, r)), mode="reflect")
+  return sum(k[i] * x[:, i : i + w] for i in range(2 * r + 1)).astype(np.float32)
+
+
+def localization_map(amap: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
+  """The image map plus weight x the image's relative darkness, (median(L) - L) / median(L), L its smoothed luminance."""
+  if weight == 0:
+    return amap
+  lum = gaussian_smooth((img.astype(np.float32) / 255.0 * LUMA).sum(-1), sigma)
+  med = np.float32(np.median(lum))
+  return (amap + np.float32(weight) * (med - lum) / max(med, np.float32(1e-3))).astype(np.float32)
+
+
 class Exported:
   def __init__(self, folder: str):
     with open(os.path.join(folder, "export.json")) as f:
@@ -134,9 +161,11 @@ class Exported:
 
   def predict(self, path: str, image_id: int = 0) -> tuple[float, str, np.ndarray]:
     m = self.meta
-    amap = self.map(resize(read_rgb(path), m["resize"]), image_id)
+    img = resize(read_rgb(path), m["resize"])
+    amap = self.map(img, image_id)
     score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
-    return score, ("crack" if score >= m["threshold"] else "good"), amap
+    loc = localization_map(amap, img, m.get("localization_darkness", 0.0), m.get("darkness_sigma", 1.0))
+    return score, ("crack" if score >= m["threshold"] else "good"), loc
 
 
 def main(argv: list[str]) -> int:

@@ -120,9 +120,14 @@ def train_only(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
-  """The model trained in `workdir`, of config.model.kind, as a Scorer."""
+  """The model trained in `workdir`, of config.model.kind, as a Scorer, localizing with config.anomaly's
+  localization_darkness (whatever the kind: a step after the model, as the pooling is)."""
   check_workdir_compatible(config, workdir)
-  return kinds.get(config.model.kind).make_scorer(config, workdir)
+  scorer = kinds.get(config.model.kind).make_scorer(config, workdir)
+  scorer.localization_darkness = float(config.anomaly.localization_darkness)
+  scorer.darkness_sigma = float(config.darkness.sigma)
+  scorer.info["localization_darkness"] = scorer.localization_darkness
+  return scorer
 
 
 # What defines a trained model's maps and verdicts without changing the model: an evaluation in the workdir itself

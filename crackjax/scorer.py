@@ -7,7 +7,10 @@ A Scorer turns a batch of images into anomaly maps,
 where a kind that draws noise draws row b's from fold_in(key, ids[b]), ids[b] a function of the image's own id
 (its index in a split, a hash of its file name in predict) and its tile: an image gets the same noise whichever
 batch it lands in. The image score is pooled on the host from each image's own map (anomaly.image_score), so
-padding never enters a score, and images of different sizes share compiled shapes:
+padding never enters a score, and images of different sizes share compiled shapes. What the scoring functions
+below hand on for the red mask, the pixel metrics and the figures is the localization map
+(anomaly.localization_map: the image map plus `localization_darkness` times the input's relative darkness; the
+image map itself where that is 0, as for a teacher whose maps a student distils).
 
 - Buckets: each side is padded (reflected) up to the next size of a ladder spaced about 1.5x apart (16, 24, 32,
   48, 64, 96, ... rounded up to `multiple`), so a folder of mixed photos compiles once per bucket, not per size.
@@ -43,6 +46,8 @@ class Scorer:
   flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
   info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
   compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
+  localization_darkness: float = 0.0  # the localization map: the image map + this x the input's relative darkness
+  darkness_sigma: float = 1.0  # the relative darkness's luminance smoothing, pixels
 
   @property
   def pooling(self) -> str:
@@ -50,6 +55,10 @@ class Scorer:
 
   def score(self, m: np.ndarray) -> float:
     return anomaly.image_score(m, **anomaly.pooling_of(self.info))
+
+  def localize(self, m: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3])."""
+    return anomaly.localization_map(m, img, self.localization_darkness, self.darkness_sigma)
 
   def units(self, m: np.ndarray) -> np.ndarray:
     """The map in its score's units: the red mask is units >= the image threshold."""
@@ -197,8 +206,8 @@ def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats
 def iter_maps(
   scorer: Scorer, items: Iterable[tuple], key: jax.Array, *, batch_size: int, tile: Tiling, stats: Stats | None = None
 ) -> Iterator[tuple[object, np.ndarray, float]]:
-  """Streams (tag, map [H, W], score) for items (tag, noise id, uint8 image [H, W, 3] of any size), each as soon
-  as its map is done.
+  """Streams (tag, localization map [H, W], image score) for items (tag, noise id, uint8 image [H, W, 3] of any
+  size), each as soon as its map is done.
 
   Pieces wait in one queue per padded shape until a batch is full, so memory holds at most one batch per shape
   (and the images whose pieces are in flight); results come in completion order, not input order."""
@@ -218,13 +227,13 @@ def iter_maps(
       if entry[1] == 0:
         done.append(p.image)
     for i in done:
-      m, _ = todo.pop(i)
+      m, _, img = todo.pop(i)
       stats.images += 1
-      yield i, m, scorer.score(m)
+      yield i, scorer.localize(m, img), scorer.score(m)
 
   for tag, image_id, img in items:
     ps = pieces(tag, image_id, img, scorer.multiple, tile)
-    todo[tag] = [np.zeros(img.shape[:2], np.float32), len(ps)]
+    todo[tag] = [np.zeros(img.shape[:2], np.float32), len(ps), img]
     for p in ps:
       queues.setdefault(p.x.shape, []).append(p)
       if len(queues[p.x.shape]) == batch_size:
@@ -236,7 +245,7 @@ def iter_maps(
 @dataclasses.dataclass
 class MapResult:
   scores: np.ndarray  # [N]
-  maps: list  # [H, W] each, at the image's own size; None where compute_maps was told not to keep it
+  maps: list  # localization maps [H, W], at the image's own size; None where compute_maps was told not to keep it
   seconds: float  # wall time of the model, compilation excluded
   compile_seconds: float
   flops_per_image: float
@@ -264,7 +273,7 @@ def compute_maps(
   keep: np.ndarray | None = None,
   ids: Sequence[int] | None = None,
 ) -> MapResult:
-  """Maps and scores of uint8 images [H, W, 3] (any sizes), with progress every 20 s.
+  """Localization maps and image scores of uint8 images [H, W, 3] (any sizes), with progress every 20 s.
 
   keep: bool [N], the maps to hold in memory (default all); the others are dropped as soon as they are scored,
   leaving a pixel sample for colour scales. ids: each image's noise id (default its index), so that an image

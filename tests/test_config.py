@@ -42,6 +42,17 @@ def test_config_string_is_typed_and_rejects_unknown_keys():
     parse_config_string("data")
 
 
+def test_the_large_variant_is_the_real_data_default_at_full_resolution_with_a_larger_unet():
+  """`:large` changes the data's scale and the UNet, not the score; the localization map is the real-data one."""
+  from configs import ddim_50
+
+  base, large = ddim_50.get_config("data=/some/root"), ddim_50.get_config("data=/some/root,large")
+  assert (large.data.resize, large.data.crop_size, large.model.channels, large.model.channel_mult) == (1.0, 64, 64, (1, 2, 2, 2))
+  assert large.anomaly.to_dict() == base.anomaly.to_dict() and large.anomaly.localization_darkness == 1.5
+  assert ddim_50.get_config("large").anomaly.localization_darkness == 0.0  # synthetic data: the image map localizes
+  assert ddim_50.get_config("data=/some/root,large,tiny").model.channels == 8  # tiny still shrinks it for tests
+
+
 def test_antithetic_draws_need_an_even_number_of_draws():
   from configs import ddim_50
 
@@ -69,6 +80,8 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.pyramid", 0, "anomaly.pyramid"),
     ("anomaly.darkness", -0.5, "anomaly.darkness"),
     ("anomaly.darkness", float("nan"), "anomaly.darkness"),
+    ("anomaly.localization_darkness", -1.0, "anomaly.localization_darkness"),
+    ("anomaly.localization_darkness", float("inf"), "anomaly.localization_darkness"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),

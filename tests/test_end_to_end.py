@@ -376,3 +376,64 @@ def test_the_darkness_lab_reports_a_split_as_evaluation_does(tmp_path):
   img = test.images[test.filenames.index(names[0])]
   d = darkness_lab.DARKNESS["global median"](darkness_lab.luminance(img))
   np.testing.assert_allclose(d[3:-3, 3:-3], maps[0][3:-3, 3:-3], atol=2e-3)  # scipy's and the scorer's borders differ
+
+
+def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tmp_path):
+  """anomaly.localization_darkness = 2 on the darkness kind's black top-hat map: the scores are those of w = 0 to
+  the last digit, the saved maps are L = map + 2 D (D the relative darkness: the 'relative' map of the same kind,
+  away from the borders), the pixel metrics are L's, the file says so, and the labs, which need image maps,
+  refuse it."""
+  from benchmarks import pooling_lab
+  from configs import darkness
+  from crackjax import report
+  from crackjax.data import builders, pipeline
+
+  root = make_root(tmp_path / "root")
+  out, maps = {}, {}
+  for kind, w in (("relative", 0.0), ("tophat", 0.0), ("tophat", 2.0)):
+    c = darkness.get_config(f"data={root}")
+    c.data.tfds_dir = str(tmp_path / "tfds")
+    c.eval.save_maps = True
+    c.darkness.map = kind
+    c.anomaly.localization_darkness = w
+    workdir = str(tmp_path / f"{kind}{w:g}")
+    out[kind, w] = jobs.train_and_evaluate(c, workdir)
+    maps[kind, w] = report.load_maps(os.path.join(workdir, "maps_test.npz"))
+    assert out[kind, w]["model"]["localization_darkness"] == w
+  assert _csv(tmp_path / "tophat0" / "scores.csv") == _csv(tmp_path / "tophat2" / "scores.csv")
+  assert out["tophat", 0.0]["image"] == out["tophat", 2.0]["image"]
+  assert maps["tophat", 0.0][0] == maps["tophat", 2.0][0] == maps["relative", 0.0][0]
+  for d, m0, m2 in zip(maps["relative", 0.0][2], maps["tophat", 0.0][2], maps["tophat", 2.0][2]):
+    np.testing.assert_allclose((m2 - m0)[3:-3, 3:-3], 2 * d[3:-3, 3:-3], atol=6e-3)
+  test = pipeline.load_split(builders.builder_for(c, workdir, root), "test", resize=c.data.resize)
+  assert test.filenames == maps["tophat", 2.0][0]
+  for w in (0.0, 2.0):  # the pixel metrics are the saved maps' (and they differ)
+    pm = report.split_pixel_metrics(test, maps["tophat", w][2])
+    assert {k: pm[k] for k in ("auroc", "aupro", "ap")} == {k: out["tophat", w]["pixel"][k] for k in ("auroc", "aupro", "ap")}
+  assert out["tophat", 0.0]["pixel"]["auroc"] != out["tophat", 2.0]["pixel"]["auroc"]
+  report.check_image_maps(os.path.join(tmp_path / "tophat0", "maps_test.npz"))
+  with pytest.raises(SystemExit, match="localization_darkness=2"):
+    pooling_lab.main([os.path.join(tmp_path / "tophat2", "maps_val.npz")])
+
+
+def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
+  """eval.test=False on a root with train/ and val/ but no test/ (settings are chosen before the test images
+  exist): val is scored and its metrics written; a test evaluation of that root names what is missing."""
+  import shutil
+
+  from configs import darkness
+
+  root = make_root(tmp_path / "root")
+  shutil.rmtree(os.path.join(root, "test"))
+  shutil.rmtree(os.path.join(root, "ground_truth"))
+  c = darkness.get_config(f"data={root}")
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  workdir = str(tmp_path / "run")
+  jobs.train_only(c, workdir)
+  c.eval.test, c.eval.name = False, "v"
+  out = jobs.evaluate(c, workdir)
+  assert out["val"]["n_good"] == 3 and out["val"]["n_crack"] == 3 and 0 <= out["val"]["auroc"] <= 1
+  assert os.path.exists(os.path.join(workdir, "eval", "v", "metrics.json"))
+  c.eval.test = True
+  with pytest.raises(FileNotFoundError, match="no test split"):
+    jobs.evaluate(c, workdir)

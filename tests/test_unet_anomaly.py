@@ -244,6 +244,32 @@ def test_the_darkness_term_is_the_max_of_the_map_and_the_weighted_relative_darkn
   assert float(m1[0, 15, 8]) > float(m0[0, 15, 8]) + 0.1  # the band's middle is lit by the darkness term
 
 
+def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkness():
+  """localization_darkness = w: L = map + w (median(L) - L) / median(L), a sum. Known answer without smoothing: grey
+  150 with a band at 50 (fewer than half the rows) has relative darkness (150 - 50) / 150 = 2/3 on the band, 0 off
+  it, so L = map + 2/3 w there and the map elsewhere; a surface brighter than the median lowers L; w = 0 is the map.
+  The export loader's copy (NumPy, no crackjax) gives the same map with smoothing, on an odd-sized image."""
+  from crackjax import export_loader
+
+  img = np.full((20, 9, 3), 150, np.uint8)
+  img[4:9] = 50
+  img[15:] = 225  # brighter than the median: (150 - 225) / 150 = -0.5
+  m = np.random.default_rng(0).random((20, 9)).astype(np.float32)
+  np.testing.assert_array_equal(anomaly.localization_map(m, img, 0.0, 1.0), m)
+  loc = anomaly.localization_map(m, img, 1.5, 0.0)
+  want = m.copy()
+  want[4:9] += 1.5 * (2 / 3)
+  want[15:] += 1.5 * -0.5
+  np.testing.assert_allclose(loc, want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="cannot be fused"):
+    anomaly.localization_map(m[:10], img, 1.5, 0.0)
+  rough = np.random.default_rng(1).integers(0, 256, (23, 17, 3)).astype(np.uint8)
+  m2 = np.random.default_rng(2).random((23, 17)).astype(np.float32)
+  np.testing.assert_allclose(
+    export_loader.localization_map(m2, rough, 1.5, 1.0), anomaly.localization_map(m2, rough, 1.5, 1.0), atol=1e-5
+  )
+
+
 def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps(key):
   """A denoiser that predicts no noise (eps_hat = 0) heals x0 into x0 + c eps, c = sqrt((1 - ab) / ab): the
   residuals of K draws average to c E|eps| = c sqrt(2 / pi) whatever K; the residual of the mean healing is
