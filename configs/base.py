@@ -126,7 +126,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.batch_size = 16  # images per healing batch
   c.eval.max_images = 0  # cap per split, good and anomalous alternating (0 = all)
   c.eval.test = True  # False: score val only (choosing a setting; the test split stays unseen)
-  c.eval.save_maps = False  # True: also write maps_val.npz / maps_test.npz (every map, float32) for offline study
+  c.eval.save_maps = False  # True: also write maps_val.npz / maps_test.npz (every localization map, float32)
   c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies
   c.eval.num_examples = 4  # four-panel figures per class, and per gallery of worst cases
   # images per pass within an eval batch (0 = the whole batch at once): the same maps; on a CPU a small pass stays
