@@ -1,7 +1,7 @@
 # call 1: train the :large teacher on concrete_pavement train/good, then val only for the two score variants
 T0=$(date +%s)
 mkdir -p /tmp/data && cp -r .devdata1/* /tmp/data/
-[ -d .whl ] || { echo "no wheels"; exit 1; }
+[ -n "$LOCAL" ] || [ -d .whl ] || { echo "no wheels: see README.md here"; exit 1; }
 . benchmarks/gpu_harness/common.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import jax, flax, optax, orbax.checkpoint as o, ml_collections; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
