@@ -5,7 +5,7 @@ Takes the val maps of a run scored WITHOUT the darkness terms (`--config.anomaly
 prints val AUROC of fuse(map, w * D) for each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise
 max, crackjax's anomaly.darkness; 'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the
 map; 'max+sum', the image map max(map, a D) plus w D, a the config's anomaly.darkness: crackjax's localization map,
-anomaly.localization_darkness), pooled as
+anomaly.localization_darkness, with D the 'global mean'), pooled as
 `--config` pools with `:data=ROOT` (configs/ddim_50.py by default: the real-data score, configs/base.py):
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --mode=evaluate --config.eval.test=False \
@@ -15,6 +15,7 @@ anomaly.localization_darkness), pooled as
 
 D, each of the luminance L smoothed with 1 px (reference - L) / reference:
   global median   the reference is the image's median (crackjax's anomaly.relative_darkness)
+  global mean     the reference is the image's mean (crackjax's anomaly.localization_map)
   closing S       a grey closing of L with an S x S square (the local background over dark lines narrower than S)
   gauss bg S      L smoothed with a Gaussian of sigma S
   median bg S     a local median over an S x S square
@@ -56,6 +57,7 @@ def relative(ref: np.ndarray, lum: np.ndarray) -> np.ndarray:
 
 DARKNESS = {
   "global median": lambda L: relative(np.full_like(L, np.median(L)), L),
+  "global mean": lambda L: relative(np.full_like(L, L.mean()), L),
   **{f"closing {s}": (lambda L, s=s: relative(ndimage.grey_closing(L, size=(s, s)), L)) for s in (7, 11, 15, 21, 31)},
   **{f"gauss bg {s}": (lambda L, s=s: relative(ndimage.gaussian_filter(L, s, mode="reflect"), L)) for s in (4, 8, 16)},
   **{f"median bg {s}": (lambda L, s=s: relative(ndimage.median_filter(L, size=(s, s)), L)) for s in (15, 31)},

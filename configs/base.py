@@ -89,7 +89,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.pyramid = 1  # > 1: also heal at 1/2, 1/4, ... resolution; the map is the pixelwise max (wide cracks)
   c.anomaly.darkness = 0.0  # > 0: the map is at least this times the input's relative darkness (darkness.sigma)
   # > 0: the localization map (red mask, pixel metrics, overlays, saved maps) is the image map plus this times the
-  # input's relative darkness; the image score stays the image map's (0: the image map localizes too)
+  # input's darkness relative to its mean luminance; the image score stays the image map's (0: the image map localizes)
   c.anomaly.localization_darkness = 0.0
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
@@ -290,7 +290,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   the healing repaints); the image score is the mean of the top 2% of the map minus its median, over the map's MAD
   plus 0.015 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the healing's
   frame; sessions 11-12, benchmarks/pooling_lab.py). The red mask and the pixel metrics read a localization map, the
-  image map plus 1.5 times the relative darkness (a sum: chosen on synthetic-crack masks, session 16).
+  image map plus 1.5 times the darkness relative to the mean luminance (a sum: chosen on synthetic-crack masks, session 16).
   """
   c.data.resize = 0.5
   c.data.crop_size = 32

@@ -153,19 +153,20 @@ def relative_darkness(x: jnp.ndarray, sigma: float) -> jnp.ndarray:
   return (med - lum) / jnp.maximum(med, 1e-3)
 
 
-# compiled once per image size; the median is taken on the host, where NumPy's partition is ~30x faster than
-# XLA's sort on a CPU (a 2000x1500 photo: 1.2 s with jnp.median)
+# compiled once per image size; the reference level is taken on the host
 _smoothed_luminance = jax.jit(lambda x, sigma: gaussian_smooth(luminance(x), sigma), static_argnums=1)
 
 
 def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
-  """The map that localizes (red mask, pixel metrics): an image's map [H, W] plus `weight` times the relative
-  darkness of the image itself (uint8 [H, W, 3], the map's size; luminance smoothed with `sigma`), host side.
+  """The map that localizes (red mask, pixel metrics): an image's map [H, W] plus `weight` times the darkness of
+  the image itself relative to its MEAN luminance, (mean(L) - L) / mean(L), L its luminance smoothed with `sigma`
+  (img: uint8 [H, W, 3], the map's size), host side.
 
   A sum, where the image map fuses the darkness by a max (`darkness`): a dark line adds to the residual along it,
-  so a crack the healing half repaints still lights up whole, and a surface brighter than its median lowers the
-  map. The image score keeps the max (session 15: the max ranks images best, the sum outlines cracks best); the
-  sum's weight was chosen on synthetic-crack masks (docs/real_data.md, session 16). weight 0: the map itself."""
+  so a crack the healing half repaints still lights up whole, and a surface brighter than the reference lowers
+  the map. The mean, not the median of `relative_darkness`: a gap covering half the photo is the median itself.
+  The image score keeps the max (session 15: the max ranks images best, the sum outlines cracks best); weight and
+  reference were chosen on synthetic-crack masks (docs/real_data.md, session 16). weight 0: the map itself."""
   m = np.asarray(m, np.float32)
   if weight == 0:
     return m
@@ -173,8 +174,8 @@ def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float
     raise ValueError(f"a map of shape {m.shape} and an image of shape {img.shape[:2]} cannot be fused")
   x = jnp.asarray(img, jnp.float32)[None] / 127.5 - 1.0
   lum = np.asarray(_smoothed_luminance(x, float(sigma)))[0]
-  med = np.float32(np.median(lum))
-  return m + np.float32(weight) * (med - lum) / max(med, np.float32(1e-3))  # relative_darkness, median on the host
+  ref = np.float32(lum.mean(dtype=np.float64))
+  return m + np.float32(weight) * (ref - lum) / max(ref, np.float32(1e-3))
 
 
 def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:

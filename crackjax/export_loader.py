@@ -129,12 +129,12 @@ def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def localization_map(amap: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
-  """The image map plus weight x the image's relative darkness, (median(L) - L) / median(L), L its smoothed luminance."""
+  """The image map plus weight x the image's darkness, (mean(L) - L) / mean(L), L its smoothed luminance."""
   if weight == 0:
     return amap
   lum = gaussian_smooth((img.astype(np.float32) / 255.0 * LUMA).sum(-1), sigma)
-  med = np.float32(np.median(lum))
-  return (amap + np.float32(weight) * (med - lum) / max(med, np.float32(1e-3))).astype(np.float32)
+  ref = np.float32(lum.mean(dtype=np.float64))
+  return (amap + np.float32(weight) * (ref - lum) / max(ref, np.float32(1e-3))).astype(np.float32)
 
 
 class Exported:

@@ -245,10 +245,11 @@ def test_the_darkness_term_is_the_max_of_the_map_and_the_weighted_relative_darkn
 
 
 def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkness():
-  """localization_darkness = w: L = map + w (median(L) - L) / median(L), a sum. Known answer without smoothing: grey
-  150 with a band at 50 (fewer than half the rows) has relative darkness (150 - 50) / 150 = 2/3 on the band, 0 off
-  it, so L = map + 2/3 w there and the map elsewhere; a surface brighter than the median lowers L; w = 0 is the map.
-  The export loader's copy (NumPy, no crackjax) gives the same map with smoothing, on an odd-sized image."""
+  """localization_darkness = w: L = map + w (mean(L) - L) / mean(L), a sum. Known answer without smoothing: 10 rows
+  of grey 150, 5 of a band at 50 and 5 brighter at 225 have the mean 143.75, so L = map + w (143.75 - v) / 143.75
+  on each, lower where brighter; w = 0 is the map. A band covering more than half the photo is still dark: its
+  median would be the band's own grey. The export loader's copy (NumPy, no crackjax) gives the same map with
+  smoothing, on an odd-sized image."""
   from crackjax import export_loader
 
   img = np.full((20, 9, 3), 150, np.uint8)
@@ -257,10 +258,14 @@ def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkne
   m = np.random.default_rng(0).random((20, 9)).astype(np.float32)
   np.testing.assert_array_equal(anomaly.localization_map(m, img, 0.0, 1.0), m)
   loc = anomaly.localization_map(m, img, 1.5, 0.0)
-  want = m.copy()
-  want[4:9] += 1.5 * (2 / 3)
-  want[15:] += 1.5 * -0.5
+  ref = 143.75
+  want = m + 1.5 * (ref - 150) / ref
+  want[4:9] = m[4:9] + 1.5 * (ref - 50) / ref
+  want[15:] = m[15:] + 1.5 * (ref - 225) / ref
   np.testing.assert_allclose(loc, want, rtol=1e-5, atol=1e-5)
+  gap = np.full((20, 9, 3), 150, np.uint8)
+  gap[:12] = 50  # 12 of 20 rows: the median is the gap's grey, the mean (90) is not
+  np.testing.assert_allclose(anomaly.localization_map(np.zeros((20, 9), np.float32), gap, 1.0, 0.0)[0, 0], 40 / 90, rtol=1e-5)
   with pytest.raises(ValueError, match="cannot be fused"):
     anomaly.localization_map(m[:10], img, 1.5, 0.0)
   rough = np.random.default_rng(1).integers(0, 256, (23, 17, 3)).astype(np.uint8)
