@@ -4,7 +4,7 @@ its exact mask: pixel masks the project may choose settings on (no real crack la
     python benchmarks/synthetic_cracks_folder.py ../shared/data/concrete_pavement runs/cp_syncracks
     python main.py --config=configs/ddim_50.py:data=../shared/data/concrete_pavement --workdir=runs/cp --mode=evaluate \
       --config.eval.root=runs/cp_syncracks --config.eval.name=syncracks_dark0 --config.eval.save_maps=True \
-      --config.anomaly.darkness=0
+      --config.anomaly.darkness=0 --config.anomaly.localization_darkness=0
     python benchmarks/darkness_lab.py runs/cp/eval/syncracks_dark0/maps_test.npz --root=runs/cp_syncracks --split=test \
       --fusions=max,sum --darkness="global median"
 

@@ -124,9 +124,8 @@ def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   localization_darkness (whatever the kind: a step after the model, as the pooling is)."""
   check_workdir_compatible(config, workdir)
   scorer = kinds.get(config.model.kind).make_scorer(config, workdir)
-  scorer.localization_darkness = float(config.anomaly.localization_darkness)
-  scorer.darkness_sigma = float(config.darkness.sigma)
-  scorer.info["localization_darkness"] = scorer.localization_darkness
+  loc = dict(localization_darkness=float(config.anomaly.localization_darkness), darkness_sigma=float(config.darkness.sigma))
+  scorer.info.update(loc)  # Scorer.localize reads them there
   return scorer
 
 

@@ -46,12 +46,19 @@ class Scorer:
   flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
   info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
   compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
-  localization_darkness: float = 0.0  # the localization map: the image map + this x the input's relative darkness
-  darkness_sigma: float = 1.0  # the relative darkness's luminance smoothing, pixels
 
   @property
   def pooling(self) -> str:
     return self.info["pooling"]
+
+  @property
+  def localization_darkness(self) -> float:
+    """The localization map's darkness weight (info, as metrics.json records it; 0: the image map localizes)."""
+    return float(self.info.get("localization_darkness", 0.0))
+
+  @property
+  def darkness_sigma(self) -> float:
+    return float(self.info.get("darkness_sigma", 1.0))
 
   def score(self, m: np.ndarray) -> float:
     return anomaly.image_score(m, **anomaly.pooling_of(self.info))
