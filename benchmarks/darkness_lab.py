@@ -5,7 +5,8 @@ Takes the val maps of a run scored WITHOUT the darkness terms (`--config.anomaly
 prints val AUROC of fuse(map, w * D) for each darkness D, weight w and fusion (`--fusions`: 'max', the pixelwise
 max, crackjax's anomaly.darkness; 'sum', map + w D, where D < 0 on surfaces brighter than the reference lowers the
 map; 'max+sum', the image map max(map, a D) plus w D, a the config's anomaly.darkness: crackjax's localization map,
-anomaly.localization_darkness, with D the 'global mean'), pooled as
+anomaly.localization_darkness, with D the 'global mean'; 'mean+zscore K' with anomaly.localization_zscore = K),
+pooled as
 `--config` pools with `:data=ROOT` (configs/ddim_50.py by default: the real-data score, configs/base.py):
 
   python main.py --config=configs/ddim_50.py:data=ROOT --workdir=runs/cp --mode=evaluate --config.eval.test=False \
@@ -16,6 +17,11 @@ anomaly.localization_darkness, with D the 'global mean'), pooled as
 D, each of the luminance L smoothed with 1 px (reference - L) / reference:
   global median   the reference is the image's median (crackjax's anomaly.relative_darkness)
   global mean     the reference is the image's mean (crackjax's anomaly.localization_map)
+  global zscore   (mean - L) / std(L): the darkness in units of the image's own spread, not of its brightness
+  zscore floor F  (mean - L) / max(std(L), F): the z-score, its spread floored at F (luminance in [0, 1])
+  mean+zscore K   global mean + K global zscore
+  mean+local zscore S  global mean + 0.05 (local mean - L) / local std, Gaussian-weighted with sigma S
+  global mad      (median - L) / (1.4826 MAD(L)): the same with robust statistics
   closing S       a grey closing of L with an S x S square (the local background over dark lines narrower than S)
   gauss bg S      L smoothed with a Gaussian of sigma S
   median bg S     a local median over an S x S square
@@ -55,9 +61,28 @@ def relative(ref: np.ndarray, lum: np.ndarray) -> np.ndarray:
   return (ref - lum) / np.maximum(ref, 1e-3)
 
 
+def local_z(lum: np.ndarray, s: float) -> np.ndarray:
+  """(local mean - L) / local std, both Gaussian-weighted with sigma s."""
+  mu = ndimage.gaussian_filter(lum, s, mode="reflect")
+  var = ndimage.gaussian_filter(lum * lum, s, mode="reflect") - mu * mu
+  return (mu - lum) / np.sqrt(np.maximum(var, 1e-6))
+
+
+def mean_plus_local_z(lum: np.ndarray, s: float) -> np.ndarray:
+  return relative(np.full_like(lum, lum.mean()), lum) + 0.05 * local_z(lum, s)
+
+
 DARKNESS = {
   "global median": lambda L: relative(np.full_like(L, np.median(L)), L),
   "global mean": lambda L: relative(np.full_like(L, L.mean()), L),
+  "global zscore": lambda L: (L.mean() - L) / max(float(L.std()), 1e-3),
+  **{f"zscore floor {f}": (lambda L, f=f: (L.mean() - L) / max(float(L.std()), f)) for f in (0.02, 0.05, 0.1)},
+  **{
+    f"mean+zscore {k}": (lambda L, k=k: (L.mean() - L) * (1 / max(L.mean(), 1e-3) + k / max(float(L.std()), 1e-3)))
+    for k in (0.02, 0.03, 0.05, 0.1, 0.3)
+  },
+  **{f"mean+local zscore {s}": (lambda L, s=s: mean_plus_local_z(L, s)) for s in (8, 16, 32)},
+  "global mad": lambda L: (np.median(L) - L) / max(1.4826 * float(np.median(np.abs(L - np.median(L)))), 1e-3),
   **{f"closing {s}": (lambda L, s=s: relative(ndimage.grey_closing(L, size=(s, s)), L)) for s in (7, 11, 15, 21, 31)},
   **{f"gauss bg {s}": (lambda L, s=s: relative(ndimage.gaussian_filter(L, s, mode="reflect"), L)) for s in (4, 8, 16)},
   **{f"median bg {s}": (lambda L, s=s: relative(ndimage.median_filter(L, size=(s, s)), L)) for s in (15, 31)},
