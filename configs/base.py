@@ -91,6 +91,9 @@ def defaults() -> ml_collections.ConfigDict:
   # > 0: the localization map (red mask, pixel metrics, overlays, saved maps) is the image map plus this times the
   # input's darkness relative to its mean luminance; the image score stays the image map's (0: the image map localizes)
   c.anomaly.localization_darkness = 0.0
+  # > 0: that darkness also in units of the image's luminance spread, (mean - L) (1 / mean + this / std): a faint
+  # crack on a smooth surface counts as much as one of the same contrast on a rough surface
+  c.anomaly.localization_zscore = 0.0
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
@@ -313,6 +316,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     pyramid=2,
     darkness=0.2,
     localization_darkness=1.5,
+    localization_zscore=0.05,
   )
 
 

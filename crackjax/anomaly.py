@@ -157,10 +157,12 @@ def relative_darkness(x: jnp.ndarray, sigma: float) -> jnp.ndarray:
 _smoothed_luminance = jax.jit(lambda x, sigma: gaussian_smooth(luminance(x), sigma), static_argnums=1)
 
 
-def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
+def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0) -> np.ndarray:
   """The map that localizes (red mask, pixel metrics): an image's map [H, W] plus `weight` times the darkness of
   the image itself relative to its MEAN luminance, (mean(L) - L) / mean(L), L its luminance smoothed with `sigma`
-  (img: uint8 [H, W, 3], the map's size), host side.
+  (img: uint8 [H, W, 3], the map's size), host side. `zscore` > 0 adds that much of the same darkness in units of
+  the image's own spread, (mean(L) - L) / std(L): a faint crack on a smooth surface then lights up as a crack of
+  the same contrast on a rough one (session 17: pixel AUPRO on synthetic masks 0.589 at 0.05 against 0.546).
 
   A sum, where the image map fuses the darkness by a max (`darkness`): a dark line adds to the residual along it,
   so a crack the healing half repaints still lights up whole, and a surface brighter than the reference lowers
@@ -175,7 +177,8 @@ def localization_map(m: np.ndarray, img: np.ndarray, weight: float, sigma: float
   x = jnp.asarray(img, jnp.float32)[None] / 127.5 - 1.0
   lum = np.asarray(_smoothed_luminance(x, float(sigma)))[0]
   ref = np.float32(lum.mean(dtype=np.float64))
-  return m + np.float32(weight) * (ref - lum) / max(ref, np.float32(1e-3))
+  scale = 1 / max(ref, np.float32(1e-3)) + np.float32(zscore) / max(np.float32(lum.std(dtype=np.float64)), np.float32(1e-3))
+  return m + np.float32(weight) * (ref - lum) * np.float32(scale)
 
 
 def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:

@@ -57,6 +57,7 @@ LEGACY = {
   "anomaly.mad_floor": anomaly.MAD_FLOOR,  # before session 11 topk_mad's floor was this constant
   "anomaly.border": 0,  # and every map pixel counted
   "anomaly.localization_darkness": 0.0,  # before session 16 the image map was the localization map
+  "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
 }
 
 
@@ -152,6 +153,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     0 <= a.localization_darkness < float("inf"),
     "anomaly.localization_darkness",
     f"must be a finite weight >= 0, got {a.localization_darkness}",
+  )
+  _check(
+    0 <= a.localization_zscore < float("inf"),
+    "anomaly.localization_zscore",
+    f"must be a finite weight >= 0, got {a.localization_zscore}",
   )
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,

@@ -73,6 +73,7 @@ def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> s
     **anomaly.pooling_of(scorer.info),
     "localization_darkness": scorer.localization_darkness,
     "darkness_sigma": scorer.darkness_sigma,
+    "localization_zscore": scorer.localization_zscore,
     "tile": {"max_side": config.eval.tile_max_side, "size": config.eval.tile_size, "overlap": config.eval.tile_overlap},
     "seed": config.seed,
     "batch_size": config.eval.batch_size,

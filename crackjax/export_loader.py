@@ -128,13 +128,15 @@ def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
   return sum(k[i] * x[:, i : i + w] for i in range(2 * r + 1)).astype(np.float32)
 
 
-def localization_map(amap: np.ndarray, img: np.ndarray, weight: float, sigma: float) -> np.ndarray:
-  """The image map plus weight x the image's darkness, (mean(L) - L) / mean(L), L its smoothed luminance."""
+def localization_map(amap: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0) -> np.ndarray:
+  """The image map plus weight x the image's darkness, (mean(L) - L) (1 / mean(L) + zscore / std(L)), L its
+  smoothed luminance."""
   if weight == 0:
     return amap
   lum = gaussian_smooth((img.astype(np.float32) / 255.0 * LUMA).sum(-1), sigma)
   ref = np.float32(lum.mean(dtype=np.float64))
-  return (amap + np.float32(weight) * (ref - lum) / max(ref, np.float32(1e-3))).astype(np.float32)
+  scale = 1 / max(ref, np.float32(1e-3)) + np.float32(zscore) / max(np.float32(lum.std(dtype=np.float64)), np.float32(1e-3))
+  return (amap + np.float32(weight) * (ref - lum) * np.float32(scale)).astype(np.float32)
 
 
 class Exported:
@@ -164,7 +166,8 @@ class Exported:
     img = resize(read_rgb(path), m["resize"])
     amap = self.map(img, image_id)
     score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
-    loc = localization_map(amap, img, m.get("localization_darkness", 0.0), m.get("darkness_sigma", 1.0))
+    w, k = m.get("localization_darkness", 0.0), m.get("localization_zscore", 0.0)
+    loc = localization_map(amap, img, w, m.get("darkness_sigma", 1.0), k)
     return score, ("crack" if score >= m["threshold"] else "good"), loc
 
 

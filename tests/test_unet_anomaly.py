@@ -270,9 +270,42 @@ def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkne
     anomaly.localization_map(m[:10], img, 1.5, 0.0)
   rough = np.random.default_rng(1).integers(0, 256, (23, 17, 3)).astype(np.uint8)
   m2 = np.random.default_rng(2).random((23, 17)).astype(np.float32)
-  np.testing.assert_allclose(
-    export_loader.localization_map(m2, rough, 1.5, 1.0), anomaly.localization_map(m2, rough, 1.5, 1.0), atol=1e-5
-  )
+  for k in (0.0, 0.05):
+    np.testing.assert_allclose(
+      export_loader.localization_map(m2, rough, 1.5, 1.0, k), anomaly.localization_map(m2, rough, 1.5, 1.0, k), atol=1e-5
+    )
+
+
+def test_the_localization_zscore_adds_the_darkness_in_units_of_the_images_spread():
+  """localization_zscore = k: L = map + w (mean - L) (1 / mean + k / std). Known answer without smoothing on the
+  banded image (greys 150 x 10 rows, 50 x 5, 225 x 5: mean 143.75, std sqrt(3867.1875) = 62.19); k = 0 is the
+  relative darkness alone. The same crack contrast on a smooth and on a rough surface (a dark line of -20 grey
+  levels on a flat grey and on a noisy one): with k > 0 the line on the smooth surface lights up more than the
+  one on the rough surface, with k = 0 (the same mean) both alike."""
+  img = np.full((20, 9, 3), 150, np.uint8)
+  img[4:9] = 50
+  img[15:] = 225
+  m = np.random.default_rng(0).random((20, 9)).astype(np.float32)
+  grey = np.array([150.0] * 10 + [50.0] * 5 + [225.0] * 5)
+  ref, std = grey.mean(), grey.std()
+  assert abs(ref - 143.75) < 1e-9 and abs(std - np.sqrt(3867.1875)) < 1e-9
+  row = np.array([150.0] * 4 + [50.0] * 5 + [150.0] * 6 + [225.0] * 5)
+  want = m + 1.5 * ((ref - row) * (1 / ref + 0.05 / std))[:, None]
+  np.testing.assert_allclose(anomaly.localization_map(m, img, 1.5, 0.0, 0.05), want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(anomaly.localization_map(m, img, 1.5, 0.0, 0.0), anomaly.localization_map(m, img, 1.5, 0.0))
+  rng = np.random.default_rng(3)
+  smooth = np.full((40, 40, 3), 128.0)
+  rough = smooth + rng.normal(0, 25, (40, 40, 1))
+  line = {}
+  for name, surface in (("smooth", smooth), ("rough", rough)):
+    surface = surface.copy()
+    surface[20] -= 20  # the same crack contrast on both
+    surface = np.clip(surface, 0, 255).astype(np.uint8)
+    for k in (0.0, 0.05):
+      loc = anomaly.localization_map(np.zeros((40, 40), np.float32), surface, 1.0, 0.0, k)
+      line[name, k] = float(loc[20].mean() - np.median(loc))
+  assert abs(line["smooth", 0.0] - line["rough", 0.0]) < 0.1 * line["smooth", 0.0]
+  assert line["smooth", 0.05] > 2 * line["rough", 0.05]
 
 
 def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps(key):
