@@ -10,7 +10,9 @@ its exact mask: pixel masks the project may choose settings on (no real crack la
 
 The cracks are the head's model (crackjax/synth.py: draw_fine_crack), from faint sub-pixel hairlines to dark cracks
 `--max_width` pixels wide at the photo's own resolution (log-uniform), and a share `--p_gap` of gaps wider than the
-photo, with spalled edges. Photos from ROOT/val/good only (never trained on); the even-numbered ones stay good
+photo, with spalled edges. `--p_negative` gives that share of all photos, good and cracked, one hard negative of
+crackjax/synth.py first (stain, water mark, shadow, pits, joint, paint, rough patch), which stays normal in the
+masks. Photos from ROOT/val/good only (never trained on); the even-numbered ones stay good
 (test/good), the odd-numbered ones get a crack (test/crack, ground_truth/crack/<stem>_mask.png); train/good holds
 the good half again, so the folder is a valid root (its val is then 10% of those, for an evaluation's threshold).
 Deterministic in --seed.
@@ -31,7 +33,9 @@ from crackjax import synth  # noqa: E402
 from crackjax.data import decode  # noqa: E402
 
 
-def write_folder(root: str, out: str, *, seed: int = 0, max_width: float = 24.0, p_gap: float = 0.05) -> dict:
+def write_folder(
+  root: str, out: str, *, seed: int = 0, max_width: float = 24.0, p_gap: float = 0.05, p_negative: float = 0.0
+) -> dict:
   """Writes `out` from root/val/good; returns {'good': n, 'crack': n}."""
   src = os.path.join(root, "val", "good")
   if not os.path.isdir(src):
@@ -49,6 +53,9 @@ def write_folder(root: str, out: str, *, seed: int = 0, max_width: float = 24.0,
       print(f"{os.path.join(src, name)}: skipped ({e})")
       continue
     stem = os.path.splitext(name)[0]
+    neg = np.random.default_rng([seed, i, 1])  # its own stream: the cracks of p_negative = 0 stay as they were
+    if neg.random() < p_negative:  # a stain, water mark, shadow, pits, joint, paint or rough patch: still normal
+      img = (synth.draw_negative(neg, img.astype(np.float32) / 255.0)[0] * 255.0 + 0.5).astype(np.uint8)
     if i % 2 == 0:
       for d in ("train/good", "test/good"):
         Image.fromarray(img).save(os.path.join(out, d, stem + ".png"))
@@ -69,9 +76,14 @@ def main(argv=None) -> dict:
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--max_width", type=float, default=24.0, help="widest crack, pixels at the photos' resolution")
   ap.add_argument("--p_gap", type=float, default=0.05, help="share of cracks that are gaps wider than the photo")
+  ap.add_argument(
+    "--p_negative", type=float, default=0.0, help="share of photos (good and cracked) given a hard negative of synth.py"
+  )
   args = ap.parse_args(argv)
   try:
-    counts = write_folder(args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap)
+    counts = write_folder(
+      args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap, p_negative=args.p_negative
+    )
   except (FileNotFoundError, ValueError) as e:
     sys.exit(str(e))
   print(f"{args.out}: {counts['good']} good and {counts['crack']} cracked test images with masks, from {args.root}/val/good")

@@ -223,3 +223,15 @@ def test_the_synthetic_cracks_folder_cracks_odd_val_photos_with_their_masks_and_
   assert mask.any() and (after[mask] - before[mask]).mean() < -5  # darker under the mask, in grey levels
   with pytest.raises(SystemExit, match="no val/good folder"):
     scf.main([str(tmp_path / "syn"), str(tmp_path / "again")])
+  neg = str(tmp_path / "neg")  # --p_negative=1: every photo gets a hard negative, the cracks and masks stay the same
+  assert scf.main([root, neg, "--max_width=6", "--p_gap=0", "--p_negative=1"]) == {"good": 2, "crack": 1}
+  for stem in ("v0", "v2"):
+    assert (
+      np.abs(
+        decode.read_image(f"{neg}/test/good/{stem}.png").astype(int) - decode.read_image(f"{out}/test/good/{stem}.png")
+      ).max()
+      > 5
+    )
+  np.testing.assert_array_equal(
+    decode.read_image(f"{neg}/ground_truth/crack/v1_mask.png"), decode.read_image(f"{out}/ground_truth/crack/v1_mask.png")
+  )
