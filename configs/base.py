@@ -94,6 +94,9 @@ def defaults() -> ml_collections.ConfigDict:
   # > 0: that darkness also in units of the image's luminance spread, (mean - L) (1 / mean + this / std): a faint
   # crack on a smooth surface counts as much as one of the same contrast on a rough surface
   c.anomaly.localization_zscore = 0.0
+  # > 0: that darkness's reference is the luminance smoothed with this sigma (map pixels), not the image's mean, so
+  # that a photo lit unevenly is not dark on its darker side
+  c.anomaly.localization_background = 0.0
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
@@ -317,6 +320,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     darkness=0.2,
     localization_darkness=1.5,
     localization_zscore=0.05,
+    localization_background=64.0,
   )
 
 

@@ -58,6 +58,7 @@ LEGACY = {
   "anomaly.border": 0,  # and every map pixel counted
   "anomaly.localization_darkness": 0.0,  # before session 16 the image map was the localization map
   "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
+  "anomaly.localization_background": 0.0,  # and that mean was its reference
 }
 
 
@@ -158,6 +159,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     0 <= a.localization_zscore < float("inf"),
     "anomaly.localization_zscore",
     f"must be a finite weight >= 0, got {a.localization_zscore}",
+  )
+  _check(
+    0 <= a.localization_background < float("inf"),
+    "anomaly.localization_background",
+    f"must be a finite sigma >= 0 (map pixels; 0: the image's mean), got {a.localization_background}",
   )
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,

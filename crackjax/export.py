@@ -74,6 +74,7 @@ def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> s
     "localization_darkness": scorer.localization_darkness,
     "darkness_sigma": scorer.darkness_sigma,
     "localization_zscore": scorer.localization_zscore,
+    "localization_background": scorer.localization_background,
     "tile": {"max_side": config.eval.tile_max_side, "size": config.eval.tile_size, "overlap": config.eval.tile_overlap},
     "seed": config.seed,
     "batch_size": config.eval.batch_size,

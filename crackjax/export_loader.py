@@ -128,15 +128,18 @@ def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
   return sum(k[i] * x[:, i : i + w] for i in range(2 * r + 1)).astype(np.float32)
 
 
-def localization_map(amap: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0) -> np.ndarray:
-  """The image map plus weight x the image's darkness, (mean(L) - L) (1 / mean(L) + zscore / std(L)), L its
-  smoothed luminance."""
+def localization_map(
+  amap: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0, background: float = 0.0
+) -> np.ndarray:
+  """The image map plus weight x the image's darkness, (R - L) (1 / R + zscore / std(L)), L its smoothed luminance,
+  R its mean, or L smoothed with `background` where that is > 0."""
   if weight == 0:
     return amap
   lum = gaussian_smooth((img.astype(np.float32) / 255.0 * LUMA).sum(-1), sigma)
-  ref = np.float32(lum.mean(dtype=np.float64))
-  scale = 1 / max(ref, np.float32(1e-3)) + np.float32(zscore) / max(np.float32(lum.std(dtype=np.float64)), np.float32(1e-3))
-  return (amap + np.float32(weight) * (ref - lum) * np.float32(scale)).astype(np.float32)
+  ref = gaussian_smooth(lum, background) if background > 0 else np.full_like(lum, lum.mean(dtype=np.float64))
+  spread = max(np.float32(lum.std(dtype=np.float64)), np.float32(1e-3))
+  scale = 1 / np.maximum(ref, np.float32(1e-3)) + np.float32(zscore) / spread
+  return (amap + np.float32(weight) * (ref - lum) * scale).astype(np.float32)
 
 
 class Exported:
@@ -166,8 +169,8 @@ class Exported:
     img = resize(read_rgb(path), m["resize"])
     amap = self.map(img, image_id)
     score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
-    w, k = m.get("localization_darkness", 0.0), m.get("localization_zscore", 0.0)
-    loc = localization_map(amap, img, w, m.get("darkness_sigma", 1.0), k)
+    w, k, bg = (m.get(f"localization_{f}", 0.0) for f in ("darkness", "zscore", "background"))
+    loc = localization_map(amap, img, w, m.get("darkness_sigma", 1.0), k, bg)
     return score, ("crack" if score >= m["threshold"] else "good"), loc
 
 

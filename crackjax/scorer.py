@@ -64,12 +64,18 @@ class Scorer:
   def localization_zscore(self) -> float:
     return float(self.info.get("localization_zscore", 0.0))
 
+  @property
+  def localization_background(self) -> float:
+    return float(self.info.get("localization_background", 0.0))
+
   def score(self, m: np.ndarray) -> float:
     return anomaly.image_score(m, **anomaly.pooling_of(self.info))
 
   def localize(self, m: np.ndarray, img: np.ndarray) -> np.ndarray:
     """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3])."""
-    return anomaly.localization_map(m, img, self.localization_darkness, self.darkness_sigma, self.localization_zscore)
+    return anomaly.localization_map(
+      m, img, self.localization_darkness, self.darkness_sigma, self.localization_zscore, self.localization_background
+    )
 
   def units(self, m: np.ndarray) -> np.ndarray:
     """The map in its score's units: the red mask is units >= the image threshold."""

@@ -49,7 +49,7 @@ def test_the_large_variant_is_the_real_data_default_at_full_resolution_with_a_la
   base, large = ddim_50.get_config("data=/some/root"), ddim_50.get_config("data=/some/root,large")
   assert (large.data.resize, large.data.crop_size, large.model.channels, large.model.channel_mult) == (1.0, 64, 64, (1, 2, 2, 2))
   assert large.anomaly.to_dict() == base.anomaly.to_dict() and large.anomaly.localization_darkness == 1.5
-  assert large.anomaly.localization_zscore == 0.05
+  assert (large.anomaly.localization_zscore, large.anomaly.localization_background) == (0.05, 64.0)
   assert ddim_50.get_config("large").anomaly.localization_darkness == 0.0  # synthetic data: the image map localizes
   assert ddim_50.get_config("data=/some/root,large,tiny").model.channels == 8  # tiny still shrinks it for tests
 
@@ -85,6 +85,8 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.localization_darkness", float("inf"), "anomaly.localization_darkness"),
     ("anomaly.localization_zscore", -0.1, "anomaly.localization_zscore"),
     ("anomaly.localization_zscore", float("nan"), "anomaly.localization_zscore"),
+    ("anomaly.localization_background", -1.0, "anomaly.localization_background"),
+    ("anomaly.localization_background", float("inf"), "anomaly.localization_background"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),

@@ -380,11 +380,10 @@ def test_the_darkness_lab_reports_a_split_as_evaluation_does(tmp_path):
 
 
 def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tmp_path):
-  """anomaly.localization_darkness = 2 and localization_zscore = 0.5 on the darkness kind's black top-hat map: the
-  scores are those of w = 0 to the last digit, the saved maps are L = map + 2 D + 2 x 0.5 Z (D = (mean - L) / mean
-  of the smoothed luminance; the kind's 'relative' map is (median - L) / median, so D = 1 - (median / mean)(1 -
-  relative) away from the borders; Z = (mean - L) / std), the pixel metrics are L's, the file says so, the export
-  carries both weights, and the labs, which need image maps, refuse it."""
+  """anomaly.localization_darkness = 2, localization_zscore = 0.5 and localization_background = 3 on the darkness
+  kind's black top-hat map: the scores are those of w = 0 to the last digit, the saved maps are
+  L = map + 2 (R - L)(1 / R + 0.5 / std(L)), L the smoothed luminance and R L smoothed with sigma 3, the pixel
+  metrics are L's, the file says so, the export carries the settings, and the labs, which need image maps, refuse it."""
   from benchmarks import pooling_lab
   from configs import darkness
   from crackjax import report
@@ -392,34 +391,37 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
 
   root = make_root(tmp_path / "root")
   out, maps = {}, {}
-  for kind, w in (("relative", 0.0), ("tophat", 0.0), ("tophat", 2.0)):
+  for kind, w in (("tophat", 0.0), ("tophat", 2.0)):
     c = darkness.get_config(f"data={root}")
     c.data.tfds_dir = str(tmp_path / "tfds")
     c.eval.save_maps = True
     c.darkness.map = kind
     c.anomaly.localization_darkness = w
     c.anomaly.localization_zscore = 0.5 if w else 0.0
+    c.anomaly.localization_background = 3.0 if w else 0.0
     workdir = str(tmp_path / f"{kind}{w:g}")
     out[kind, w] = jobs.train_and_evaluate(c, workdir)
     maps[kind, w] = report.load_maps(os.path.join(workdir, "maps_test.npz"))
     assert out[kind, w]["model"]["localization_darkness"] == w
-    assert out[kind, w]["model"]["localization_zscore"] == (0.5 if w else 0.0)
+    assert (out[kind, w]["model"]["localization_zscore"], out[kind, w]["model"]["localization_background"]) == (
+      (0.5, 3.0) if w else (0.0, 0.0)
+    )
   assert _csv(tmp_path / "tophat0" / "scores.csv") == _csv(tmp_path / "tophat2" / "scores.csv")
   assert out["tophat", 0.0]["image"] == out["tophat", 2.0]["image"]
-  assert maps["tophat", 0.0][0] == maps["tophat", 2.0][0] == maps["relative", 0.0][0]
+  assert maps["tophat", 0.0][0] == maps["tophat", 2.0][0]
   test = pipeline.load_split(builders.builder_for(c, workdir, root), "test", resize=c.data.resize)
   assert test.filenames == maps["tophat", 2.0][0]
-  for img, rel, m0, m2 in zip(test.images, maps["relative", 0.0][2], maps["tophat", 0.0][2], maps["tophat", 2.0][2]):
+  for img, m0, m2 in zip(test.images, maps["tophat", 0.0][2], maps["tophat", 2.0][2]):
     lum = ndimage.gaussian_filter((img.astype(np.float64) / 255 * [0.299, 0.587, 0.114]).sum(-1), 1.0, mode="mirror")
-    ratio = np.median(lum) / lum.mean()
-    want = 2 * (1 - ratio * (1 - rel)) + 2 * 0.5 * (lum.mean() - lum) / lum.std()
+    ref = ndimage.gaussian_filter(lum, 3.0, mode="mirror", truncate=3.0)
+    want = 2 * (ref - lum) * (1 / ref + 0.5 / lum.std())
     np.testing.assert_allclose((m2 - m0)[3:-3, 3:-3], want[3:-3, 3:-3], atol=1e-2)
   for w in (0.0, 2.0):  # the pixel metrics are the saved maps' (and they differ)
     pm = report.split_pixel_metrics(test, maps["tophat", w][2])
     assert {k: pm[k] for k in ("auroc", "aupro", "ap")} == {k: out["tophat", w]["pixel"][k] for k in ("auroc", "aupro", "ap")}
   assert out["tophat", 0.0]["pixel"]["auroc"] != out["tophat", 2.0]["pixel"]["auroc"]
   meta = json.load(open(os.path.join(jobs.export(c, workdir), "export.json")))
-  assert (meta["localization_darkness"], meta["localization_zscore"]) == (2.0, 0.5)
+  assert (meta["localization_darkness"], meta["localization_zscore"], meta["localization_background"]) == (2.0, 0.5, 3.0)
   report.check_image_maps(os.path.join(tmp_path / "tophat0", "maps_test.npz"))
   with pytest.raises(SystemExit, match="localization_darkness=2"):
     pooling_lab.main([os.path.join(tmp_path / "tophat2", "maps_val.npz")])

@@ -270,10 +270,34 @@ def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkne
     anomaly.localization_map(m[:10], img, 1.5, 0.0)
   rough = np.random.default_rng(1).integers(0, 256, (23, 17, 3)).astype(np.uint8)
   m2 = np.random.default_rng(2).random((23, 17)).astype(np.float32)
-  for k in (0.0, 0.05):
+  for k, bg in ((0.0, 0.0), (0.05, 0.0), (0.05, 4.0), (0.05, 64.0)):  # 64: a kernel far wider than the image
     np.testing.assert_allclose(
-      export_loader.localization_map(m2, rough, 1.5, 1.0, k), anomaly.localization_map(m2, rough, 1.5, 1.0, k), atol=1e-5
+      export_loader.localization_map(m2, rough, 1.5, 1.0, k, bg), anomaly.localization_map(m2, rough, 1.5, 1.0, k, bg), atol=1e-5
     )
+
+
+def test_a_local_background_follows_uneven_lighting_where_the_mean_does_not():
+  """localization_background = s: the reference is the luminance smoothed with sigma s. On a linear ramp of
+  lighting (60 to 200 grey levels across 60 columns) a Gaussian keeps the ramp itself away from the borders, so
+  the darkness there is 0 (known answer) while the mean's is up to (130 - 60) / 130 on the dark side; a dark line
+  on the ramp's dark side stands out against its own surroundings: L = map + w (bg - v) (1 / bg + k / std)."""
+  ramp = np.tile(np.linspace(60, 200, 60)[None, :, None], (30, 1, 3))
+  img = np.round(ramp).astype(np.uint8)
+  zero = np.zeros((30, 60), np.float32)
+  bg = anomaly.localization_map(zero, img, 1.0, 0.0, 0.0, 3.0)
+  mean = anomaly.localization_map(zero, img, 1.0, 0.0, 0.0, 0.0)
+  np.testing.assert_allclose(bg[:, 10:-10], 0.0, atol=5e-3)  # rounding to grey levels: |error| <= 0.5 / 60
+  assert mean[:, :10].min() > 0.35 and mean[:, -10:].max() < -0.35  # the mean calls the dark side dark
+  lined = img.copy()
+  lined[:, 15] = (lined[:, 15] * 0.5).astype(np.uint8)  # a dark line on the dark side
+  loc = anomaly.localization_map(zero, lined, 1.0, 0.0, 0.05, 3.0)
+  lum = lined[..., 0].astype(np.float64) / 255
+  from scipy import ndimage
+
+  ref = ndimage.gaussian_filter(lum, 3.0, mode="mirror", truncate=3.0)
+  want = (ref - lum) * (1 / ref + 0.05 / lum.std())
+  np.testing.assert_allclose(loc[:, 5:-5], want[:, 5:-5], atol=1e-4)
+  assert loc[15, 15] > 5 * np.abs(loc[15, 30:50]).max()
 
 
 def test_the_localization_zscore_adds_the_darkness_in_units_of_the_images_spread():
