@@ -21,7 +21,7 @@ D, each of the luminance L smoothed with 1 px (reference - L) / reference:
   zscore floor F  (mean - L) / max(std(L), F): the z-score, its spread floored at F (luminance in [0, 1])
   mean+zscore K   global mean + K global zscore
   mean+local zscore S  global mean + 0.05 (local mean - L) / local std, Gaussian-weighted with sigma S
-  bg S+zscore 0.05  mean+zscore 0.05 with the reference a Gaussian background of sigma S instead of the mean
+  bg S+zscore K   mean+zscore K with the reference a Gaussian background of sigma S instead of the mean
   global mad      (median - L) / (1.4826 MAD(L)): the same with robust statistics
   closing S       a grey closing of L with an S x S square (the local background over dark lines narrower than S)
   gauss bg S      L smoothed with a Gaussian of sigma S
@@ -91,6 +91,7 @@ DARKNESS = {
   },
   **{f"mean+local zscore {s}": (lambda L, s=s: mean_plus_local_z(L, s)) for s in (8, 16, 32)},
   **{f"bg {s}+zscore 0.05": (lambda L, s=s: bg_zscore(L, s)) for s in (8, 16, 32, 64)},
+  **{f"bg 64+zscore {k}": (lambda L, k=k: bg_zscore(L, 64, k)) for k in (0.0, 0.02, 0.1)},
   "global mad": lambda L: (np.median(L) - L) / max(1.4826 * float(np.median(np.abs(L - np.median(L)))), 1e-3),
   **{f"closing {s}": (lambda L, s=s: relative(ndimage.grey_closing(L, size=(s, s)), L)) for s in (7, 11, 15, 21, 31)},
   **{f"gauss bg {s}": (lambda L, s=s: relative(ndimage.gaussian_filter(L, s, mode="reflect"), L)) for s in (4, 8, 16)},
