@@ -128,6 +128,20 @@ def gaussian_smooth(m: np.ndarray, sigma: float) -> np.ndarray:
   return sum(k[i] * x[:, i : i + w] for i in range(2 * r + 1)).astype(np.float32)
 
 
+def gaussian_operator(n: int, sigma: float) -> np.ndarray:
+  """[n, n]: gaussian_smooth along an axis of length n as one matrix (crackjax's anomaly.gaussian_operator)."""
+  r = max(1, int(round(3.0 * sigma)))
+  k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
+  k = k / k.sum()
+  j = np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :]
+  period = max(1, 2 * (n - 1))
+  j = np.mod(j, period)
+  j = np.where(j >= n, period - j, j)
+  out = np.zeros((n, n))
+  np.add.at(out, (np.repeat(np.arange(n), 2 * r + 1), j.ravel()), np.tile(k, n))
+  return out.astype(np.float32)
+
+
 def localization_map(
   amap: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0, background: float = 0.0
 ) -> np.ndarray:
@@ -136,7 +150,10 @@ def localization_map(
   if weight == 0:
     return amap
   lum = gaussian_smooth((img.astype(np.float32) / 255.0 * LUMA).sum(-1), sigma)
-  ref = gaussian_smooth(lum, background) if background > 0 else np.full_like(lum, lum.mean(dtype=np.float64))
+  if background > 0:
+    ref = gaussian_operator(lum.shape[0], background) @ lum @ gaussian_operator(lum.shape[1], background).T
+  else:
+    ref = np.full_like(lum, lum.mean(dtype=np.float64))
   spread = max(np.float32(lum.std(dtype=np.float64)), np.float32(1e-3))
   scale = 1 / np.maximum(ref, np.float32(1e-3)) + np.float32(zscore) / spread
   return (amap + np.float32(weight) * (ref - lum) * scale).astype(np.float32)

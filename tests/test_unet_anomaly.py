@@ -276,6 +276,19 @@ def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkne
     )
 
 
+@pytest.mark.parametrize("n,sigma", [(1, 3.0), (2, 3.0), (5, 64.0), (40, 3.0), (113, 64.0)])
+def test_the_gaussian_operator_is_gaussian_smooth_as_a_matrix(n, sigma):
+  """gaussian_operator(n, s) @ x @ gaussian_operator(w, s).T = gaussian_smooth(x, s), borders included, also where
+  the kernel (385 taps at sigma 64) is far longer than the axis; the export loader's copy too. The rows sum to 1."""
+  from crackjax import export_loader
+
+  x = np.random.default_rng(n).random((n, 9)).astype(np.float32)
+  want = np.asarray(anomaly.gaussian_smooth(jnp.asarray(x)[None], sigma))[0]
+  for mod in (anomaly, export_loader):
+    np.testing.assert_allclose(mod.gaussian_operator(n, sigma) @ x @ mod.gaussian_operator(9, sigma).T, want, atol=1e-6)
+  np.testing.assert_allclose(anomaly.gaussian_operator(n, sigma).sum(1), 1.0, rtol=1e-6)
+
+
 def test_a_local_background_follows_uneven_lighting_where_the_mean_does_not():
   """localization_background = s: the reference is the luminance smoothed with sigma s. On a linear ramp of
   lighting (60 to 200 grey levels across 60 columns) a Gaussian keeps the ramp itself away from the borders, so
