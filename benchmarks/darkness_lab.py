@@ -120,6 +120,7 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   ap.add_argument("--darkness", default="", help="comma-separated names of D to try (default: all)")
   ap.add_argument("--split", default="val", help="the split the maps were scored on: val | test")
   ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="comma-separated weights w")
+  ap.add_argument("--lum_sigma", type=float, default=1.0, help="the luminance's smoothing (the config's darkness.sigma)")
   args = ap.parse_args(argv)
   from crackjax.data import builders, pipeline
 
@@ -145,7 +146,7 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     images=[split.images[i] for i in order], masks=[split.masks[i] for i in order], has_mask=split.has_mask[order],
     labels=split.labels[order], filenames=[split.filenames[i] for i in order],
   )  # fmt: skip
-  lums = [luminance(img) for img in sub.images]
+  lums = [luminance(img, args.lum_sigma) for img in sub.images]
   if any(L.shape != m.shape for L, m in zip(lums, maps)):
     sys.exit(f"{args.maps}: the maps are not at the {args.split} images' size at data.resize={c.data.resize}")
   labels = np.asarray(labels)
