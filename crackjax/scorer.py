@@ -36,6 +36,10 @@ from crackjax import anomaly
 log = logging.getLogger(__name__)
 
 
+# anomaly.localization_map's settings as Scorer.info holds them, each with its value where an older run's info lacks it
+LOCALIZATION = {"localization_darkness": 0.0, "darkness_sigma": 1.0, "localization_zscore": 0.0, "localization_background": 0.0}
+
+
 @dataclasses.dataclass
 class Scorer:
   """A trained model of any kind, as evaluation needs it (see the module docstring)."""
@@ -52,29 +56,23 @@ class Scorer:
     return self.info["pooling"]
 
   @property
+  def localization(self) -> dict[str, float]:
+    """The localization map's settings (info, as metrics.json records them; LOCALIZATION's value where absent)."""
+    return {k: float(self.info.get(k, v)) for k, v in LOCALIZATION.items()}
+
+  @property
   def localization_darkness(self) -> float:
-    """The localization map's darkness weight (info, as metrics.json records it; 0: the image map localizes)."""
-    return float(self.info.get("localization_darkness", 0.0))
-
-  @property
-  def darkness_sigma(self) -> float:
-    return float(self.info.get("darkness_sigma", 1.0))
-
-  @property
-  def localization_zscore(self) -> float:
-    return float(self.info.get("localization_zscore", 0.0))
-
-  @property
-  def localization_background(self) -> float:
-    return float(self.info.get("localization_background", 0.0))
+    """The localization map's darkness weight (0: the image map localizes)."""
+    return self.localization["localization_darkness"]
 
   def score(self, m: np.ndarray) -> float:
     return anomaly.image_score(m, **anomaly.pooling_of(self.info))
 
   def localize(self, m: np.ndarray, img: np.ndarray) -> np.ndarray:
     """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3])."""
+    s = self.localization
     return anomaly.localization_map(
-      m, img, self.localization_darkness, self.darkness_sigma, self.localization_zscore, self.localization_background
+      m, img, s["localization_darkness"], s["darkness_sigma"], s["localization_zscore"], s["localization_background"]
     )
 
   def units(self, m: np.ndarray) -> np.ndarray:
