@@ -121,6 +121,11 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   ap.add_argument("--split", default="val", help="the split the maps were scored on: val | test")
   ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)), help="comma-separated weights w")
   ap.add_argument("--lum_sigma", type=float, default=1.0, help="the luminance's smoothing (the config's darkness.sigma)")
+  ap.add_argument(
+    "--sum_sigma", type=float, default=None,
+    help="max+sum only: the luminance's smoothing of the summed term w D (the config's anomaly.localization_sigma); "
+    "the image map's max(map, a D) keeps --lum_sigma (default: --lum_sigma for both)",
+  )  # fmt: skip
   args = ap.parse_args(argv)
   from crackjax.data import builders, pipeline
 
@@ -147,6 +152,8 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     labels=split.labels[order], filenames=[split.filenames[i] for i in order],
   )  # fmt: skip
   lums = [luminance(img, args.lum_sigma) for img in sub.images]
+  sum_sigma = args.lum_sigma if args.sum_sigma is None else args.sum_sigma
+  lums_sum = lums if sum_sigma == args.lum_sigma else [luminance(img, sum_sigma) for img in sub.images]
   if any(L.shape != m.shape for L, m in zip(lums, maps)):
     sys.exit(f"{args.maps}: the maps are not at the {args.split} images' size at data.resize={c.data.resize}")
   labels = np.asarray(labels)
@@ -189,9 +196,14 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   print(f"{rows[0][0]:28s} {show(rows[0][3])}", flush=True)
   for name in names_d:
     dark = [kinds[name](L) for L in lums]
+    dark_sum = dark if lums_sum is lums else [kinds[name](L) for L in lums_sum]
     for fusion in fusions:
       for w in weights:
-        rows.append((name, fusion, w, auroc([FUSIONS[fusion](m, d, w, c.anomaly.darkness) for m, d in zip(maps, dark)])))
+        if fusion == "max+sum":  # the image map's term at --lum_sigma, the summed term at --sum_sigma
+          fused = [np.maximum(m, c.anomaly.darkness * d) + w * ds for m, d, ds in zip(maps, dark, dark_sum)]
+        else:
+          fused = [FUSIONS[fusion](m, d, w, c.anomaly.darkness) for m, d in zip(maps, dark)]
+        rows.append((name, fusion, w, auroc(fused)))
         print(f"{name:20s} {fusion:7s} w = {w:<4} {show(rows[-1][3])}", flush=True)
   cols = ["image AUROC"] + (["pixel AUROC", "AUPRO", "pixel AP"] if pixel else [])
   print(f"\n{len(maps)} {args.split} maps from {args.maps}")

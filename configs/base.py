@@ -97,6 +97,8 @@ def defaults() -> ml_collections.ConfigDict:
   # > 0: that darkness's reference is the luminance smoothed with this sigma (map pixels), not the image's mean, so
   # that a photo lit unevenly is not dark on its darker side
   c.anomaly.localization_background = 0.0
+  # the luminance's smoothing (pixels) in that darkness; the image map's darkness keeps darkness.sigma
+  c.anomaly.localization_sigma = 1.0
   c.anomaly.channels = "mean"  # 'mean': residual per colour channel, averaged | 'luma': luminance residual only
   c.anomaly.pooling = "topk"  # image score: 'max', 'topk' (mean of the top fraction), 'topk_minus_median', 'topk_mad'
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
@@ -321,6 +323,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     localization_darkness=1.5,
     localization_zscore=0.05,
     localization_background=64.0,
+    localization_sigma=0.75,
   )
 
 

@@ -59,6 +59,7 @@ LEGACY = {
   "anomaly.localization_darkness": 0.0,  # before session 16 the image map was the localization map
   "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
   "anomaly.localization_background": 0.0,  # and that mean was its reference
+  "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
 }
 
 
@@ -164,6 +165,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     0 <= a.localization_background < float("inf"),
     "anomaly.localization_background",
     f"must be a finite sigma >= 0 (map pixels; 0: the image's mean), got {a.localization_background}",
+  )
+  _check(
+    0 <= a.localization_sigma < float("inf"),
+    "anomaly.localization_sigma",
+    f"must be a finite sigma >= 0 (map pixels; 0: no smoothing), got {a.localization_sigma}",
   )
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,

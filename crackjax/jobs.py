@@ -121,12 +121,13 @@ def train_only(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   """The model trained in `workdir`, of config.model.kind, as a Scorer, localizing with config.anomaly's
-  localization_darkness, _zscore and _background (whatever the kind: a step after the model, as the pooling is)."""
+  localization_darkness, _sigma, _zscore and _background (whatever the kind: a step after the model, as the pooling
+  is)."""
   check_workdir_compatible(config, workdir)
   scorer = kinds.get(config.model.kind).make_scorer(config, workdir)
   loc = dict(
     localization_darkness=float(config.anomaly.localization_darkness),
-    darkness_sigma=float(config.darkness.sigma),
+    localization_sigma=float(config.anomaly.localization_sigma),
     localization_zscore=float(config.anomaly.localization_zscore),
     localization_background=float(config.anomaly.localization_background),
   )

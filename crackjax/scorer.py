@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 
 # anomaly.localization_map's settings as Scorer.info holds them, each with its value where an older run's info lacks it
-LOCALIZATION = {"localization_darkness": 0.0, "darkness_sigma": 1.0, "localization_zscore": 0.0, "localization_background": 0.0}
+LOCALIZATION = {
+  "localization_darkness": 0.0, "localization_sigma": 1.0, "localization_zscore": 0.0, "localization_background": 0.0,
+}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -72,7 +74,7 @@ class Scorer:
     """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3])."""
     s = self.localization
     return anomaly.localization_map(
-      m, img, s["localization_darkness"], s["darkness_sigma"], s["localization_zscore"], s["localization_background"]
+      m, img, s["localization_darkness"], s["localization_sigma"], s["localization_zscore"], s["localization_background"]
     )
 
   def units(self, m: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ def test_the_large_variant_is_the_real_data_default_at_full_resolution_with_a_la
   assert (large.data.resize, large.data.crop_size, large.model.channels, large.model.channel_mult) == (1.0, 64, 64, (1, 2, 2, 2))
   assert large.anomaly.to_dict() == base.anomaly.to_dict() and large.anomaly.localization_darkness == 1.5
   assert (large.anomaly.localization_zscore, large.anomaly.localization_background) == (0.05, 64.0)
+  assert (large.anomaly.localization_sigma, large.darkness.sigma) == (0.75, 1.0)  # the image score's darkness keeps 1
   assert ddim_50.get_config("large").anomaly.localization_darkness == 0.0  # synthetic data: the image map localizes
   assert ddim_50.get_config("data=/some/root,large,tiny").model.channels == 8  # tiny still shrinks it for tests
 
@@ -87,6 +88,8 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.localization_zscore", float("nan"), "anomaly.localization_zscore"),
     ("anomaly.localization_background", -1.0, "anomaly.localization_background"),
     ("anomaly.localization_background", float("inf"), "anomaly.localization_background"),
+    ("anomaly.localization_sigma", -0.5, "anomaly.localization_sigma"),
+    ("anomaly.localization_sigma", float("nan"), "anomaly.localization_sigma"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),

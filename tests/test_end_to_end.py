@@ -1,6 +1,7 @@
 """The jobs main.py runs, on tiny configs: train-then-evaluate, rerun, evaluate elsewhere, predict, bad input."""
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -377,12 +378,29 @@ def test_the_darkness_lab_reports_a_split_as_evaluation_does(tmp_path):
   img = test.images[test.filenames.index(names[0])]
   d = darkness_lab.DARKNESS["global median"](darkness_lab.luminance(img))
   np.testing.assert_allclose(d[3:-3, 3:-3], maps[0][3:-3, 3:-3], atol=2e-3)  # scipy's and the scorer's borders differ
+  # --sum_sigma smooths the summed term's luminance alone: max(map, a D at 1) + w D at 0.5, a the config's darkness
+  pick = [maps_file, f"--root={root}", *args[:3], "--darkness=global mean", "--weights=2.0", "--fusions=max+sum"]
+  got = darkness_lab.main([*pick, "--sum_sigma=0.5"])[1][3]
+  idx = [test.filenames.index(str(n)) for n in names]
+  sub = pipeline.Split(
+    images=[test.images[i] for i in idx], masks=[test.masks[i] for i in idx], has_mask=test.has_mask[idx],
+    labels=test.labels[idx], filenames=[test.filenames[i] for i in idx],
+  )  # fmt: skip
+  dark = darkness_lab.DARKNESS["global mean"]
+  fused = [
+    np.maximum(m, c.anomaly.darkness * dark(darkness_lab.luminance(img))) + 2.0 * dark(darkness_lab.luminance(img, 0.5))
+    for m, img in zip(maps, sub.images)
+  ]
+  want = report.split_pixel_metrics(sub, fused)
+  assert c.anomaly.darkness > 0 and got[1:] == pytest.approx([want[k] for k in ("auroc", "aupro", "ap")])
+  assert got != pytest.approx(darkness_lab.main(pick)[1][3])  # and that differs from sigma 1 for both
 
 
 def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tmp_path):
-  """anomaly.localization_darkness = 2, localization_zscore = 0.5 and localization_background = 3 on the darkness
-  kind's black top-hat map: the scores are those of w = 0 to the last digit, the saved maps are
-  L = map + 2 (R - L)(1 / R + 0.5 / std(L)), L the smoothed luminance and R L smoothed with sigma 3, the pixel
+  """anomaly.localization_darkness = 2, localization_zscore = 0.5, localization_background = 3 and
+  localization_sigma = 0.5 on the darkness kind's black top-hat map: the scores are those of w = 0 to the last
+  digit, the saved maps are L = map + 2 (R - L)(1 / R + 0.5 / std(L)), L the luminance smoothed with sigma 0.5 and
+  R L smoothed with sigma 3, the pixel
   metrics are L's, the file says so, the export carries the settings, and the labs, which need image maps, refuse it."""
   from benchmarks import pooling_lab
   from configs import darkness
@@ -399,12 +417,14 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
     c.anomaly.localization_darkness = w
     c.anomaly.localization_zscore = 0.5 if w else 0.0
     c.anomaly.localization_background = 3.0 if w else 0.0
+    c.anomaly.localization_sigma = 0.5 if w else 1.0
     workdir = str(tmp_path / f"{kind}{w:g}")
     out[kind, w] = jobs.train_and_evaluate(c, workdir)
     maps[kind, w] = report.load_maps(os.path.join(workdir, "maps_test.npz"))
     assert out[kind, w]["model"]["localization_darkness"] == w
-    assert (out[kind, w]["model"]["localization_zscore"], out[kind, w]["model"]["localization_background"]) == (
-      (0.5, 3.0) if w else (0.0, 0.0)
+    got = out[kind, w]["model"]
+    assert (got["localization_zscore"], got["localization_background"], got["localization_sigma"]) == (
+      (0.5, 3.0, 0.5) if w else (0.0, 0.0, 1.0)
     )
   assert _csv(tmp_path / "tophat0" / "scores.csv") == _csv(tmp_path / "tophat2" / "scores.csv")
   assert out["tophat", 0.0]["image"] == out["tophat", 2.0]["image"]
@@ -412,7 +432,7 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
   test = pipeline.load_split(builders.builder_for(c, workdir, root), "test", resize=c.data.resize)
   assert test.filenames == maps["tophat", 2.0][0]
   for img, m0, m2 in zip(test.images, maps["tophat", 0.0][2], maps["tophat", 2.0][2]):
-    lum = ndimage.gaussian_filter((img.astype(np.float64) / 255 * [0.299, 0.587, 0.114]).sum(-1), 1.0, mode="mirror")
+    lum = ndimage.gaussian_filter((img.astype(np.float64) / 255 * [0.299, 0.587, 0.114]).sum(-1), 0.5, mode="mirror")
     ref = ndimage.gaussian_filter(lum, 3.0, mode="mirror", truncate=3.0)
     want = 2 * (ref - lum) * (1 / ref + 0.5 / lum.std())
     np.testing.assert_allclose((m2 - m0)[3:-3, 3:-3], want[3:-3, 3:-3], atol=1e-2)
@@ -420,8 +440,14 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
     pm = report.split_pixel_metrics(test, maps["tophat", w][2])
     assert {k: pm[k] for k in ("auroc", "aupro", "ap")} == {k: out["tophat", w]["pixel"][k] for k in ("auroc", "aupro", "ap")}
   assert out["tophat", 0.0]["pixel"]["auroc"] != out["tophat", 2.0]["pixel"]["auroc"]
-  meta = json.load(open(os.path.join(jobs.export(c, workdir), "export.json")))
-  assert (meta["localization_darkness"], meta["localization_zscore"], meta["localization_background"]) == (2.0, 0.5, 3.0)
+  exp = jobs.export(c, workdir)
+  meta = json.load(open(os.path.join(exp, "export.json")))
+  assert [meta[f"localization_{k}"] for k in ("darkness", "zscore", "background", "sigma")] == [2.0, 0.5, 3.0, 0.5]
+  spec = importlib.util.spec_from_file_location("crackjax_export", os.path.join(exp, "crackjax_export.py"))
+  loader = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(loader)
+  for name, m2 in list(zip(*maps["tophat", 2.0][::2]))[:3]:  # the loader's localization map is the saved one
+    np.testing.assert_allclose(loader.Exported(exp).predict(os.path.join(root, name))[2], m2, atol=1e-4)
   report.check_image_maps(os.path.join(tmp_path / "tophat0", "maps_test.npz"))
   with pytest.raises(SystemExit, match="localization_darkness=2"):
     pooling_lab.main([os.path.join(tmp_path / "tophat2", "maps_val.npz")])

@@ -270,9 +270,9 @@ def test_the_localization_map_is_the_image_map_plus_the_weighted_relative_darkne
     anomaly.localization_map(m[:10], img, 1.5, 0.0)
   rough = np.random.default_rng(1).integers(0, 256, (23, 17, 3)).astype(np.uint8)
   m2 = np.random.default_rng(2).random((23, 17)).astype(np.float32)
-  for k, bg in ((0.0, 0.0), (0.05, 0.0), (0.05, 4.0), (0.05, 64.0)):  # 64: a kernel far wider than the image
-    np.testing.assert_allclose(
-      export_loader.localization_map(m2, rough, 1.5, 1.0, k, bg), anomaly.localization_map(m2, rough, 1.5, 1.0, k, bg), atol=1e-5
+  for s, k, bg in ((1.0, 0.0, 0.0), (1.0, 0.05, 0.0), (1.0, 0.05, 4.0), (1.0, 0.05, 64.0), (0.75, 0.05, 64.0)):
+    np.testing.assert_allclose(  # 64: a kernel far wider than the image
+      export_loader.localization_map(m2, rough, 1.5, s, k, bg), anomaly.localization_map(m2, rough, 1.5, s, k, bg), atol=1e-5
     )
 
 
