@@ -18,7 +18,7 @@ from crackjax import predict as predict_lib
 from crackjax import sweep as sweep_lib
 from crackjax import toy as toy_lib
 from crackjax.data import builders
-from crackjax.scorer import Scorer
+from crackjax.scorer import LOCALIZATION, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,7 @@ def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   is)."""
   check_workdir_compatible(config, workdir)
   scorer = kinds.get(config.model.kind).make_scorer(config, workdir)
-  loc = dict(
-    localization_darkness=float(config.anomaly.localization_darkness),
-    localization_sigma=float(config.anomaly.localization_sigma),
-    localization_zscore=float(config.anomaly.localization_zscore),
-    localization_background=float(config.anomaly.localization_background),
-  )
-  scorer.info.update(loc)  # Scorer.localize reads them there
+  scorer.info.update({k: float(config.anomaly[k]) for k in LOCALIZATION})  # Scorer.localize reads them there
   return scorer
 
 

@@ -36,7 +36,8 @@ from crackjax import anomaly
 log = logging.getLogger(__name__)
 
 
-# anomaly.localization_map's settings as Scorer.info holds them, each with its value where an older run's info lacks it
+# anomaly.localization_map's settings (config.anomaly fields of these names) as Scorer.info holds them, each with its
+# value where an older run's info lacks it
 LOCALIZATION = {
   "localization_darkness": 0.0, "localization_sigma": 1.0, "localization_zscore": 0.0, "localization_background": 0.0,
 }  # fmt: skip
