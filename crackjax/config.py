@@ -150,27 +150,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(
     isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
   )
-  _check(0 <= a.darkness < float("inf"), "anomaly.darkness", f"must be a finite weight >= 0, got {a.darkness}")
-  _check(
-    0 <= a.localization_darkness < float("inf"),
-    "anomaly.localization_darkness",
-    f"must be a finite weight >= 0, got {a.localization_darkness}",
-  )
-  _check(
-    0 <= a.localization_zscore < float("inf"),
-    "anomaly.localization_zscore",
-    f"must be a finite weight >= 0, got {a.localization_zscore}",
-  )
-  _check(
-    0 <= a.localization_background < float("inf"),
-    "anomaly.localization_background",
-    f"must be a finite sigma >= 0 (map pixels; 0: the image's mean), got {a.localization_background}",
-  )
-  _check(
-    0 <= a.localization_sigma < float("inf"),
-    "anomaly.localization_sigma",
-    f"must be a finite sigma >= 0 (map pixels; 0: no smoothing), got {a.localization_sigma}",
-  )
+  for field, what in (  # finite and >= 0: the darkness weights and the localization map's sigmas
+    ("darkness", "weight >= 0"),
+    ("localization_darkness", "weight >= 0"),
+    ("localization_zscore", "weight >= 0"),
+    ("localization_background", "sigma >= 0 (map pixels; 0: the image's mean)"),
+    ("localization_sigma", "sigma >= 0 (map pixels; 0: no smoothing)"),
+  ):
+    _check(0 <= a[field] < float("inf"), f"anomaly.{field}", f"must be a finite {what}, got {a[field]}")
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,
     "anomaly.smoothing_sigma",
