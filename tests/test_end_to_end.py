@@ -474,3 +474,18 @@ def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
   c.eval.test = True
   with pytest.raises(FileNotFoundError, match="no test split"):
     jobs.evaluate(c, workdir)
+
+
+def test_the_reference_lab_rescores_against_the_nearest_sound_photos():
+  """benchmarks/reference_lab.py: a photo is compared with the k reference photos nearest in standardized features,
+  not with all of them: two surfaces whose sound photos score 1 +- 0.1 and 5, a query on each (known answers)."""
+  from benchmarks import reference_lab
+
+  rng = np.random.default_rng(0)
+  ref_f = np.r_[
+    np.c_[rng.normal(0, 0.01, 20), rng.normal(0, 0.01, 20)], np.c_[rng.normal(10, 0.01, 20), rng.normal(0.05, 0.01, 20)]
+  ]
+  ref_s = np.r_[1 + 0.1 * np.tile([-1, 1], 10), np.full(20, 5.0)]
+  out = reference_lab.rescore(np.array([2.0, 2.0]), np.array([[0.0, 0.0], [10.0, 0.05]]), ref_s, ref_f, k=20)
+  np.testing.assert_allclose(out["shift"], [1.0, -3.0])
+  np.testing.assert_allclose(out["z"], [1.0 / 0.1, -3.0 / 1e-6])
