@@ -489,3 +489,19 @@ def test_the_reference_lab_rescores_against_the_nearest_sound_photos():
   out = reference_lab.rescore(np.array([2.0, 2.0]), np.array([[0.0, 0.0], [10.0, 0.05]]), ref_s, ref_f, k=20)
   np.testing.assert_allclose(out["shift"], [1.0, -3.0])
   np.testing.assert_allclose(out["z"], [1.0 / 0.1, -3.0 / 1e-6])
+
+
+def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
+  """benchmarks/paired_bootstrap.py: the same scores differ by 0 in every resample (share <= 0 is 1); a perfect
+  score against a reversed one differs by 1 in every resample (share 0); each resample keeps both classes, even
+  with one photo of each."""
+  from benchmarks import paired_bootstrap
+
+  labels = np.array([0, 0, 0, 1, 1, 1])
+  s = np.array([0.1, 0.5, 0.3, 0.4, 0.9, 0.2])
+  same = paired_bootstrap.paired_bootstrap(labels, s, s, n=200)
+  assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0}
+  sure = paired_bootstrap.paired_bootstrap(labels, -labels.astype(float), labels.astype(float), n=200)
+  assert sure == {"diff": 1.0, "low": 1.0, "high": 1.0, "p_not_better": 0.0}
+  one = paired_bootstrap.paired_bootstrap(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), n=200)
+  assert one["diff"] == -1.0 and one["p_not_better"] == 1.0

@@ -1,0 +1,75 @@
+"""How sure is a difference in image AUROC between two runs scored on the same photos? A paired bootstrap.
+
+Takes two score files of the same split (a run's scores.csv or val_scores.csv: file, label, score), resamples the
+photos with replacement, cracked and good separately (each resample keeps the split's counts), and prints AUROC(B) -
+AUROC(A) on the photos as they are, its 95% interval over the resamples, and the share of resamples in which B is not
+better (<= 0): the figure a selection rule can ask to be below 0.05.
+
+  python benchmarks/paired_bootstrap.py runs/cp/eval/syncracks_s1_line6/scores.csv \
+    runs/cp/eval/syncracks_s1_line10/scores.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from crackjax import metrics  # noqa: E402
+
+
+def read_scores(path: str) -> dict[str, tuple[int, float]]:
+  with open(path, newline="") as f:
+    return {r["file"]: (int(r["label"]), float(r["score"])) for r in csv.DictReader(f)}
+
+
+def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> dict:
+  """AUROC(b) - AUROC(a) on the same photos, and over n stratified resamples of them: {'diff', 'low', 'high',
+  'p_not_better'} (95% interval; share of resamples with a difference <= 0)."""
+  labels = np.asarray(labels)
+  pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+  if not len(pos) or not len(neg):
+    raise ValueError("paired_bootstrap needs cracked and good photos")
+  rng = np.random.default_rng(seed)
+  d = np.empty(n)
+  for r in range(n):
+    i = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+    d[r] = metrics.auroc(b[i], labels[i]) - metrics.auroc(a[i], labels[i])
+  low, high = np.percentile(d, [2.5, 97.5])
+  diff = metrics.auroc(b, labels) - metrics.auroc(a, labels)
+  return {"diff": float(diff), "low": float(low), "high": float(high), "p_not_better": float((d <= 0).mean())}
+
+
+def main(argv=None) -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("a", help="the first run's scores.csv (the default)")
+  ap.add_argument("b", help="the second run's scores.csv on the same photos (the candidate)")
+  ap.add_argument("--n", type=int, default=2000, help="resamples")
+  ap.add_argument("--seed", type=int, default=0)
+  args = ap.parse_args(argv)
+  a, b = read_scores(args.a), read_scores(args.b)
+  if set(a) != set(b):
+    sys.exit(f"{args.a} and {args.b} score different photos ({len(set(a) ^ set(b))} not in both)")
+  files = sorted(a)
+  if any(a[f][0] != b[f][0] for f in files):
+    sys.exit(f"{args.a} and {args.b} disagree on a label")
+  labels = np.array([a[f][0] for f in files])
+  try:
+    out = paired_bootstrap(
+      labels, np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files]), n=args.n, seed=args.seed
+    )
+  except ValueError as e:
+    sys.exit(f"{args.a}: {e}")
+  print(
+    f"{len(files)} photos ({int(labels.sum())} cracked): AUROC B - A = {out['diff']:+.5f}, "
+    f"95% interval [{out['low']:+.5f}, {out['high']:+.5f}], share of resamples <= 0: {out['p_not_better']:.3f}"
+  )
+
+
+if __name__ == "__main__":
+  main()
