@@ -505,3 +505,37 @@ def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
   assert sure == {"diff": 1.0, "low": 1.0, "high": 1.0, "p_not_better": 0.0}
   one = paired_bootstrap.paired_bootstrap(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), n=200)
   assert one["diff"] == -1.0 and one["p_not_better"] == 1.0
+
+
+def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
+  """benchmarks/selection.py: per set, the default's and the candidate's scores of the same photos are compared (a
+  candidate that ranks val perfectly where the default reverses it: +1, share 0; a folder scored alike: 0), with
+  each run's own pixel AUPRO; and main.py is asked for val only, or for a folder's test split, with the overrides."""
+  from benchmarks import selection
+
+  files = ["a.png", "b.png", "c.png", "d.png"]
+  labels = [0, 0, 1, 1]
+
+  def run(set_name, name, scores, aupro=None):
+    d = tmp_path / "eval" / selection.eval_name(set_name, name)
+    d.mkdir(parents=True)
+    rows = ["file,label,score"] + [f"{f},{y},{s}" for f, y, s in zip(files, labels, scores)]
+    (d / ("val_scores.csv" if set_name == "val" else "scores.csv")).write_text("\n".join(rows) + "\n")
+    (d / "metrics.json").write_text(json.dumps({"pixel": {"aupro": aupro}} if aupro is not None else {}))
+
+  run("val", "default", [4, 3, 2, 1])
+  run("val", "cand", [1, 2, 3, 4])
+  run("folder", "default", [1, 3, 2, 4], aupro=0.5)
+  run("folder", "cand", [1, 3, 2, 4], aupro=0.6)
+  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder/"]), "cand", n=50)
+  assert [r["set"] for r in rows] == ["val", "folder"]
+  assert (rows[0]["auroc_a"], rows[0]["auroc_b"], rows[0]["diff"], rows[0]["p_not_better"]) == (0.0, 1.0, 1.0, 0.0)
+  assert rows[0]["aupro"] is None
+  assert (rows[1]["auroc_a"], rows[1]["diff"], rows[1]["p_not_better"]) == (0.75, 0.0, 1.0)
+  assert (rows[1]["aupro_default"], rows[1]["aupro"]) == (0.5, 0.6)
+  assert "| folder | 0.75000 | 0.75000 | +0.00000 |" in selection.table(rows, "cand")
+  val = selection.command("c.py", "R", "W", None, "cand", ["anomaly.line_sigma=10"])
+  assert val[2:] == ["--config=c.py:data=R", "--workdir=W", "--mode=evaluate", "--config.eval.name=sel_val_cand",
+                     "--config.eval.test=False", "--config.anomaly.line_sigma=10"]  # fmt: skip
+  folder = selection.command("c.py", "R", "W", "x/folder", "default", [])
+  assert folder[-2:] == ["--config.eval.name=sel_folder_default", "--config.eval.root=x/folder"]

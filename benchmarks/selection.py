@@ -1,0 +1,124 @@
+"""One setting against the default, on val and on synthetic-crack folders, with a paired bootstrap: the evidence a
+selection rule written before the runs asks for, in one command.
+
+  python benchmarks/selection.py --name=line10 --set=anomaly.line_sigma=10
+
+scores a trained teacher (`--workdir`, runs/cp) through main.py `--mode=evaluate` twice per set, as it is (name
+`default`) and with the `--set` overrides (`--name`): on the root's val split and on each `--folders` folder's test
+split (written by benchmarks/synthetic_cracks_folder.py; its masks give pixel AUPRO). A finished evaluation is not
+run again (its metrics.json is there), so a killed run resumes and the default is scored once for all candidates.
+Then it prints, per set, image AUROC of both, the paired stratified bootstrap of the difference
+(benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks. Only val and synthetic folders: test is
+never scored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.paired_bootstrap import paired_bootstrap, read_scores  # noqa: E402
+from crackjax import metrics  # noqa: E402
+
+FOLDERS = "runs/cp_syncracks,runs/cp_syncracks_neg,runs/cp_syncracks_s1,runs/cp_syncracks_neg_s1"
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def eval_name(set_name: str, name: str) -> str:
+  return f"sel_{set_name}_{name}"
+
+
+def sets_of(folders: list[str]) -> list[tuple[str, str | None]]:
+  """[(set name, folder or None for the root's val)]"""
+  return [("val", None)] + [(os.path.basename(os.path.normpath(f)), f) for f in folders]
+
+
+def command(config: str, root: str, workdir: str, folder: str | None, name: str, overrides: list[str]) -> list[str]:
+  """main.py's command line for one evaluation: val only (folder None) or a folder's test split."""
+  set_name = "val" if folder is None else os.path.basename(os.path.normpath(folder))
+  cmd = [sys.executable, os.path.join(REPO, "main.py"), f"--config={config}:data={root}", f"--workdir={workdir}"]
+  cmd += ["--mode=evaluate", f"--config.eval.name={eval_name(set_name, name)}"]
+  cmd += ["--config.eval.test=False"] if folder is None else [f"--config.eval.root={folder}"]
+  return cmd + [f"--config.{o}" for o in overrides]
+
+
+def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n: int = 2000) -> list[dict]:
+  """Per set: AUROC of the default and of `name`, the bootstrap of their difference, pixel AUPRO where present."""
+  rows = []
+  for set_name, folder in sets:
+    runs = {k: os.path.join(workdir, "eval", eval_name(set_name, k)) for k in ("default", name)}
+    csv = "val_scores.csv" if folder is None else "scores.csv"
+    a, b = (read_scores(os.path.join(runs[k], csv)) for k in ("default", name))
+    if set(a) != set(b):
+      raise ValueError(f"{set_name}: the two runs scored different photos")
+    files = sorted(a)
+    labels = np.array([a[f][0] for f in files])
+    sa, sb = np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files])
+    boot = paired_bootstrap(labels, sa, sb, n=n)
+    aupro = {}
+    for k, d in runs.items():
+      with open(os.path.join(d, "metrics.json")) as f:
+        aupro[k] = json.load(f).get("pixel", {}).get("aupro")
+    rows.append({
+      "set": set_name, "auroc_a": metrics.auroc(sa, labels), "auroc_b": metrics.auroc(sb, labels),
+      "aupro_default": aupro["default"], "aupro": aupro[name], **boot,
+    })  # fmt: skip
+  return rows
+
+
+def table(rows: list[dict], name: str) -> str:
+  out = [f"| set | default AUROC | {name} AUROC | difference | 95% interval | share <= 0 | AUPRO default / {name} |"]
+  out.append("|---|---|---|---|---|---|---|")
+  for r in rows:
+    ap = "-" if r["aupro"] is None else f"{r['aupro_default']:.4f} / {r['aupro']:.4f}"
+    out.append(
+      f"| {r['set']} | {r['auroc_a']:.5f} | {r['auroc_b']:.5f} | {r['diff']:+.5f} | [{r['low']:+.5f}, {r['high']:+.5f}] "
+      f"| {r['p_not_better']:.3f} | {ap} |"
+    )
+  return "\n".join(out)
+
+
+def main(argv=None) -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--name", required=True, help="the candidate's name in the eval folders (not 'default')")
+  ap.add_argument("--set", action="append", default=[], help="a config override, e.g. anomaly.line_sigma=10")
+  ap.add_argument("--root", default="../shared/data/concrete_pavement", help="the data root the teacher learnt")
+  ap.add_argument("--workdir", default="runs/cp", help="the trained teacher's workdir")
+  ap.add_argument("--config", default="configs/ddim_50.py")
+  ap.add_argument("--folders", default=FOLDERS, help="comma-separated synthetic-crack folders")
+  ap.add_argument("--n", type=int, default=2000, help="bootstrap resamples")
+  args = ap.parse_args(argv)
+  if args.name == "default" or not args.set:
+    sys.exit("--name must not be 'default', and at least one --set is needed (the default is scored as it is)")
+  folders = [f for f in args.folders.split(",") if f]
+  missing = [f for f in folders if not os.path.isdir(f)]
+  if missing:
+    sys.exit(
+      f"{missing[0]} does not exist: write it first, e.g. python benchmarks/synthetic_cracks_folder.py {args.root} "
+      f"{missing[0]} --seed=1 (add --p_negative=0.5 for hard negatives)"
+    )
+  sets = sets_of(folders)
+  for set_name, folder in sets:
+    for name, overrides in (("default", []), (args.name, args.set)):
+      d = os.path.join(args.workdir, "eval", eval_name(set_name, name))
+      if os.path.exists(os.path.join(d, "metrics.json")):
+        continue
+      os.makedirs(os.path.dirname(d), exist_ok=True)
+      log = d + ".log"
+      print(f"scoring {set_name} ({name}); log {log}", flush=True)
+      with open(log, "w") as f:
+        rc = subprocess.call(command(args.config, args.root, args.workdir, folder, name, overrides), stdout=f, stderr=f)
+      if rc:
+        sys.exit(f"the evaluation of {set_name} ({name}) failed (exit {rc}); see {log}")
+  print(table(summarize(args.workdir, sets, args.name, n=args.n), args.name))
+
+
+if __name__ == "__main__":
+  main()
