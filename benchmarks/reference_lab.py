@@ -96,6 +96,8 @@ def main(argv=None) -> None:
   ref_f = np.stack([describe(train[n], ref_maps[n]) for n in both])
   print(f"reference: {len(both)} train/good photos, score mean {ref_s.mean():.3f} std {ref_s.std():.3f}")
   ks = [int(k) for k in args.ks.split(",")]
+  if not all(0 < k <= len(both) for k in ks):
+    sys.exit(f"--ks={args.ks}: each k must lie in 1..{len(both)} (the reference's photos)")
 
   for item in args.sets:
     maps_path, root, split = item.rsplit(":", 2)
