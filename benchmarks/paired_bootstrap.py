@@ -28,9 +28,9 @@ def read_scores(path: str) -> dict[str, tuple[int, float]]:
     return {r["file"]: (int(r["label"]), float(r["score"])) for r in csv.DictReader(f)}
 
 
-def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> dict:
-  """AUROC(b) - AUROC(a) on the same photos, and over n stratified resamples of them: {'diff', 'low', 'high',
-  'p_not_better'} (95% interval; share of resamples with a difference <= 0)."""
+def differences(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0):
+  """AUROC(b) - AUROC(a) on the photos as they are, and [n] over stratified resamples of them (each keeps the
+  split's counts of cracked and good photos)."""
   labels = np.asarray(labels)
   pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
   if not len(pos) or not len(neg):
@@ -40,9 +40,27 @@ def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int
   for r in range(n):
     i = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
     d[r] = metrics.auroc(b[i], labels[i]) - metrics.auroc(a[i], labels[i])
+  return metrics.auroc(b, labels) - metrics.auroc(a, labels), d
+
+
+def summary(diff: float, d: np.ndarray) -> dict:
+  """{'diff', 'low', 'high', 'p_not_better'}: the 95% interval and the share of resamples with a difference <= 0."""
   low, high = np.percentile(d, [2.5, 97.5])
-  diff = metrics.auroc(b, labels) - metrics.auroc(a, labels)
   return {"diff": float(diff), "low": float(low), "high": float(high), "p_not_better": float((d <= 0).mean())}
+
+
+def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> dict:
+  """AUROC(b) - AUROC(a) on the same photos, and over n stratified resamples of them: summary()'s dict."""
+  return summary(*differences(labels, a, b, n=n, seed=seed))
+
+
+def mean_over_sets(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, n: int = 2000, seed: int = 0) -> dict:
+  """The mean over sets of (labels, a, b) of AUROC(b) - AUROC(a), each set resampled on its own: summary()'s dict.
+  Several small sets together resolve what each alone cannot."""
+  if not sets:
+    raise ValueError("mean_over_sets needs at least one set")
+  parts = [differences(y, a, b, n=n, seed=seed + k) for k, (y, a, b) in enumerate(sets)]
+  return summary(float(np.mean([p[0] for p in parts])), np.mean([p[1] for p in parts], axis=0))
 
 
 def main(argv=None) -> None:

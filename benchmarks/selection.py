@@ -8,7 +8,8 @@ scores a trained teacher (`--workdir`, runs/cp) through main.py `--mode=evaluate
 split (written by benchmarks/synthetic_cracks_folder.py; its masks give pixel AUPRO). A finished evaluation is not
 run again (its metrics.json is there), so a killed run resumes and the default is scored once for all candidates.
 Then it prints, per set, image AUROC of both, the paired stratified bootstrap of the difference
-(benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks. Only val and synthetic folders: test is
+(benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks, and a last row, the mean over the folders
+(each resampled on its own), which resolves what a folder of 200 photos alone cannot. Only val and synthetic folders: test is
 never scored here.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.paired_bootstrap import paired_bootstrap, read_scores  # noqa: E402
+from benchmarks.paired_bootstrap import mean_over_sets, paired_bootstrap, read_scores  # noqa: E402
 from crackjax import metrics  # noqa: E402
 
 FOLDERS = "runs/cp_syncracks,runs/cp_syncracks_neg,runs/cp_syncracks_s1,runs/cp_syncracks_neg_s1"
@@ -51,7 +52,7 @@ def command(config: str, root: str, workdir: str, folder: str | None, name: str,
 
 def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n: int = 2000) -> list[dict]:
   """Per set: AUROC of the default and of `name`, the bootstrap of their difference, pixel AUPRO where present."""
-  rows = []
+  rows, folder_scores = [], []
   for set_name, folder in sets:
     runs = {k: os.path.join(workdir, "eval", eval_name(set_name, k)) for k in ("default", name)}
     csv = "val_scores.csv" if folder is None else "scores.csv"
@@ -69,6 +70,14 @@ def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n:
     rows.append({
       "set": set_name, "auroc_a": metrics.auroc(sa, labels), "auroc_b": metrics.auroc(sb, labels),
       "aupro_default": aupro["default"], "aupro": aupro[name], **boot,
+    })  # fmt: skip
+    if folder is not None:
+      folder_scores.append((labels, sa, sb))
+  if len(folder_scores) > 1:  # each folder resampled on its own, the differences averaged
+    rows.append({
+      "set": "folders (mean)", "auroc_a": float(np.mean([metrics.auroc(a, y) for y, a, _ in folder_scores])),
+      "auroc_b": float(np.mean([metrics.auroc(b, y) for y, _, b in folder_scores])), "aupro_default": None,
+      "aupro": None, **mean_over_sets(folder_scores, n=n),
     })  # fmt: skip
   return rows
 

@@ -505,6 +505,9 @@ def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
   assert sure == {"diff": 1.0, "low": 1.0, "high": 1.0, "p_not_better": 0.0}
   one = paired_bootstrap.paired_bootstrap(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), n=200)
   assert one["diff"] == -1.0 and one["p_not_better"] == 1.0
+  y = labels.astype(float)
+  mean = paired_bootstrap.mean_over_sets([(labels, -y, y), (labels, s, s)], n=200)  # +1 and 0 in every resample
+  assert mean == {"diff": 0.5, "low": 0.5, "high": 0.5, "p_not_better": 0.0}
 
 
 def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
@@ -534,6 +537,11 @@ def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
   assert (rows[1]["auroc_a"], rows[1]["diff"], rows[1]["p_not_better"]) == (0.75, 0.0, 1.0)
   assert (rows[1]["aupro_default"], rows[1]["aupro"]) == (0.5, 0.6)
   assert "| folder | 0.75000 | 0.75000 | +0.00000 |" in selection.table(rows, "cand")
+  run("other", "default", [4, 3, 2, 1], aupro=0.5)  # a second folder: the last row is the mean of the two
+  run("other", "cand", [1, 2, 3, 4], aupro=0.5)
+  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder", "x/other"]), "cand", n=50)
+  assert [r["set"] for r in rows] == ["val", "folder", "other", "folders (mean)"]
+  assert (rows[-1]["auroc_a"], rows[-1]["auroc_b"], rows[-1]["diff"]) == (0.375, 0.875, 0.5)
   val = selection.command("c.py", "R", "W", None, "cand", ["anomaly.line_sigma=10"])
   assert val[2:] == ["--config=c.py:data=R", "--workdir=W", "--mode=evaluate", "--config.eval.name=sel_val_cand",
                      "--config.eval.test=False", "--config.anomaly.line_sigma=10"]  # fmt: skip
