@@ -58,6 +58,14 @@ def luminance(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
   return ndimage.gaussian_filter(lum, sigma, mode="reflect")
 
 
+def data_config(path: str, root: str):
+  """The config file at `path` (configs/ddim_50.py) as `:data=root` resolves it: the real-data score's settings."""
+  spec = importlib.util.spec_from_file_location("cfg", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(f"data={root}")
+
+
 def relative(ref: np.ndarray, lum: np.ndarray) -> np.ndarray:
   return (ref - lum) / np.maximum(ref, 1e-3)
 
@@ -135,10 +143,7 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     sys.exit(str(e))
   names, labels, maps = report.load_maps(args.maps)
   run_dir = os.path.dirname(os.path.abspath(args.maps))
-  spec = importlib.util.spec_from_file_location("cfg", args.config)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  c = mod.get_config(f"data={args.root}")
+  c = data_config(args.config, args.root)
   if args.tfds_dir:
     c.data.tfds_dir = args.tfds_dir
   split = pipeline.load_split(builders.builder_for(c, run_dir, args.root), args.split, resize=c.data.resize)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
 import os
 import sys
 
@@ -33,13 +32,13 @@ from scipy import ndimage
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks import darkness_lab  # noqa: E402
 from crackjax import anomaly, metrics, report  # noqa: E402
 
 
 def describe(img: np.ndarray, m: np.ndarray) -> np.ndarray:
   """uint8 [H, W, 3] and its map [H, W] -> [5]: luminance mean, its std, mean gradient magnitude, map median, map MAD."""
-  lum = np.asarray(anomaly.luminance(img[None].astype(np.float32) / 127.5 - 1.0))[0]
-  lum = ndimage.gaussian_filter(lum, 1.0, mode="reflect")
+  lum = darkness_lab.luminance(img, 1.0)
   grad = np.hypot(ndimage.sobel(lum, 0, mode="reflect"), ndimage.sobel(lum, 1, mode="reflect"))
   med = float(np.median(m))
   return np.array([lum.mean(), lum.std(), grad.mean(), med, np.median(np.abs(m - med))], np.float64)
@@ -73,10 +72,7 @@ def main(argv=None) -> None:
   ap.add_argument("--ks", default="10,25,50,100", help="comma-separated neighbour counts k")
   ap.add_argument("--tfds_dir", default="runs/cp/tfds", help="prepared data (the teacher workdir's tfds/)")
   args = ap.parse_args(argv)
-  spec = importlib.util.spec_from_file_location("cfg", args.config)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  c = mod.get_config(f"data={args.root}")
+  c = darkness_lab.data_config(args.config, args.root)
   pool = anomaly.pooling_of(c.anomaly)
 
   shards = sorted(glob.glob(os.path.join(args.cache, "shard_*.npz")))

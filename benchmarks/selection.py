@@ -36,14 +36,19 @@ def eval_name(set_name: str, name: str) -> str:
   return f"sel_{set_name}_{name}"
 
 
+def set_name_of(folder: str | None) -> str:
+  """'val' for the root's val split (None), else the folder's own name."""
+  return "val" if folder is None else os.path.basename(os.path.normpath(folder))
+
+
 def sets_of(folders: list[str]) -> list[tuple[str, str | None]]:
   """[(set name, folder or None for the root's val)]"""
-  return [("val", None)] + [(os.path.basename(os.path.normpath(f)), f) for f in folders]
+  return [(set_name_of(f), f) for f in [None, *folders]]
 
 
 def command(config: str, root: str, workdir: str, folder: str | None, name: str, overrides: list[str]) -> list[str]:
   """main.py's command line for one evaluation: val only (folder None) or a folder's test split."""
-  set_name = "val" if folder is None else os.path.basename(os.path.normpath(folder))
+  set_name = set_name_of(folder)
   cmd = [sys.executable, os.path.join(REPO, "main.py"), f"--config={config}:data={root}", f"--workdir={workdir}"]
   cmd += ["--mode=evaluate", f"--config.eval.name={eval_name(set_name, name)}"]
   cmd += ["--config.eval.test=False"] if folder is None else [f"--config.eval.root={folder}"]
@@ -74,9 +79,10 @@ def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n:
     if folder is not None:
       folder_scores.append((labels, sa, sb))
   if len(folder_scores) > 1:  # each folder resampled on its own, the differences averaged
+    per_folder = [r for r, (_, folder) in zip(rows, sets) if folder is not None]
     rows.append({
-      "set": "folders (mean)", "auroc_a": float(np.mean([metrics.auroc(a, y) for y, a, _ in folder_scores])),
-      "auroc_b": float(np.mean([metrics.auroc(b, y) for y, _, b in folder_scores])), "aupro_default": None,
+      "set": "folders (mean)", "auroc_a": float(np.mean([r["auroc_a"] for r in per_folder])),
+      "auroc_b": float(np.mean([r["auroc_b"] for r in per_folder])), "aupro_default": None,
       "aupro": None, **mean_over_sets(folder_scores, n=n),
     })  # fmt: skip
   return rows
