@@ -12,10 +12,15 @@ The cracks are the head's model (crackjax/synth.py: draw_fine_crack), from faint
 `--max_width` pixels wide at the photo's own resolution (log-uniform), and a share `--p_gap` of gaps wider than the
 photo, with spalled edges. `--p_negative` gives that share of all photos, good and cracked, one hard negative of
 crackjax/synth.py first (stain, water mark, shadow, pits, joint, paint, rough patch), which stays normal in the
-masks. Photos from ROOT/val/good only (never trained on); the even-numbered ones stay good
+masks. Photos from ROOT/val/good by default (never trained on); the even-numbered ones stay good
 (test/good), the odd-numbered ones get a crack (test/crack, ground_truth/crack/<stem>_mask.png); train/good holds
 the good half again, so the folder is a valid root (its val is then 10% of those, for an evaluation's threshold).
 Deterministic in --seed.
+
+`--source=train/good --start=S --count=N` takes the N photos from the S-th (sorted by name) of another normal
+split instead: a selection set larger than val/good's 200, and two folders from disjoint slices share no photo, so
+a bootstrap may treat them as independent. Those photos were in the teacher's training set (its 32x32 crops), which
+a comparison of two scores of the same teacher shares between both arms (docs/real_data.md, session 20).
 """
 
 from __future__ import annotations
@@ -34,19 +39,32 @@ from crackjax.data import decode  # noqa: E402
 
 
 def write_folder(
-  root: str, out: str, *, seed: int = 0, max_width: float = 24.0, p_gap: float = 0.05, p_negative: float = 0.0
+  root: str,
+  out: str,
+  *,
+  seed: int = 0,
+  max_width: float = 24.0,
+  p_gap: float = 0.05,
+  p_negative: float = 0.0,
+  source: str = "val/good",
+  start: int = 0,
+  count: int = 0,
 ) -> dict:
-  """Writes `out` from root/val/good; returns {'good': n, 'crack': n}."""
-  src = os.path.join(root, "val", "good")
+  """Writes `out` from root/<source>'s photos start .. start + count (count 0: to the end); returns {'good': n,
+  'crack': n}."""
+  src = os.path.join(root, source)
   if not os.path.isdir(src):
-    raise FileNotFoundError(f"{src}: no val/good folder to take normal photos from")
+    raise FileNotFoundError(f"{src}: no {source} folder to take normal photos from")
+  if start < 0 or count < 0:
+    raise ValueError(f"--start and --count must be >= 0, got {start} and {count}")
   names = sorted(n for n in os.listdir(src) if decode.is_image_file(n))
+  names = names[start : start + count] if count else names[start:]
   if len(names) < 2:
-    raise ValueError(f"{src}: needs at least 2 images, found {len(names)}")
+    raise ValueError(f"{src}: needs at least 2 images from photo {start} on, found {len(names)}")
   for d in ("train/good", "test/good", "test/crack", "ground_truth/crack"):
     os.makedirs(os.path.join(out, d), exist_ok=True)
   counts = {"good": 0, "crack": 0}
-  for i, name in enumerate(names):
+  for i, name in enumerate(names, start):
     try:
       img = decode.read_image(os.path.join(src, name))
     except decode.BadImageError as e:
@@ -71,7 +89,7 @@ def write_folder(
 
 def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  ap.add_argument("root", help="an MVTec-layout root with val/good")
+  ap.add_argument("root", help="an MVTec-layout root with val/good (or --source)")
   ap.add_argument("out", help="the folder to write")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--max_width", type=float, default=24.0, help="widest crack, pixels at the photos' resolution")
@@ -79,14 +97,21 @@ def main(argv=None) -> dict:
   ap.add_argument(
     "--p_negative", type=float, default=0.0, help="share of photos (good and cracked) given a hard negative of synth.py"
   )
+  ap.add_argument("--source", default="val/good", help="the normal split the photos come from, under ROOT")
+  ap.add_argument("--start", type=int, default=0, help="the first photo taken (sorted by name)")
+  ap.add_argument("--count", type=int, default=0, help="how many photos (0: all from --start on)")
   args = ap.parse_args(argv)
   try:
     counts = write_folder(
-      args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap, p_negative=args.p_negative
-    )
+      args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap, p_negative=args.p_negative,
+      source=args.source, start=args.start, count=args.count,
+    )  # fmt: skip
   except (FileNotFoundError, ValueError) as e:
     sys.exit(str(e))
-  print(f"{args.out}: {counts['good']} good and {counts['crack']} cracked test images with masks, from {args.root}/val/good")
+  print(
+    f"{args.out}: {counts['good']} good and {counts['crack']} cracked test images with masks, from "
+    f"{os.path.join(args.root, args.source)}"
+  )
   return counts
 
 

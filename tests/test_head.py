@@ -235,3 +235,23 @@ def test_the_synthetic_cracks_folder_cracks_odd_val_photos_with_their_masks_and_
   np.testing.assert_array_equal(
     decode.read_image(f"{neg}/ground_truth/crack/v1_mask.png"), decode.read_image(f"{out}/ground_truth/crack/v1_mask.png")
   )
+
+
+def test_the_synthetic_cracks_folder_takes_a_slice_of_another_normal_split(tmp_path):
+  """--source=train/good --start --count: exactly those photos (sorted by name), good on even global index, cracked
+  on odd; two disjoint slices share no photo; a slice past the end or a negative count is a one-line error."""
+  from benchmarks import synthetic_cracks_folder as scf
+
+  root = make_root(tmp_path / "root", bad=False)  # train/good: 000 .. 011
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  args = ["--source=train/good", "--max_width=6", "--p_gap=0"]
+  assert scf.main([root, a, *args, "--start=3", "--count=4"]) == {"good": 2, "crack": 2}
+  assert sorted(os.listdir(f"{a}/test/good")) == ["004.png", "006.png"]
+  assert sorted(os.listdir(f"{a}/test/crack")) == ["003.png", "005.png"]
+  scf.main([root, b, *args, "--start=7"])  # to the end
+  photos = lambda d: set(os.listdir(f"{d}/test/good")) | set(os.listdir(f"{d}/test/crack"))  # noqa: E731
+  assert photos(b) == {f"{i:03d}.png" for i in range(7, 12)} and not photos(a) & photos(b)
+  with pytest.raises(SystemExit, match="needs at least 2 images from photo 11 on"):
+    scf.main([root, str(tmp_path / "c"), *args, "--start=11"])
+  with pytest.raises(SystemExit, match="--count must be >= 0"):
+    scf.main([root, str(tmp_path / "d"), *args, "--count=-1"])
