@@ -49,6 +49,7 @@ def write_folder(
   source: str = "val/good",
   start: int = 0,
   count: int = 0,
+  persistent: bool = False,
 ) -> dict:
   """Writes `out` from root/<source>'s photos start .. start + count (count 0: to the end); returns {'good': n,
   'crack': n}."""
@@ -80,7 +81,9 @@ def write_folder(
       counts["good"] += 1
       continue
     rng = np.random.default_rng([seed, i])
-    cracked, mask = synth.draw_fine_crack(rng, img.astype(np.float32) / 255.0, width=(0.4, max_width), p_gap=p_gap)
+    cracked, mask = synth.draw_fine_crack(
+      rng, img.astype(np.float32) / 255.0, width=(0.4, max_width), p_gap=p_gap, persistent=persistent
+    )
     Image.fromarray((cracked * 255.0 + 0.5).astype(np.uint8)).save(os.path.join(out, "test/crack", stem + ".png"))
     Image.fromarray(mask * 255).save(os.path.join(out, "ground_truth/crack", stem + "_mask.png"))
     counts["crack"] += 1
@@ -100,11 +103,16 @@ def main(argv=None) -> dict:
   ap.add_argument("--source", default="val/good", help="the normal split the photos come from, under ROOT")
   ap.add_argument("--start", type=int, default=0, help="the first photo taken (sorted by name)")
   ap.add_argument("--count", type=int, default=0, help="how many photos (0: all from --start on)")
+  ap.add_argument(
+    "--walk", choices=("drift", "persistent"), default="drift",
+    help="the crack's path: 'drift' (the head's walk, built for 32 px crops: curls at photo size) or 'persistent' "
+    "(keeps its course across the photo, synth._fine_walk)",
+  )  # fmt: skip
   args = ap.parse_args(argv)
   try:
     counts = write_folder(
       args.root, args.out, seed=args.seed, max_width=args.max_width, p_gap=args.p_gap, p_negative=args.p_negative,
-      source=args.source, start=args.start, count=args.count,
+      source=args.source, start=args.start, count=args.count, persistent=args.walk == "persistent",
     )  # fmt: skip
   except (FileNotFoundError, ValueError) as e:
     sys.exit(str(e))

@@ -90,14 +90,26 @@ SUPERSAMPLE = 4  # cracks are drawn at 4x and area-averaged: sub-pixel hairlines
 MASK_COVERAGE = 0.25  # a pixel is crack when at least this share of it is covered
 
 
-def _fine_walk(rng, start, heading, length, width, paths, depth_left):
-  """A crack path: heading drifts slowly and kinks now and then; width wanders and tapers at the tip."""
+def _fine_walk(rng, start, heading, length, width, paths, depth_left, persistent=False):
+  """A crack path: heading drifts slowly and kinks now and then; width wanders and tapers at the tip.
+
+  persistent=True: the heading wiggles about a course instead of wandering off (a mean-reverting deviation with a
+  correlation length of 6 + 2 x width pixels, about 0.3 rad; the course itself bends by about 0.01 rad per pixel
+  and kinks now and then), so a crack keeps its direction across a photo of any size, as a crack following the
+  surface's stress does, where the drifting walk (built for 32 px crops) curls into loops at 200 px.
+  """
   pts, widths = [start], [width]
   x, y = start
   drift = rng.normal(0.0, 0.02)
+  course, dev, keep = heading, 0.0, 1.0 - 1.0 / (6.0 + 2.0 * width)
   n = max(2, int(length))
   for i in range(n):
-    heading += drift + rng.normal(0.0, 0.12) + (rng.normal(0.0, 0.7) if rng.random() < 0.04 else 0.0)
+    if persistent:
+      course += rng.normal(0.0, 0.01) + (rng.normal(0.0, 0.4) if rng.random() < 0.01 else 0.0)
+      dev = keep * dev + rng.normal(0.0, 0.3 * np.sqrt(1.0 - keep**2))
+      heading = course + dev
+    else:
+      heading += drift + rng.normal(0.0, 0.12) + (rng.normal(0.0, 0.7) if rng.random() < 0.04 else 0.0)
     x, y = x + np.cos(heading), y + np.sin(heading)
     taper = min(1.0, (n - i) / max(4.0, 0.15 * n))  # thins towards the tip
     w = width * np.exp(rng.normal(0.0, 0.08)) * (0.35 + 0.65 * taper)
@@ -106,7 +118,8 @@ def _fine_walk(rng, start, heading, length, width, paths, depth_left):
     widths.append(w)
     if depth_left > 0 and rng.random() < 0.012:
       b_heading = heading + rng.choice([-1, 1]) * rng.uniform(0.4, 1.2)
-      _fine_walk(rng, (x, y), b_heading, length * rng.uniform(0.15, 0.5), width * rng.uniform(0.3, 0.7), paths, depth_left - 1)
+      b_length, b_width = length * rng.uniform(0.15, 0.5), width * rng.uniform(0.3, 0.7)
+      _fine_walk(rng, (x, y), b_heading, b_length, b_width, paths, depth_left - 1, persistent)
   paths.append((pts, widths))
 
 
@@ -138,10 +151,12 @@ def draw_fine_crack(
   depth: tuple[float, float] = (0.15, 0.9),
   p_gap: float = 0.0,
   p_relief: float = 0.5,
+  persistent: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
   """One crack of the head's model (module docstring) on img [H, W, 3] in [0, 1]. Returns (image, mask).
 
   With probability p_relief one lip of the crack catches raking light: a line up to 35% brighter right beside it.
+  persistent: the walk keeps its course across the whole image (`_fine_walk`), for photo-sized images.
   """
   h, w = img.shape[:2]
   side = max(h, w)
@@ -164,7 +179,8 @@ def draw_fine_crack(
     start = (rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h)
     heading = rng.uniform(0, 2 * np.pi)
   paths: list = []
-  _fine_walk(rng, start, heading, rng.uniform(0.6, 1.6) * side + (w0 if gap else 0), w0, paths, depth_left=2)
+  length = rng.uniform(0.6, 1.6) * side + (w0 if gap else 0)
+  _fine_walk(rng, start, heading, length, w0, paths, depth_left=2, persistent=persistent)
   cover = _render(paths, h, w, SUPERSAMPLE, spall=0.3 if (gap or w0 > 4) else 0.0, rng=rng)
   mask = (cover >= MASK_COVERAGE).astype(np.uint8)
   soft = np.maximum(cover, ndimage.gaussian_filter(cover, rng.uniform(0.3, 0.9)))
