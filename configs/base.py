@@ -293,7 +293,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 30 min on 2 CPU cores), a student trained for
   12,000 steps (about 23 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
   draws (eps, -eps), the luminance residual of their mean healing (session 10: the noise the estimate lets through
-  cancels) through the oriented line filter (sigma 6 along, 1 across; round two, docs/real_data.md), also at half
+  cancels) through the oriented line filter (sigma 10 along, 1 across; session 20, docs/real_data.md), also at half
   that resolution (pyramid 2: wide cracks), at least 0.2 times the input's relative darkness (a crack as wide as
   the healing repaints); the image score is the mean of the top 2% of the map minus its median, over the map's MAD
   plus 0.015 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the healing's
@@ -313,7 +313,7 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     residual="abs",
     channels="luma",
     smoothing_sigma=1.0,
-    line_sigma=6.0,
+    line_sigma=10.0,
     pooling="topk_mad",
     topk_fraction=0.02,
     mad_floor=0.015,
