@@ -12,7 +12,8 @@ Cracks, written from what cracks look like in general (not fitted to any test im
   that varies along the path (log-uniform from hairline to wide), darkening relative to the local surface by a
   depth from faint to near-black with soft edges; a share are gaps wider than a training crop with spalled
   (chipped, irregular) edges. The mask is every pixel at least a quarter covered (the rule `pipeline.resize_mask`
-  uses for real masks).
+  uses for real masks). `persistent=True` keeps the walk's course across a photo-sized image (a local wiggle about
+  a slowly bending course), where the drifting walk, sized for 32 px crops, curls into loops.
 Texture anomalies (DRAEM, TransFusion): a Perlin-noise mask M, the image's own texture shuffled in 8x8 blocks as
 A, blended as I (1 - M) + (1 - b) A M + b I M with b in [0, 0.8).
 Hard negatives (target 0, the false alarms of a pixel residual): stains, water marks and shadows (wide, smooth,
