@@ -6,7 +6,10 @@ selection rule written before the runs asks for, in one command.
 scores a trained teacher (`--workdir`, runs/cp) through main.py `--mode=evaluate` twice per set, as it is (name
 `default`) and with the `--set` overrides (`--name`): on the root's val split and on each `--folders` folder's test
 split (written by benchmarks/synthetic_cracks_folder.py; its masks give pixel AUPRO). A finished evaluation is not
-run again (its metrics.json is there), so a killed run resumes and the default is scored once for all candidates.
+run again, so a killed run resumes and the default is scored once for all candidates; each is stamped
+(`selection.json`) with the score settings it ran with (the config's anomaly and sampler sections as `:data=ROOT`
+resolves them, and the overrides), and one whose stamp differs from today's, e.g. after the default changed, is
+moved aside (`<dir>.stale<k>`) and scored again, never compared as if it were today's default.
 Then it prints, per set, image AUROC of both, the paired stratified bootstrap of the difference
 (benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks, and a last row, the mean over the folders
 (each resampled on its own), which resolves what a folder of 200 photos alone cannot. Only val and synthetic folders: test is
@@ -25,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.darkness_lab import data_config  # noqa: E402
 from benchmarks.paired_bootstrap import mean_over_sets, paired_bootstrap, read_scores  # noqa: E402
 from crackjax import metrics  # noqa: E402
 
@@ -53,6 +57,32 @@ def command(config: str, root: str, workdir: str, folder: str | None, name: str,
   cmd += ["--mode=evaluate", f"--config.eval.name={eval_name(set_name, name)}"]
   cmd += ["--config.eval.test=False"] if folder is None else [f"--config.eval.root={folder}"]
   return cmd + [f"--config.{o}" for o in overrides]
+
+
+def stamp(config: str, root: str, overrides: list[str]) -> dict:
+  """The settings an evaluation runs with: the score's config sections as `:data=root` resolves them, and the
+  overrides on top (as JSON would store them)."""
+  c = data_config(config, root)
+  return json.loads(json.dumps({"anomaly": c.anomaly.to_dict(), "sampler": c.sampler.to_dict(), "overrides": overrides}))
+
+
+def needs_scoring(d: str, want: dict) -> bool:
+  """False when `d` holds a finished evaluation stamped `want`; a finished one with another stamp (or none) is moved
+  aside to `d.stale<k>`, never overwritten."""
+  if not os.path.exists(os.path.join(d, "metrics.json")):
+    return True
+  try:
+    with open(os.path.join(d, "selection.json")) as f:
+      if json.load(f) == want:
+        return False
+  except (OSError, ValueError):
+    pass
+  k = 1
+  while os.path.exists(f"{d}.stale{k}"):
+    k += 1
+  os.rename(d, f"{d}.stale{k}")
+  print(f"{d}: scored with other settings than today's; moved to {d}.stale{k}, scoring again", flush=True)
+  return True
 
 
 def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n: int = 2000) -> list[dict]:
@@ -120,10 +150,12 @@ def main(argv=None) -> None:
       f"{missing[0]} --seed=1 (add --p_negative=0.5 for hard negatives)"
     )
   sets = sets_of(folders)
+  default = stamp(args.config, args.root, [])
   for set_name, folder in sets:
     for name, overrides in (("default", []), (args.name, args.set)):
       d = os.path.join(args.workdir, "eval", eval_name(set_name, name))
-      if os.path.exists(os.path.join(d, "metrics.json")):
+      want = {**default, "overrides": list(overrides)}
+      if not needs_scoring(d, want):
         continue
       os.makedirs(os.path.dirname(d), exist_ok=True)
       log = d + ".log"
@@ -132,6 +164,8 @@ def main(argv=None) -> None:
         rc = subprocess.call(command(args.config, args.root, args.workdir, folder, name, overrides), stdout=f, stderr=f)
       if rc:
         sys.exit(f"the evaluation of {set_name} ({name}) failed (exit {rc}); see {log}")
+      with open(os.path.join(d, "selection.json"), "w") as f:
+        json.dump(want, f)
   print(table(summarize(args.workdir, sets, args.name, n=args.n), args.name))
 
 

@@ -547,3 +547,25 @@ def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
                      "--config.eval.test=False", "--config.anomaly.line_sigma=10"]  # fmt: skip
   folder = selection.command("c.py", "R", "W", "x/folder", "default", [])
   assert folder[-2:] == ["--config.eval.name=sel_folder_default", "--config.eval.root=x/folder"]
+
+
+def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path):
+  """selection.needs_scoring: a finished evaluation stamped with today's settings is reused; one stamped otherwise
+  (the default changed) or not at all is moved aside, kept, and scored again; an unfinished one is simply scored.
+  selection.stamp resolves the real-data config's own score settings."""
+  from benchmarks import selection
+
+  want = selection.stamp("configs/ddim_50.py", "../some/root", ["anomaly.line_sigma=10"])
+  assert want["anomaly"]["t_start"] == 100 and want["overrides"] == ["anomaly.line_sigma=10"]
+  d = tmp_path / "sel_val_default"
+  assert selection.needs_scoring(str(d), want)  # nothing there yet
+  d.mkdir()
+  (d / "metrics.json").write_text("{}")
+  (d / "selection.json").write_text(json.dumps(want))
+  assert not selection.needs_scoring(str(d), want)
+  other = {**want, "anomaly": {**want["anomaly"], "line_sigma": 6.0}}
+  assert selection.needs_scoring(str(d), other)
+  assert not d.exists() and (tmp_path / "sel_val_default.stale1" / "selection.json").exists()
+  d.mkdir()
+  (d / "metrics.json").write_text("{}")  # no stamp: scored before stamps existed
+  assert selection.needs_scoring(str(d), want) and (tmp_path / "sel_val_default.stale2" / "metrics.json").exists()
