@@ -12,8 +12,9 @@ resolves them, and the overrides), and one whose stamp differs from today's, e.g
 moved aside (`<dir>.stale<k>`) and scored again, never compared as if it were today's default.
 Then it prints, per set, image AUROC of both, the paired stratified bootstrap of the difference
 (benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks, and a last row, the mean over the folders
-(each resampled on its own), which resolves what a folder of 200 photos alone cannot. Only val and synthetic folders: test is
-never scored here.
+(each resampled on its own), which resolves what one folder alone cannot. The default folders are session 20's two
+of 1,000 train/good photos each, with persistent cracks and none shared (WRITE says how to write them). Only val
+and synthetic folders: test is never scored here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ from benchmarks.darkness_lab import data_config  # noqa: E402
 from benchmarks.paired_bootstrap import mean_over_sets, paired_bootstrap, read_scores  # noqa: E402
 from crackjax import metrics  # noqa: E402
 
-FOLDERS = "runs/cp_syncracks,runs/cp_syncracks_neg,runs/cp_syncracks_s1,runs/cp_syncracks_neg_s1"
+FOLDERS = "runs/cp_syncracks_ptr,runs/cp_syncracks_neg_ptr"  # session 20: 1,000 photos each, none shared
+WRITE = {  # how the default folders are written (benchmarks/synthetic_cracks_folder.py ROOT FOLDER ...)
+  "runs/cp_syncracks_ptr": "--source=train/good --start=0 --count=1000 --seed=4 --walk=persistent",
+  "runs/cp_syncracks_neg_ptr": "--source=train/good --start=1000 --count=1000 --seed=5 --p_negative=0.5 --walk=persistent",
+}
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -145,9 +150,9 @@ def main(argv=None) -> None:
   folders = [f for f in args.folders.split(",") if f]
   missing = [f for f in folders if not os.path.isdir(f)]
   if missing:
+    how = WRITE.get(os.path.normpath(missing[0]), "--seed=1 (add --p_negative=0.5 for hard negatives)")
     sys.exit(
-      f"{missing[0]} does not exist: write it first, e.g. python benchmarks/synthetic_cracks_folder.py {args.root} "
-      f"{missing[0]} --seed=1 (add --p_negative=0.5 for hard negatives)"
+      f"{missing[0]} does not exist: write it first: python benchmarks/synthetic_cracks_folder.py {args.root} {missing[0]} {how}"
     )
   sets = sets_of(folders)
   default = stamp(args.config, args.root, [])
