@@ -549,7 +549,7 @@ def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
   assert folder[-2:] == ["--config.eval.name=sel_folder_default", "--config.eval.root=x/folder"]
 
 
-def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path):
+def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path, monkeypatch):
   """selection.needs_scoring: a finished evaluation stamped with today's settings is reused; one stamped otherwise
   (the default changed) or not at all is moved aside, kept, and scored again; an unfinished one is simply scored.
   selection.stamp resolves the real-data config's own score settings."""
@@ -569,3 +569,6 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   d.mkdir()
   (d / "metrics.json").write_text("{}")  # no stamp: scored before stamps existed
   assert selection.needs_scoring(str(d), want) and (tmp_path / "sel_val_default.stale2" / "metrics.json").exists()
+  monkeypatch.chdir(tmp_path)  # no runs/ here: the default folder is missing, nothing is scored
+  with pytest.raises(SystemExit, match="cp_syncracks_neg_ptr/ does not exist: write it first: .* --start=1000 --count=1000"):
+    selection.main(["--name=cand", "--set=anomaly.line_sigma=10", f"--folders={tmp_path},runs/cp_syncracks_neg_ptr/"])
