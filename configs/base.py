@@ -88,6 +88,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian
   c.anomaly.pyramid = 1  # > 1: also heal at 1/2, 1/4, ... resolution; the map is the pixelwise max (wide cracks)
   c.anomaly.darkness = 0.0  # > 0: the map is at least this times the input's relative darkness (darkness.sigma)
+  c.anomaly.darkness_line = False  # that darkness through the map's line filter too (a pit averages down, a line stays)
   # > 0: the localization map (red mask, pixel metrics, overlays, saved maps) is the image map plus this times the
   # input's darkness relative to its mean luminance; the image score stays the image map's (0: the image map localizes)
   c.anomaly.localization_darkness = 0.0

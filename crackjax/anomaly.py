@@ -66,6 +66,7 @@ class HealConfig:
   pyramid: int = 1  # resolution levels healed (1: the input's only); the map is their max
   darkness: float = 0.0  # > 0: the map is also at least this times the input's relative darkness
   darkness_sigma: float = 1.0  # smoothing of the luminance for the relative darkness, pixels
+  darkness_line: bool = False  # the darkness through the map's line filter too (a pit averages down, a line stays)
   average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
   antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
 
@@ -325,8 +326,18 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
     lk = jax.vmap(jax.random.fold_in, (0, None))(keys, 10_000 + level)  # level 0 keeps the keys of pyramid = 1
     m = jnp.maximum(m, upsample_nearest(_level_map(eps_fn, schedule, x, lk, cfg)[0], 2**level))
   if cfg.darkness > 0:
-    m = jnp.maximum(m, cfg.darkness * relative_darkness(x0, cfg.darkness_sigma))
+    m = jnp.maximum(m, cfg.darkness * darkness_term(x0, cfg))
   return m, x_hat
+
+
+def darkness_term(x0: jnp.ndarray, cfg: HealConfig) -> jnp.ndarray:
+  """[B, H, W, C] -> [B, H, W]: the input's relative darkness that the map is at least cfg.darkness times; with
+  cfg.darkness_line (and a line filter), passed through the map's own line filter, so a dark pit or pebble averages
+  down as it does in the residual while a dark line keeps its height."""
+  d = relative_darkness(x0, cfg.darkness_sigma)
+  if cfg.darkness_line and cfg.line_sigma > 0:
+    d = line_filter(d, cfg.line_sigma, cfg.smoothing_sigma)
+  return d
 
 
 def _draw(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, i) -> jnp.ndarray:

@@ -60,6 +60,7 @@ LEGACY = {
   "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
   "anomaly.localization_background": 0.0,  # and that mean was its reference
   "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
+  "anomaly.darkness_line": False,  # before session 20 the image map's darkness term was not line-filtered
 }
 
 

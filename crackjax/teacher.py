@@ -55,6 +55,7 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     pyramid=a.pyramid,
     darkness=a.darkness,
     darkness_sigma=config.darkness.sigma,
+    darkness_line=a.darkness_line,
     average=a.average,
     antithetic=a.antithetic,
   )
@@ -239,6 +240,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "num_draws": hc.num_draws,
     "pyramid": hc.pyramid,
     "darkness": hc.darkness,
+    "darkness_line": hc.darkness_line,
     "average": hc.average,
     "antithetic": hc.antithetic,
     "description": (

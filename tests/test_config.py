@@ -108,3 +108,15 @@ def test_wrong_values_name_the_field(field, value, match):
     setattr(config[section], name, value)
   with pytest.raises(ValueError, match=match):
     validate(config)
+
+
+def test_the_teacher_heals_with_the_configs_darkness_line():
+  """anomaly.darkness_line reaches the healing's config (off by default, also in the real-data defaults)."""
+  from configs import ddim_50
+  from crackjax import teacher
+
+  c = ddim_50.get_config("data=/some/root")
+  assert teacher.heal_config(c).darkness_line is False
+  with c.unlocked():
+    c.anomaly.darkness_line = True
+  assert teacher.heal_config(c).darkness_line is True

@@ -370,3 +370,27 @@ def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps
   np.testing.assert_allclose(healing, c * np.sqrt(2 / (np.pi * 4)), rtol=0.02)
   np.testing.assert_allclose(one_healing, one, rtol=1e-6)  # one draw: the two averages agree
   assert anti < 1e-6 and np.abs(anti_hat).max() < 1e-6  # the mean healing shown is x0 itself
+
+
+def test_the_darkness_term_through_the_line_filter_keeps_a_dark_line_and_averages_a_pit_down():
+  """anomaly.darkness_term: without darkness_line it is relative_darkness itself; with it, the line filter of that:
+  a dark 1-px line on a grey surface keeps its filtered height (the known answer of the filter on the same
+  darkness, and more than 0.6 of the unfiltered peak), a dark 2x2 pit of the same contrast falls below a fifth of
+  its unfiltered peak; with line_sigma = 0 the flag changes nothing."""
+  x = np.zeros((1, 64, 64, 3), np.float32)  # grey 0.5 in [0, 1]
+  line, pit = x.copy(), x.copy()
+  line[0, 31, :, :] = -0.6  # darker luminance, 0.2
+  pit[0, 30:32, 30:32, :] = -0.6
+  cfg = anomaly.HealConfig("ddim", 1, 0.0, 0.0, 100, 1, "abs", "luma", 1.0, 6.0, "topk", 0.02, darkness=0.2)
+  lined = dataclasses.replace(cfg, darkness_line=True)
+  for img in (line, pit):
+    np.testing.assert_allclose(anomaly.darkness_term(jnp.asarray(img), cfg), anomaly.relative_darkness(jnp.asarray(img), 1.0))
+  raw_line = float(anomaly.darkness_term(jnp.asarray(line), cfg)[0, 31, 32])
+  raw_pit = float(anomaly.darkness_term(jnp.asarray(pit), cfg)[0, 31, 31])
+  f_line = np.asarray(anomaly.darkness_term(jnp.asarray(line), lined))
+  want = np.asarray(anomaly.smooth(anomaly.relative_darkness(jnp.asarray(line), 1.0), 1.0, 6.0))
+  np.testing.assert_allclose(f_line, want, atol=1e-6)
+  assert f_line[0, 31, 32] > 0.6 * raw_line
+  assert float(anomaly.darkness_term(jnp.asarray(pit), lined)[0, 31, 31]) < 0.2 * raw_pit
+  flat = dataclasses.replace(lined, line_sigma=0.0)
+  np.testing.assert_array_equal(anomaly.darkness_term(jnp.asarray(pit), flat), anomaly.darkness_term(jnp.asarray(pit), cfg))
