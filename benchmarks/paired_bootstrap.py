@@ -28,6 +28,17 @@ def read_scores(path: str) -> dict[str, tuple[int, float]]:
     return {r["file"]: (int(r["label"]), float(r["score"])) for r in csv.DictReader(f)}
 
 
+def pair(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]]):
+  """Two read_scores() dicts of the same photos -> (labels, scores a, scores b), in file order; ValueError if they
+  score different photos or disagree on a label."""
+  if set(a) != set(b):
+    raise ValueError(f"the two runs score different photos ({len(set(a) ^ set(b))} not in both)")
+  files = sorted(a)
+  if any(a[f][0] != b[f][0] for f in files):
+    raise ValueError("the two runs disagree on a label")
+  return np.array([a[f][0] for f in files]), np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files])
+
+
 def differences(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0):
   """AUROC(b) - AUROC(a) on the photos as they are, and [n] over stratified resamples of them (each keeps the
   split's counts of cracked and good photos)."""
@@ -70,21 +81,16 @@ def main(argv=None) -> None:
   ap.add_argument("--n", type=int, default=2000, help="resamples")
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args(argv)
-  a, b = read_scores(args.a), read_scores(args.b)
-  if set(a) != set(b):
-    sys.exit(f"{args.a} and {args.b} score different photos ({len(set(a) ^ set(b))} not in both)")
-  files = sorted(a)
-  if any(a[f][0] != b[f][0] for f in files):
-    sys.exit(f"{args.a} and {args.b} disagree on a label")
-  labels = np.array([a[f][0] for f in files])
   try:
-    out = paired_bootstrap(
-      labels, np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files]), n=args.n, seed=args.seed
-    )
+    labels, sa, sb = pair(read_scores(args.a), read_scores(args.b))
+  except ValueError as e:
+    sys.exit(f"{args.a} and {args.b}: {e}")
+  try:
+    out = paired_bootstrap(labels, sa, sb, n=args.n, seed=args.seed)
   except ValueError as e:
     sys.exit(f"{args.a}: {e}")
   print(
-    f"{len(files)} photos ({int(labels.sum())} cracked): AUROC B - A = {out['diff']:+.5f}, "
+    f"{len(labels)} photos ({int(labels.sum())} cracked): AUROC B - A = {out['diff']:+.5f}, "
     f"95% interval [{out['low']:+.5f}, {out['high']:+.5f}], share of resamples <= 0: {out['p_not_better']:.3f}"
   )
 

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from benchmarks.darkness_lab import data_config  # noqa: E402
-from benchmarks.paired_bootstrap import mean_over_sets, paired_bootstrap, read_scores  # noqa: E402
+from benchmarks.paired_bootstrap import mean_over_sets, pair, paired_bootstrap, read_scores  # noqa: E402
 from crackjax import metrics  # noqa: E402
 
 FOLDERS = "runs/cp_syncracks_ptr,runs/cp_syncracks_neg_ptr"  # session 20: 1,000 photos each, none shared
@@ -96,12 +96,10 @@ def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n:
   for set_name, folder in sets:
     runs = {k: os.path.join(workdir, "eval", eval_name(set_name, k)) for k in ("default", name)}
     csv = "val_scores.csv" if folder is None else "scores.csv"
-    a, b = (read_scores(os.path.join(runs[k], csv)) for k in ("default", name))
-    if set(a) != set(b):
-      raise ValueError(f"{set_name}: the two runs scored different photos")
-    files = sorted(a)
-    labels = np.array([a[f][0] for f in files])
-    sa, sb = np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files])
+    try:
+      labels, sa, sb = pair(*(read_scores(os.path.join(runs[k], csv)) for k in ("default", name)))
+    except ValueError as e:
+      raise ValueError(f"{set_name}: {e}") from None
     boot = paired_bootstrap(labels, sa, sb, n=n)
     aupro = {}
     for k, d in runs.items():
