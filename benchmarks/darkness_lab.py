@@ -29,6 +29,9 @@ D, each of the luminance L smoothed with 1 px (reference - L) / reference:
   line median     the global-median D through the map's oriented line filter (anomaly.line_sigma and
                   smoothing_sigma): a dark line keeps its height, a dark pit or grain is averaged down
   line median 2   the max of that and the same at half resolution (2x2 means, upsampled): wide dark cracks
+`--full_res=max|mean` takes D from the photo at full resolution (the luminance smoothed with --lum_sigma full-res
+pixels), brought to the map's size by the max over each map pixel's 2x2 full-resolution pixels ('max': a 1 px
+hairline keeps its full darkness) or by a box resize ('mean', the control: as the half-resolution photo averages it).
 `--split=test` ranks a split's saved maps_test.npz the same way and, where the split has pixel masks (DeepCrack),
 adds pixel AUROC / AUPRO / AP (report.split_pixel_metrics, as evaluation computes them): for reporting a choice
 made on val, never for making it.
@@ -117,6 +120,18 @@ def line_filtered(d: np.ndarray, c) -> np.ndarray:
   return np.asarray(anomaly.line_filter(d[None], c.anomaly.line_sigma, c.anomaly.smoothing_sigma))[0]
 
 
+def to_map(d: np.ndarray, shape: tuple[int, int], pool: str) -> np.ndarray:
+  """A full-resolution D [H, W] brought to the map's shape (about half each side): 'max', the largest of the 2x2
+  full-resolution pixels from floor(i H / h) on for map pixel i (every full-resolution pixel falls in one, so a
+  1 px hairline keeps its full darkness); 'mean', the box resize pipeline.resize_image gives the photo itself."""
+  from PIL import Image
+
+  if pool == "max":
+    rows, cols = (np.minimum(np.arange(n) * big // n, big - 2) for n, big in zip(shape, d.shape))
+    return np.max([d[rows + i][:, cols + j] for i in (0, 1) for j in (0, 1)], axis=0).astype(np.float32)
+  return np.asarray(Image.fromarray(d.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.Resampling.BOX))
+
+
 def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   """Rows (darkness, fusion, w, [image AUROC, then pixel AUROC, AUPRO, AP where the split has masks])."""
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -134,6 +149,7 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     help="max+sum only: the luminance's smoothing of the summed term w D (the config's anomaly.localization_sigma); "
     "the image map's max(map, a D) keeps --lum_sigma (default: --lum_sigma for both)",
   )  # fmt: skip
+  ap.add_argument("--full_res", default="", choices=("", "max", "mean"), help="D from the full-resolution photo")
   args = ap.parse_args(argv)
   from crackjax.data import builders, pipeline
 
@@ -157,6 +173,11 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
     labels=split.labels[order], filenames=[split.filenames[i] for i in order],
   )  # fmt: skip
   lums = [luminance(img, args.lum_sigma) for img in sub.images]
+  full = None
+  if args.full_res:
+    fsplit = pipeline.load_split(builders.builder_for(c, run_dir, args.root), args.split, resize=1.0)
+    fwhere = {n: i for i, n in enumerate(fsplit.filenames)}
+    full = [luminance(fsplit.images[fwhere[str(n)]], args.lum_sigma) for n in names]
   sum_sigma = args.lum_sigma if args.sum_sigma is None else args.sum_sigma
   lums_sum = lums if sum_sigma == args.lum_sigma else [luminance(img, sum_sigma) for img in sub.images]
   if any(L.shape != m.shape for L, m in zip(lums, maps)):
@@ -200,7 +221,10 @@ def main(argv=None) -> list[tuple[str, str, float, list[float]]]:
   rows = [("none (the maps as saved)", "", 0.0, auroc(maps))]
   print(f"{rows[0][0]:28s} {show(rows[0][3])}", flush=True)
   for name in names_d:
-    dark = [kinds[name](L) for L in lums]
+    if full is not None:
+      dark = [to_map(kinds[name](F), L.shape, args.full_res) for F, L in zip(full, lums)]
+    else:
+      dark = [kinds[name](L) for L in lums]
     dark_sum = dark if lums_sum is lums else [kinds[name](L) for L in lums_sum]
     for fusion in fusions:
       for w in weights:

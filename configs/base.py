@@ -83,6 +83,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.average = "residual"  # over the draws: 'residual' (mean of the residuals) | 'healing' (residual of the mean)
   c.anomaly.antithetic = False  # draws in pairs with noise eps and -eps (anomaly.num_draws even)
+  c.anomaly.views = 1  # 1-4: draws (pairs) heal the input mirrored in turn (none, left-right, up-down, both)
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian

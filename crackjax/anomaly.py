@@ -7,6 +7,9 @@
             removes from every draw (a crack) stays, what differs from draw to draw (the noise the one-step
             estimate lets through, strongest on rough texture) averages away as 1 / sqrt(K). antithetic: the
             draws come in pairs with noise eps and -eps, which cancels the part of the healing linear in eps.
+            views = V > 1: draw (or antithetic pair) j heals the input mirrored by VIEWS[j % V] and is mirrored
+            back, so the mean healing averages what the UNet, not exactly mirror-symmetric, paints differently
+            on each mirror image of the same surface (test-time augmentation: a model ensemble for no training).
     map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
@@ -45,6 +48,7 @@ RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
 POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
 AVERAGES = ("residual", "healing")
+VIEWS = ((), (2,), (1,), (1, 2))  # the axes of [B, H, W, C] a view mirrors: none, left-right, up-down, both
 MAD_FLOOR = 1e-3  # anomaly.mad_floor's default: added to the MAD in 'topk_mad' (map units: [-1, 1] differences)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
@@ -69,6 +73,7 @@ class HealConfig:
   darkness_line: bool = False  # the darkness through the map's line filter too (a pit averages down, a line stays)
   average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
   antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
+  views: int = 1  # mirror images healed in turn, 1-4 (VIEWS); num_draws a multiple of views (x 2 if antithetic)
 
   @property
   def multiple(self) -> int:
@@ -340,10 +345,20 @@ def darkness_term(x0: jnp.ndarray, cfg: HealConfig) -> jnp.ndarray:
   return d
 
 
+def mirror(x: jnp.ndarray, view) -> jnp.ndarray:
+  """x [B, H, W, C] mirrored by VIEWS[view] (view traced); each view is its own inverse."""
+  return jax.lax.switch(view, [lambda x, axes=axes: jnp.flip(x, axes) if axes else x for axes in VIEWS], x)
+
+
 def _draw(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, i) -> jnp.ndarray:
-  """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise."""
+  """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise;
+  with cfg.views > 1, draw (pair) j heals the input mirrored by VIEWS[j % views], mirrored back."""
   j, sign = (i // 2, 1.0 - 2.0 * (i % 2)) if cfg.antithetic else (i, 1.0)
-  return heal(eps_fn, schedule, x0, jax.vmap(lambda k: jax.random.fold_in(k, j))(keys), cfg, sign)
+  k = jax.vmap(lambda k: jax.random.fold_in(k, j))(keys)
+  if cfg.views == 1:
+    return heal(eps_fn, schedule, x0, k, cfg, sign)
+  view = j % cfg.views
+  return mirror(heal(eps_fn, schedule, mirror(x0, view), k, cfg, sign), view)
 
 
 def mean_healing(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig) -> jnp.ndarray:

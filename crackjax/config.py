@@ -60,6 +60,7 @@ LEGACY = {
   "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
   "anomaly.localization_background": 0.0,  # and that mean was its reference
   "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
+  "anomaly.views": 1,  # before session 21 every draw healed the input as it is
   "anomaly.darkness_line": False,  # before session 20 the image map's darkness term was not line-filtered
 }
 
@@ -144,6 +145,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     not config.anomaly.antithetic or config.anomaly.num_draws % 2 == 0,
     "anomaly.antithetic",
     f"pairs the draws: anomaly.num_draws must be even, got {config.anomaly.num_draws}",
+  )
+  per_view = config.anomaly.views * (2 if config.anomaly.antithetic else 1)
+  _check(
+    config.anomaly.views in (1, 2, 3, 4) and config.anomaly.num_draws % per_view == 0,
+    "anomaly.views",
+    f"must be 1-4 and divide anomaly.num_draws{' / 2 (antithetic pairs)' if config.anomaly.antithetic else ''}: "
+    f"views={config.anomaly.views}, num_draws={config.anomaly.num_draws}",
   )
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   a = config.anomaly

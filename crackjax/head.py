@@ -297,6 +297,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, heal_fn, images: list
   heal_info = {"teacher_step": train_lib.checkpoint_manager(workdir, config, create=False).latest_step() if heal_fn else None}
   fields = ("t_start", "heal_steps", "guidance", "num_draws", "average", "antithetic", "feature_t")
   heal_info.update({k: config.anomaly[k] for k in fields})
+  if config.anomaly.views != 1:  # keyed only when used: a cache from before the field stays valid
+    heal_info["views"] = config.anomaly.views
   heal_info["sampler"] = [config.sampler.kind, config.sampler.num_steps, config.sampler.eta]
   t0 = time.time()
   data = training_set(config, workdir, heal_fn, heal_info, images)

@@ -58,6 +58,7 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     darkness_line=a.darkness_line,
     average=a.average,
     antithetic=a.antithetic,
+    views=a.views,
   )
 
 
@@ -243,6 +244,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "darkness_line": hc.darkness_line,
     "average": hc.average,
     "antithetic": hc.antithetic,
+    "views": hc.views,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"

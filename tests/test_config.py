@@ -92,6 +92,8 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.localization_sigma", float("nan"), "anomaly.localization_sigma"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
+    ("anomaly.views", 0, "anomaly.views"),
+    ("anomaly.views", 3, "anomaly.views.*num_draws=2"),  # 2 draws cannot be split over 3 views
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),
     ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
     ("anomaly.border", -1, "anomaly.border"),
@@ -120,3 +122,21 @@ def test_the_teacher_heals_with_the_configs_darkness_line():
   with c.unlocked():
     c.anomaly.darkness_line = True
   assert teacher.heal_config(c).darkness_line is True
+
+
+def test_the_teacher_heals_with_the_configs_views():
+  """anomaly.views reaches the healing's config and the scorer's info (1 by default, also with :data=); with
+  antithetic pairs it must divide the number of pairs."""
+  from configs import ddim_50
+  from crackjax import teacher
+
+  c = ddim_50.get_config("data=/some/root")
+  assert teacher.heal_config(c).views == 1
+  with c.unlocked():
+    c.anomaly.views = 2
+  with pytest.raises(ValueError, match="anomaly.views.*pairs"):  # one antithetic pair cannot be split over 2 views
+    validate(c)
+  with c.unlocked():
+    c.anomaly.num_draws = 4
+  validate(c)
+  assert teacher.heal_config(c).views == 2

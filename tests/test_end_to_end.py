@@ -572,3 +572,19 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   monkeypatch.chdir(tmp_path)  # no runs/ here: the default folder is missing, nothing is scored
   with pytest.raises(SystemExit, match="cp_syncracks_neg_ptr/ does not exist: write it first: .* --start=1000 --count=1000"):
     selection.main(["--name=cand", "--set=anomaly.line_sigma=10", f"--folders={tmp_path},runs/cp_syncracks_neg_ptr/"])
+
+
+def test_the_darkness_labs_full_resolution_term_keeps_a_hairline_that_the_box_halves():
+  """darkness_lab.to_map brings a full-resolution D to the map's size: a 1 px dark line (D = 1 on it, 0 around)
+  keeps D = 1 along it under 'max' (2x2 max, then a box), and 1/2 under 'mean' (the box alone), at the map's
+  side lengths, rounded as pipeline.resize_image rounds them (227 -> 114)."""
+  from benchmarks import darkness_lab
+
+  d = np.zeros((170, 227), np.float32)
+  d[:, 101] = 1.0  # a vertical hairline one full-resolution pixel wide, inside a 2x2 box at half resolution
+  shape = (85, 114)
+  top = darkness_lab.to_map(d, shape, "max")
+  box = darkness_lab.to_map(d, shape, "mean")
+  assert top.shape == box.shape == shape
+  np.testing.assert_allclose(top.max(1), 1.0, atol=0.02)
+  np.testing.assert_allclose(box.max(1), 0.5, atol=0.02)

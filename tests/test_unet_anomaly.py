@@ -372,6 +372,31 @@ def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps
   assert anti < 1e-6 and np.abs(anti_hat).max() < 1e-6  # the mean healing shown is x0 itself
 
 
+def test_mirrored_views_average_away_what_the_denoiser_paints_lopsided(key):
+  """A denoiser that predicts a fixed field g (eps_hat = g, the same for every input) heals x0 into x0 - c g,
+  c = sqrt(1 - ab) / sqrt(ab), once an antithetic pair cancels the noise. With views = 2 the second pair heals the
+  left-right mirror image and is mirrored back: x0 - c mirror(g). For g odd under that mirror (a ramp across the
+  width) the mean healing is x0 exactly; views = 1 keeps c |g|; views = 3 (up-down too) keeps a third of it."""
+  x0 = jnp.zeros((2, 8, 16, 3))
+  t = 20
+  ab = float(SCHED.alpha_bar[t])
+  c = np.sqrt(1 - ab) / np.sqrt(ab)
+  g = jnp.broadcast_to(jnp.linspace(-0.5, 0.5, 16)[None, None, :, None], x0.shape)  # odd under the left-right mirror
+  field_eps = lambda x_t, tt: g  # noqa: E731
+  cfg = anomaly.HealConfig("ddim", 1, 0.0, 0.0, t, 4, "abs", "mean", 0.0, 0.0, "topk", 0.02, average="healing", antithetic=True)
+  keys = jax.random.split(key, 2)
+
+  def healing(**kw):
+    return np.asarray(anomaly.mean_healing(field_eps, SCHED, x0, keys, dataclasses.replace(cfg, **kw)))
+
+  np.testing.assert_allclose(healing(), -c * np.asarray(g), atol=1e-5)
+  np.testing.assert_allclose(healing(views=2), 0.0, atol=1e-5)
+  np.testing.assert_allclose(healing(num_draws=6, views=3), -c * np.asarray(g) / 3, atol=1e-5)  # g even up-down
+  m1, _ = anomaly.anomaly_map(field_eps, SCHED, x0, keys, cfg)
+  m2, _ = anomaly.anomaly_map(field_eps, SCHED, x0, keys, dataclasses.replace(cfg, views=2))
+  assert float(np.asarray(m1).mean()) > 0.1 * c and float(np.asarray(m2).max()) < 1e-5
+
+
 def test_the_darkness_term_through_the_line_filter_keeps_a_dark_line_and_averages_a_pit_down():
   """anomaly.darkness_term: without darkness_line it is relative_darkness itself; with it, the line filter of that:
   a dark 1-px line on a grey surface keeps its filtered height (the known answer of the filter on the same
