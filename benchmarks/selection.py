@@ -71,14 +71,27 @@ def stamp(config: str, root: str, overrides: list[str]) -> dict:
   return json.loads(json.dumps({"anomaly": c.anomaly.to_dict(), "sampler": c.sampler.to_dict(), "overrides": overrides}))
 
 
+def _behaviour(st: dict) -> dict:
+  """A stamp without the fields at their LEGACY value (crackjax/config.py): such a field reproduces what the code
+  did before it existed, so an evaluation stamped before it was added ran with the same settings."""
+  from crackjax.config import LEGACY
+
+  out = dict(st)
+  for section in ("anomaly", "sampler"):
+    if isinstance(st.get(section), dict):
+      out[section] = {k: v for k, v in st[section].items() if LEGACY.get(f"{section}.{k}", object()) != v}
+  return out
+
+
 def needs_scoring(d: str, want: dict) -> bool:
-  """False when `d` holds a finished evaluation stamped `want`; a finished one with another stamp (or none) is moved
-  aside to `d.stale<k>`, never overwritten."""
+  """False when `d` holds a finished evaluation stamped `want` (fields at their LEGACY value aside: a field added
+  since, at the value that keeps the old behaviour, does not make it stale); a finished one with another stamp (or
+  none) is moved aside to `d.stale<k>`, never overwritten."""
   if not os.path.exists(os.path.join(d, "metrics.json")):
     return True
   try:
     with open(os.path.join(d, "selection.json")) as f:
-      if json.load(f) == want:
+      if _behaviour(json.load(f)) == _behaviour(want):
         return False
   except (OSError, ValueError):
     pass

@@ -14,6 +14,8 @@
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
             along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
+      line_power = p < 1: each kernel's weighted power mean (sum w r^p)^(1/p) instead of its mean: a grain is
+            smeared into a star of 8 rays by the mean, and pulled down towards its surroundings by a power mean.
       pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
             the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
             max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
@@ -73,6 +75,7 @@ class HealConfig:
   darkness_line: bool = False  # the darkness through the map's line filter too (a pit averages down, a line stays)
   average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
   antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
+  line_power: float = 1.0  # the line filter's power mean (1: the weighted mean; < 1 favours lines over grains)
   views: int = 1  # mirror images healed in turn, 1-4 (VIEWS); num_draws a multiple of views (x 2 if antithetic)
 
   @property
@@ -157,10 +160,16 @@ def line_filter(m: jnp.ndarray, sigma_along: float, sigma_across: float) -> jnp.
   return x.max(axis=-1)
 
 
-def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0) -> jnp.ndarray:
-  """The map's smoothing: Gaussian (line_sigma = 0) or the oriented line filter of width sigma."""
+def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0, power: float = 1.0) -> jnp.ndarray:
+  """The map's smoothing: Gaussian (line_sigma = 0) or the oriented line filter of width sigma. power p < 1 (m >= 0):
+  the filter's weighted power mean, line_filter(m^p)^(1/p): a line as high along its whole length keeps its
+  height, while a lone bright grain, which the arithmetic mean smears into a star of 8 rays as high as the grain's
+  share of each kernel, is pulled down towards the surface around it."""
   if line_sigma > 0:
-    return line_filter(m, line_sigma, sigma)
+    if power == 1.0:
+      return line_filter(m, line_sigma, sigma)
+    # the clip: a convolution of values >= 0 can round to -1e-9, whose non-integer power would be NaN
+    return jnp.maximum(line_filter(jnp.maximum(m, 0.0) ** power, line_sigma, sigma), 0.0) ** (1.0 / power)
   return gaussian_smooth(m, sigma)
 
 
@@ -374,12 +383,13 @@ def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg
   healing it shows: the first draw's, or the mean healing when that is what the residual compares with."""
   if cfg.average == "healing":
     x_hat = mean_healing(eps_fn, schedule, x0, keys, cfg)
-    return smooth(residual_map(x0, x_hat, cfg.residual, cfg.channels), cfg.smoothing_sigma, cfg.line_sigma), x_hat
+    r = residual_map(x0, x_hat, cfg.residual, cfg.channels)
+    return smooth(r, cfg.smoothing_sigma, cfg.line_sigma, cfg.line_power), x_hat
 
   def one_draw(carry, i):
     x_hat = _draw(eps_fn, schedule, x0, keys, cfg, i)
     return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
-  m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma)
+  m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma, cfg.line_power)
   return m, x_hats[0]

@@ -60,6 +60,7 @@ LEGACY = {
   "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
   "anomaly.localization_background": 0.0,  # and that mean was its reference
   "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
+  "anomaly.line_power": 1.0,  # before session 21 the line filter was a weighted mean
   "anomaly.views": 1,  # before session 21 every draw healed the input as it is
   "anomaly.darkness_line": False,  # before session 20 the image map's darkness term was not line-filtered
 }
@@ -156,6 +157,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   a = config.anomaly
   _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")
+  _check(0 < a.line_power <= 1, "anomaly.line_power", f"must be in (0, 1], got {a.line_power}")
   _check(
     isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
   )

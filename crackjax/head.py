@@ -350,7 +350,7 @@ def _residual_scale(config, data: dict) -> float:
   r = anomaly.residual_map(
     jnp.asarray(x), jnp.asarray(data["healed"][clean], jnp.float32), config.anomaly.residual, config.anomaly.channels
   )
-  r = anomaly.smooth(r, config.anomaly.smoothing_sigma, config.anomaly.line_sigma)
+  r = anomaly.smooth(r, config.anomaly.smoothing_sigma, config.anomaly.line_sigma, config.anomaly.line_power)
   return max(float(np.percentile(np.asarray(r), 99)), 1e-6)
 
 

@@ -93,6 +93,8 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
     ("anomaly.views", 0, "anomaly.views"),
+    ("anomaly.line_power", 0.0, "anomaly.line_power"),
+    ("anomaly.line_power", float("nan"), "anomaly.line_power"),
     ("anomaly.views", 3, "anomaly.views.*num_draws=2"),  # 2 draws cannot be split over 3 views
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),
     ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
@@ -125,13 +127,17 @@ def test_the_teacher_heals_with_the_configs_darkness_line():
 
 
 def test_the_teacher_heals_with_the_configs_views():
-  """anomaly.views reaches the healing's config and the scorer's info (1 by default, also with :data=); with
+  """anomaly.views and anomaly.line_power reach the healing's config and the scorer's info (1 by default, also with :data=); with
   antithetic pairs it must divide the number of pairs."""
   from configs import ddim_50
   from crackjax import teacher
 
   c = ddim_50.get_config("data=/some/root")
   assert teacher.heal_config(c).views == 1
+  assert teacher.heal_config(c).line_power == 1.0
+  with c.unlocked():
+    c.anomaly.line_power = 0.5
+  assert teacher.heal_config(c).line_power == 0.5
   with c.unlocked():
     c.anomaly.views = 2
   with pytest.raises(ValueError, match="anomaly.views.*pairs"):  # one antithetic pair cannot be split over 2 views

@@ -550,7 +550,8 @@ def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
 
 
 def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path, monkeypatch):
-  """selection.needs_scoring: a finished evaluation stamped with today's settings is reused; one stamped otherwise
+  """selection.needs_scoring: a finished evaluation stamped with today's settings is reused (also one stamped before
+  fields that today sit at their LEGACY value, the old behaviour); one stamped otherwise
   (the default changed) or not at all is moved aside, kept, and scored again; an unfinished one is simply scored.
   selection.stamp resolves the real-data config's own score settings."""
   from benchmarks import selection
@@ -562,6 +563,9 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   d.mkdir()
   (d / "metrics.json").write_text("{}")
   (d / "selection.json").write_text(json.dumps(want))
+  assert not selection.needs_scoring(str(d), want)
+  older = {**want, "anomaly": {k: v for k, v in want["anomaly"].items() if k not in ("views", "line_power")}}
+  (d / "selection.json").write_text(json.dumps(older))  # stamped before those fields: at their LEGACY value, the same
   assert not selection.needs_scoring(str(d), want)
   other = {**want, "anomaly": {**want["anomaly"], "line_sigma": 6.0}}
   assert selection.needs_scoring(str(d), other)

@@ -372,6 +372,27 @@ def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps
   assert anti < 1e-6 and np.abs(anti_hat).max() < 1e-6  # the mean healing shown is x0 itself
 
 
+def test_the_line_filters_power_mean_keeps_a_line_above_a_grain_the_mean_smears_into_a_star():
+  """anomaly.smooth with line_power p: p = 1 is the line filter itself; a constant map stays that constant for any
+  p (a power mean of equal values); on a quiet surface (0.02), a 1 px line of 0.2 outranks a 2x2 grain of 4.0
+  (20x brighter, a pebble or pore the healing cannot repaint) under p = 0.5, while the mean ranks the grain's star
+  first, its rays 8 px out still above the line."""
+  line = np.full((1, 64, 64), 0.02, np.float32)
+  line[0, 31, :] = 0.2
+  grain = np.full((1, 64, 64), 0.02, np.float32)
+  grain[0, 30:32, 30:32] = 4.0
+  flat = jnp.full((1, 32, 32), 0.3)
+  for p in (1.0, 0.5, 0.25):
+    np.testing.assert_allclose(anomaly.smooth(flat, 1.0, 10.0, p), 0.3, rtol=1e-5)
+  lj = jnp.asarray(line)
+  np.testing.assert_array_equal(anomaly.smooth(lj, 1.0, 10.0, 1.0), anomaly.line_filter(lj, 10.0, 1.0))
+  mean_line = float(anomaly.smooth(jnp.asarray(line), 1.0, 10.0)[0, 31, 32])
+  mean_star = np.asarray(anomaly.smooth(jnp.asarray(grain), 1.0, 10.0))
+  assert mean_star.max() > mean_star[0, 31, 39] > mean_line
+  half_line = float(anomaly.smooth(jnp.asarray(line), 1.0, 10.0, 0.5)[0, 31, 32])
+  assert float(anomaly.smooth(jnp.asarray(grain), 1.0, 10.0, 0.5).max()) < 0.9 * half_line
+
+
 def test_mirrored_views_average_away_what_the_denoiser_paints_lopsided(key):
   """A denoiser that predicts a fixed field g (eps_hat = g, the same for every input) heals x0 into x0 - c g,
   c = sqrt(1 - ab) / sqrt(ab), once an antithetic pair cancels the noise. With views = 2 the second pair heals the
