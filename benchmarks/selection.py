@@ -4,8 +4,10 @@ selection rule written before the runs asks for, in one command.
   python benchmarks/selection.py --name=line10 --set=anomaly.line_sigma=10
 
 scores a trained teacher (`--workdir`, runs/cp) through main.py `--mode=evaluate` twice per set, as it is (name
-`default`) and with the `--set` overrides (`--name`): on the root's val split and on each `--folders` folder's test
-split (written by benchmarks/synthetic_cracks_folder.py; its masks give pixel AUPRO). A finished evaluation is not
+`default`) and with the `--set` overrides (`--name`), or the candidate from another trained teacher
+(`--candidate_workdir`, e.g. one trained at another `data.resize`, with the `--set` overrides): on the root's val
+split and on each `--folders` folder's test split (written by benchmarks/synthetic_cracks_folder.py; its masks give
+pixel AUPRO). A finished evaluation is not
 run again, so a killed run resumes and the default is scored once for all candidates; each is stamped
 (`selection.json`) with the score settings it ran with (the config's anomaly and sampler sections as `:data=ROOT`
 resolves them, and the overrides), and one whose stamp differs from today's, e.g. after the default changed, is
@@ -103,11 +105,15 @@ def needs_scoring(d: str, want: dict) -> bool:
   return True
 
 
-def summarize(workdir: str, sets: list[tuple[str, str | None]], name: str, *, n: int = 2000) -> list[dict]:
-  """Per set: AUROC of the default and of `name`, the bootstrap of their difference, pixel AUPRO where present."""
+def summarize(
+  workdir: str, sets: list[tuple[str, str | None]], name: str, *, n: int = 2000, candidate_workdir: str = ""
+) -> list[dict]:
+  """Per set: AUROC of the default and of `name`, the bootstrap of their difference, pixel AUPRO where present.
+  The candidate's evaluations are read from `candidate_workdir` where given (another trained teacher)."""
   rows, folder_scores = [], []
   for set_name, folder in sets:
-    runs = {k: os.path.join(workdir, "eval", eval_name(set_name, k)) for k in ("default", name)}
+    wd = {"default": workdir, name: candidate_workdir or workdir}
+    runs = {k: os.path.join(wd[k], "eval", eval_name(set_name, k)) for k in ("default", name)}
     csv = "val_scores.csv" if folder is None else "scores.csv"
     try:
       labels, sa, sb = pair(*(read_scores(os.path.join(runs[k], csv)) for k in ("default", name)))
@@ -152,12 +158,20 @@ def main(argv=None) -> None:
   ap.add_argument("--set", action="append", default=[], help="a config override, e.g. anomaly.line_sigma=10")
   ap.add_argument("--root", default="../shared/data/concrete_pavement", help="the data root the teacher learnt")
   ap.add_argument("--workdir", default="runs/cp", help="the trained teacher's workdir")
+  ap.add_argument(
+    "--candidate_workdir", default="",
+    help="another trained teacher scored as the candidate (default: --workdir's, with the --set overrides)",
+  )  # fmt: skip
   ap.add_argument("--config", default="configs/ddim_50.py")
   ap.add_argument("--folders", default=FOLDERS, help="comma-separated synthetic-crack folders")
   ap.add_argument("--n", type=int, default=2000, help="bootstrap resamples")
   args = ap.parse_args(argv)
-  if args.name == "default" or not args.set:
-    sys.exit("--name must not be 'default', and at least one --set is needed (the default is scored as it is)")
+  if args.name == "default" or not (args.set or args.candidate_workdir):
+    sys.exit(
+      "--name must not be 'default', and at least one --set (or --candidate_workdir) is needed: the default is scored as it is"
+    )
+  if args.candidate_workdir and not os.path.isdir(os.path.join(args.candidate_workdir, "checkpoints")):
+    sys.exit(f"--candidate_workdir {args.candidate_workdir} holds no trained teacher (no checkpoints/ there)")
   folders = [f for f in args.folders.split(",") if f]
   missing = [f for f in folders if not os.path.isdir(f)]
   if missing:
@@ -169,20 +183,23 @@ def main(argv=None) -> None:
   default = stamp(args.config, args.root, [])
   for set_name, folder in sets:
     for name, overrides in (("default", []), (args.name, args.set)):
-      d = os.path.join(args.workdir, "eval", eval_name(set_name, name))
+      workdir = args.candidate_workdir if name != "default" and args.candidate_workdir else args.workdir
+      d = os.path.join(workdir, "eval", eval_name(set_name, name))
       want = {**default, "overrides": list(overrides)}
+      if workdir != args.workdir:  # another teacher: its evaluations say which
+        want["teacher"] = os.path.normpath(workdir)
       if not needs_scoring(d, want):
         continue
       os.makedirs(os.path.dirname(d), exist_ok=True)
       log = d + ".log"
       print(f"scoring {set_name} ({name}); log {log}", flush=True)
       with open(log, "w") as f:
-        rc = subprocess.call(command(args.config, args.root, args.workdir, folder, name, overrides), stdout=f, stderr=f)
+        rc = subprocess.call(command(args.config, args.root, workdir, folder, name, overrides), stdout=f, stderr=f)
       if rc:
         sys.exit(f"the evaluation of {set_name} ({name}) failed (exit {rc}); see {log}")
       with open(os.path.join(d, "selection.json"), "w") as f:
         json.dump(want, f)
-  print(table(summarize(args.workdir, sets, args.name, n=args.n), args.name))
+  print(table(summarize(args.workdir, sets, args.name, n=args.n, candidate_workdir=args.candidate_workdir), args.name))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -547,6 +548,44 @@ def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
                      "--config.eval.test=False", "--config.anomaly.line_sigma=10"]  # fmt: skip
   folder = selection.command("c.py", "R", "W", "x/folder", "default", [])
   assert folder[-2:] == ["--config.eval.name=sel_folder_default", "--config.eval.root=x/folder"]
+  teacher2 = tmp_path / "teacher2"  # --candidate_workdir: the candidate's evaluations are another teacher's
+  for set_name in ("val", "folder"):
+    shutil.move(
+      tmp_path / "eval" / selection.eval_name(set_name, "cand"), teacher2 / "eval" / selection.eval_name(set_name, "cand")
+    )
+  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder"]), "cand", n=50, candidate_workdir=str(teacher2))
+  assert (rows[0]["diff"], rows[1]["aupro_default"], rows[1]["aupro"]) == (1.0, 0.5, 0.6)
+
+
+def test_the_selection_script_scores_the_candidate_with_another_teacher(tmp_path, monkeypatch):
+  """selection.main --candidate_workdir: the default is scored with --workdir's teacher, the candidate with the
+  other one (main.py gets that workdir), whose stamp names it; a workdir without a checkpoint is refused."""
+  from benchmarks import selection
+
+  cfg = "--config=" + os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ddim_50.py")
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "t2" / "checkpoints").mkdir(parents=True)
+  calls = []
+
+  def fake_call(cmd, stdout=None, stderr=None):
+    workdir = next(a for a in cmd if a.startswith("--workdir=")).split("=", 1)[1]
+    name = next(a for a in cmd if a.startswith("--config.eval.name=")).split("=", 1)[1]
+    calls.append((workdir, name))
+    d = tmp_path / workdir / "eval" / name
+    d.mkdir(parents=True)
+    (d / "val_scores.csv").write_text("file,label,score\na.png,0,1\nb.png,1,2\n")
+    (d / "metrics.json").write_text("{}")
+    return 0
+
+  monkeypatch.setattr(selection.subprocess, "call", fake_call)
+  with pytest.raises(SystemExit, match="no trained teacher"):
+    selection.main(["--name=r75", "--candidate_workdir=nothing", "--folders=", "--root=R", cfg])
+  selection.main(
+    ["--name=r75", "--candidate_workdir=t2", "--set=data.resize=0.75", "--folders=", "--root=R", "--workdir=t1", cfg]
+  )
+  assert calls == [("t1", "sel_val_default"), ("t2", "sel_val_r75")]
+  stamp = json.loads((tmp_path / "t2" / "eval" / "sel_val_r75" / "selection.json").read_text())
+  assert stamp["teacher"] == "t2" and stamp["overrides"] == ["data.resize=0.75"]
 
 
 def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path, monkeypatch):
