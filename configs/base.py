@@ -298,9 +298,10 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   draws (eps, -eps), the luminance residual of their mean healing (session 10: the noise the estimate lets through
   cancels) through the oriented line filter (sigma 10 along, 1 across; session 20, docs/real_data.md), also at half
   that resolution (pyramid 2: wide cracks), at least 0.2 times the input's relative darkness (a crack as wide as
-  the healing repaints); the image score is the mean of the top 2% of the map minus its median, over the map's MAD
-  plus 0.015 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the healing's
-  frame; sessions 11-12, benchmarks/pooling_lab.py). The red mask and the pixel metrics read a localization map, the
+  the healing repaints); the image score is the mean of the top 0.5% of the map minus its median, over the map's
+  MAD plus 0.03 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the
+  healing's frame; sessions 11-12, benchmarks/pooling_lab.py; top 0.5% and 0.03 since session 21, on a fresh
+  synthetic folder, docs/real_data.md). The red mask and the pixel metrics read a localization map, the
   image map plus 1.5 times the darkness relative to the mean luminance (a sum: chosen on synthetic-crack masks, session 16).
   """
   c.data.resize = 0.5
@@ -318,8 +319,8 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
     smoothing_sigma=1.0,
     line_sigma=10.0,
     pooling="topk_mad",
-    topk_fraction=0.02,
-    mad_floor=0.015,
+    topk_fraction=0.005,
+    mad_floor=0.03,
     border=4,
     pyramid=2,
     darkness=0.2,
