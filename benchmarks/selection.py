@@ -74,15 +74,10 @@ def stamp(config: str, root: str, overrides: list[str]) -> dict:
 
 
 def _behaviour(st: dict) -> dict:
-  """A stamp without the fields at their LEGACY value (crackjax/config.py): such a field reproduces what the code
-  did before it existed, so an evaluation stamped before it was added ran with the same settings."""
-  from crackjax.config import LEGACY
+  """A stamp without the fields at their LEGACY value (config.without_legacy)."""
+  from crackjax.config import without_legacy
 
-  out = dict(st)
-  for section in ("anomaly", "sampler"):
-    if isinstance(st.get(section), dict):
-      out[section] = {k: v for k, v in st[section].items() if LEGACY.get(f"{section}.{k}", object()) != v}
-  return out
+  return {**st, **{sec: without_legacy(sec, st[sec]) for sec in ("anomaly", "sampler") if isinstance(st.get(sec), dict)}}
 
 
 def needs_scoring(d: str, want: dict) -> bool:

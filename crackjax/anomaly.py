@@ -252,6 +252,9 @@ def interior(m: np.ndarray, border: int) -> np.ndarray:
   return m[..., border : h - border, border : w - border]
 
 
+POOLING_FIELDS = ("pooling", "topk_fraction", "mad_floor", "border")  # what pooling_of reads: the image score only
+
+
 def pooling_of(info: dict) -> dict:
   """The keyword arguments of image_score and score_units in a model's info (metrics.json's "model" section);
   a run recorded before mad_floor and border existed pooled with MAD_FLOOR and no border."""

@@ -66,6 +66,14 @@ LEGACY = {
 }
 
 
+def without_legacy(section: str, values: dict) -> dict:
+  """`values` (a config section's fields, or a scorer's info) without the fields that sit at their LEGACY value:
+  such a field reproduces what the code did before it existed, so a record or a cache key made before it was
+  added describes the same behaviour."""
+  missing = object()
+  return {k: v for k, v in values.items() if LEGACY.get(f"{section}.{k}", missing) != v}
+
+
 def config_from_saved(template: ml_collections.ConfigDict, saved: dict, sections: tuple[str, ...]) -> ml_collections.ConfigDict:
   """A copy of `template` with the `sections` of a saved config.json (a dict) written over it. Fields added to the
   code since the run was saved take their LEGACY value (what the run did) or else keep the template's; lists

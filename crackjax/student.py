@@ -45,7 +45,7 @@ from flax.training import train_state
 
 from crackjax import anomaly, kinds, precision, synth
 from crackjax import train as train_lib
-from crackjax.config import config_from_saved, validate
+from crackjax.config import config_from_saved, validate, without_legacy
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, micro_batched, tiling
 from crackjax.unet import downsample_mean, upsample_nearest
@@ -206,9 +206,12 @@ def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray],
   """Teacher maps of the pool, computed once in shards and reused (a killed run keeps its finished shards).
 
   The shards live in <student.cache_dir or <workdir>/teacher_maps>/<key>/, the key a digest of the teacher's
-  scoring settings, its weights, the resize factor and the pool's names: students of one teacher can share a
-  cache_dir, and a changed or retrained teacher or pool never reads stale maps. Returns a list of float32 [H, W]."""
-  h = hashlib.sha256(json.dumps([scorer.info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
+  map settings (its scoring settings less the image score's pooling), its weights, the resize factor and the pool's
+  names: students of one teacher can share a cache_dir, and a changed or retrained teacher or pool never reads
+  stale maps. Returns a list of float32 [H, W]."""
+  # The maps do not depend on how they are pooled, nor on fields at their LEGACY value: neither re-keys the cache.
+  info = {k: v for k, v in without_legacy("anomaly", scorer.info).items() if k not in anomaly.POOLING_FIELDS}
+  h = hashlib.sha256(json.dumps([info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
   for leaf in jax.tree.leaves(scorer.params):  # the same settings trained again are another teacher
     h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
   digest = h.hexdigest()[:12]

@@ -165,6 +165,12 @@ def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path, 
   scored.clear()
   student.teacher_maps(c, str(tmp_path), other, images, names)
   assert len(scored) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
+  # Another pooling of the same maps, or a field at its LEGACY value, reads the same cache: the maps are the same.
+  for same in ({**info, "topk_fraction": 0.05, "mad_floor": 0.03}, {**info, "views": 1, "line_power": 1.0}):
+    scored.clear()
+    pooled = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda s: 0.0, same)
+    student.teacher_maps(c, str(tmp_path), pooled, images, names)
+    assert not scored and len(os.listdir(tmp_path / "teacher_maps")) == 2
   # The same settings with other weights (a teacher trained again into the same workdir) are another teacher too.
   weighted = [
     Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), {"w": jnp.full(3, v)}, 4, lambda shape: 0.0, info) for v in (0.0, 1.0)
