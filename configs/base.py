@@ -131,6 +131,21 @@ def defaults() -> ml_collections.ConfigDict:
   c.head.grad_clip = 1.0  # global gradient-norm clip
   c.head.focal_gamma = 2.0  # focal loss exponent (0 = cross-entropy)
 
+  # the pool classifier (crackjax/classifier.py): a small CNN trained on the teacher's surest cracks in the root's
+  # unlabeled/ folder against train/good; its logit shifts each photo's image score (the maps stay the teacher's)
+  c.classifier = ml_collections.ConfigDict()
+  c.classifier.weight = 0.0  # the shift's weight (1: the classifier's spread equals the teacher score's); 0 = off
+  c.classifier.name = "classifier"  # its folder in the workdir
+  c.classifier.quantile = 0.998  # pseudo-cracks: unlabeled photos scored above this quantile of train/good's scores
+  c.classifier.channels = (16, 32, 32)  # features per stage (2x2 max-pooling between stages)
+  c.classifier.topk = 8  # the image logit is the mean of the logit map's top-k cells
+  c.classifier.num_steps = 1500  # optimizer steps
+  c.classifier.batch_size = 32  # photos per step, half of them pseudo-cracks
+  c.classifier.learning_rate = 1e-3  # AdamW peak learning rate (warm-up, then cosine decay)
+  c.classifier.warmup_steps = 50
+  c.classifier.weight_decay = 1e-4
+  c.classifier.grad_clip = 1.0
+
   c.eval = ml_collections.ConfigDict()
   c.eval.root = ""  # evaluate on this root instead of data.root (writes <workdir>/eval/<name>/)
   c.eval.name = ""  # names an evaluation: writes <workdir>/eval/<name>/ ("" = the root's folder name, or the workdir itself)
@@ -256,6 +271,7 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.eval.update(batch_size=4, num_examples=2)
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
   c.head.update(channels=4, levels=2, crop_size=16, train_set_size=16, num_steps=4, batch_size=4, warmup_steps=1)
+  c.classifier.update(channels=(4, 4), num_steps=4, batch_size=4, warmup_steps=1)
   c.baseline.update(channels=4, latent_channels=4, memory_size=8, crop_size=16, num_steps=4, batch_size=4, mc_samples=2)
   c.baseline.update(disc_channels=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)

@@ -228,6 +228,18 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f"must be a non-empty tuple of distinct names from {head.INPUTS}, got {h.inputs}",
   )
   _check(bool(h.name) and "/" not in h.name and h.name not in (".", ".."), "head.name", f"must be a folder name, got {h.name!r}")
+  cl = config.classifier
+  _check(cl.weight >= 0, "classifier.weight", f"must be >= 0 (0 = off), got {cl.weight}")
+  _check(bool(cl.name) and "/" not in cl.name and cl.name not in (".", ".."), "classifier.name", f"must be a folder name, got {cl.name!r}")
+  _check(0 < cl.quantile < 1, "classifier.quantile", f"must be in (0, 1), got {cl.quantile}")
+  _check(
+    len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",
+    f"must be a non-empty tuple of positive ints, got {cl.channels}",
+  )  # fmt: skip
+  for field in ("topk", "num_steps", "batch_size"):
+    _check(cl[field] >= 1, f"classifier.{field}", f"must be >= 1, got {cl[field]}")
+  _check(cl.batch_size % 2 == 0, "classifier.batch_size", f"must be even (half pseudo-cracks, half sound), got {cl.batch_size}")
+  _check(cl.learning_rate > 0, "classifier.learning_rate", f"must be > 0, got {cl.learning_rate}")
   _check(
     h.channels >= 1 and 1 <= h.levels <= 5,
     "head.levels",

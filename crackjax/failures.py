@@ -152,7 +152,7 @@ def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: s
   res = compute_maps(scorer, sub.images, key, batch_size=config.eval.batch_size, tile=tiling(config), desc=title)
   vmax = res.colour_max()
   pool = anomaly.pooling_of(scorer.info)
-  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pool) for j in range(len(sub))]
+  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pool, float(res.shifts[j])) for j in range(len(sub))]
   return plots.four_panel_rows(rows, vmax, scored.threshold, path, title=title)
 
 

@@ -173,11 +173,11 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
   try:
-    for path, m, s in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
+    for path, m, s, b in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
       img = pending.pop(path)
       w.writerow([path, repr(float(s)), verdict(s, threshold), f"{threshold:.6g}", ""])
       f.flush()
-      units = scorer.units(m)
+      units = scorer.units(m, b)
       out_name = output_name(path, p.input)
       save_mask(units >= threshold, os.path.join(out_dir, "masks", out_name))
       thumb = Image.fromarray(img)

@@ -168,12 +168,13 @@ def report(
   return out
 
 
-def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pool: dict) -> dict:
-  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`."""
+def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pool: dict, shift: float = 0.0) -> dict:
+  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`; `shift`: its score's shift
+  (Scorer.shift), added to the map's units as to the score."""
   return {
     "image": split.images[i],
     "map": amap,
-    "units": anomaly.score_units(amap, **pool),
+    "units": anomaly.score_units(amap, **pool) + shift,
     "score": score,
     "label": split.labels[i],
     "filename": split.filenames[i],
@@ -190,7 +191,8 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
   vmax = res.colour_max()
-  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool)  # noqa: E731
+  shift = (lambda i: 0.0) if res.shifts is None else (lambda i: float(res.shifts[i]))  # noqa: E731
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool, shift(i))  # noqa: E731
   for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
       plots.four_panel_rows(

@@ -53,6 +53,8 @@ class Scorer:
   flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
   info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
   compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
+  # uint8 photo -> a shift of its image score in the score's units (crackjax/classifier.py); None: no shift
+  prior: Callable[[np.ndarray], float] | None = None
 
   @property
   def pooling(self) -> str:
@@ -78,9 +80,13 @@ class Scorer:
       m, img, s["localization_darkness"], s["localization_sigma"], s["localization_zscore"], s["localization_background"]
     )
 
-  def units(self, m: np.ndarray) -> np.ndarray:
-    """The map in its score's units: the red mask is units >= the image threshold."""
-    return anomaly.score_units(m, **anomaly.pooling_of(self.info))
+  def shift(self, img: np.ndarray) -> float:
+    """The photo's image-score shift (0 without a prior): added to its score and to its map's units alike."""
+    return 0.0 if self.prior is None else float(self.prior(img))
+
+  def units(self, m: np.ndarray, shift: float = 0.0) -> np.ndarray:
+    """The map in its score's units, plus the photo's shift: the red mask is units >= the image threshold."""
+    return anomaly.score_units(m, **anomaly.pooling_of(self.info)) + shift
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,9 +229,9 @@ def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats
 
 def iter_maps(
   scorer: Scorer, items: Iterable[tuple], key: jax.Array, *, batch_size: int, tile: Tiling, stats: Stats | None = None
-) -> Iterator[tuple[object, np.ndarray, float]]:
-  """Streams (tag, localization map [H, W], image score) for items (tag, noise id, uint8 image [H, W, 3] of any
-  size), each as soon as its map is done.
+) -> Iterator[tuple[object, np.ndarray, float, float]]:
+  """Streams (tag, localization map [H, W], image score, shift) for items (tag, noise id, uint8 image [H, W, 3] of
+  any size), each as soon as its map is done; the score includes the scorer's shift of the photo (Scorer.shift).
 
   Pieces wait in one queue per padded shape until a batch is full, so memory holds at most one batch per shape
   (and the images whose pieces are in flight); results come in completion order, not input order."""
@@ -247,7 +253,8 @@ def iter_maps(
     for i in done:
       m, _, img = todo.pop(i)
       stats.images += 1
-      yield i, scorer.localize(m, img), scorer.score(m)
+      b = scorer.shift(img)
+      yield i, scorer.localize(m, img), scorer.score(m) + b, b
 
   for tag, image_id, img in items:
     ps = pieces(tag, image_id, img, scorer.multiple, tile)
@@ -268,6 +275,7 @@ class MapResult:
   compile_seconds: float
   flops_per_image: float
   sample: np.ndarray | None = None  # every SAMPLE_STRIDE-th pixel of every map, where not all maps are kept
+  shifts: np.ndarray | None = None  # [N] each score's shift (Scorer.shift), included in scores
 
   def colour_max(self) -> float:
     """The figures' colour scale: the 99.9th percentile of the map pixels (of the sample where maps were dropped)."""
@@ -298,14 +306,15 @@ def compute_maps(
   rescored alone gets the map it got among the others."""
   n = len(images)
   scores = np.zeros(n, np.float32)
+  shifts = np.zeros(n, np.float32)
   maps: list = [None] * n
   sample = None if keep is None else []
   stats = Stats()
   t_log = time.time()
   ids = range(n) if ids is None else ids
   items = ((i, ids[i], img) for i, img in enumerate(images))
-  for done, (i, m, s) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
-    scores[i] = s
+  for done, (i, m, s, b) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
+    scores[i], shifts[i] = s, b
     if keep is None or keep[i]:
       maps[i] = m
     if sample is not None:
@@ -316,7 +325,7 @@ def compute_maps(
       t_log = time.time()
   if sample is not None:
     sample = np.concatenate(sample) if sample else np.zeros(0, np.float32)
-  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image, sample)
+  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image, sample, shifts)
 
 
 def fill_maps(scorer: Scorer, images: Sequence[np.ndarray], res: MapResult, wanted, key: jax.Array, **kw) -> None:

@@ -268,6 +268,8 @@ def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> m
       f"{config.data.resize}; set --config.data.resize to match"
     )
   tc = config_from_saved(config, saved, sections=("model", "schedule", "sampler", "anomaly", "train", "head"))
+  with tc.unlocked():
+    tc.classifier.weight = 0.0  # a student distils the teacher's maps; the pool classifier only shifts image scores
   if tc.model.kind == "student":
     raise ValueError(f"config.student.teacher_workdir={teacher_workdir!r} holds a student; a student learns from a teacher")
   if tc.model.kind == "teacher":

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, distributed, head, precision, samplers
+from crackjax import anomaly, classifier, distributed, head, precision, samplers
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
@@ -113,6 +113,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     heal_fn = make_heal_fn(config, train_lib.train(config, workdir, images).ema_params)
   if uses_head(config):
     head.train(config, workdir, heal_fn, images)
+  if config.classifier.weight:  # after the UNet and the head: it learns from the scorer's verdicts
+    classifier.train(config, workdir, make_scorer(config, workdir, prior=False))
   return info
 
 
@@ -261,8 +263,14 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
   return Scorer(make_maps_fn(config), params, multiple, flops, info)
 
 
-def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
-  return scorer_from_params(config, load_params(config, workdir))
+def make_scorer(config: ml_collections.ConfigDict, workdir: str, *, prior: bool = True) -> Scorer:
+  """The trained teacher; with `prior`, its image scores shifted by the pool classifier (classifier.weight > 0)."""
+  scorer = scorer_from_params(config, load_params(config, workdir))
+  if prior and config.classifier.weight:
+    scorer.prior = classifier.load_prior(config, workdir)
+    if scorer.prior is not None:
+      scorer.info["classifier"] = {"name": config.classifier.name, "weight": config.classifier.weight}
+  return scorer
 
 
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:

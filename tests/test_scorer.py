@@ -97,9 +97,9 @@ def test_memory_is_bounded_by_the_tile_batch(key):
     out = list(iter_maps(sc, [("big", 0, img), ("small", 1, small)], key, batch_size=8, tile=Tiling()))
   finally:
     scorer_lib._run = real
-  assert sorted(t for t, _, _ in out) == ["big", "small"]
+  assert sorted(t for t, _, _, _ in out) == ["big", "small"]
   assert all(n <= 8 for n, _ in seen) and {s for _, s in seen} == {(384, 384, 3), (64, 128, 3)}
-  assert dict((t, m.shape) for t, m, _ in out) == {"big": (3000, 4000), "small": (60, 100)}
+  assert dict((t, m.shape) for t, m, _, _ in out) == {"big": (3000, 4000), "small": (60, 100)}
 
 
 def test_an_images_noise_does_not_depend_on_its_batch(key):
@@ -115,8 +115,8 @@ def test_an_images_noise_does_not_depend_on_its_batch(key):
   rev = list(
     iter_maps(_local_scorer(noise=True), [(i, 10 + i, images[i]) for i in (4, 3, 2, 1, 0)], key, batch_size=2, tile=Tiling())
   )
-  by = {t: m for t, m, _ in rev}
-  for t, m, _ in ids:
+  by = {t: m for t, m, _, _ in rev}
+  for t, m, _, _ in ids:
     np.testing.assert_array_equal(m, by[t])
   assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
 

@@ -1,0 +1,354 @@
+"""The pool classifier: a small CNN that learns, from the pixels alone, what the teacher's surest cracks look like.
+
+The root's unlabeled/ folder (labels withheld; about 15% cracked on concrete_pavement) holds real cracks among
+sound photos. The trained teacher scores the folder and train/good; the unlabeled photos it scores above the
+`classifier.quantile` of its own train/good scores are taken as cracks (pseudo-labels: the teacher's verdicts, never
+a real label), train/good as sound, and a small fully convolutional net learns to tell them apart (self-training).
+It sees what the residual map cannot carry: the look of a real crack against real surfaces, hairline or gap.
+
+Its logit enters the image score as a per-photo shift in the teacher's own units,
+
+    score = teacher score + weight * (MAD_t / MAD_c) * (logit - median_c),
+
+median and MAD taken over the unlabeled folder (weight 1: both halves have the same spread there). The red mask is
+the teacher's map in its score's units plus the same shift, so a mask and its verdict agree. The pixel maps, and so
+every pixel metric, are the teacher's.
+
+    net      `channels` stages of two 3x3 convs (ReLU), 2x2 max-pooling between stages, a 1x1 logit map; the
+             image logit is the mean of its `topk` largest cells (a crack is a thin part of a photo)
+    input    the photo at the working resolution, each colour standardized by the photo's own mean and spread
+             (the net learns shapes, not a surface's colour); portrait photos turned to landscape
+    training class-balanced batches (half pseudo-cracks), flips, AdamW with warm-up and cosine decay; resumable
+
+The teacher's pool scores are cached in shards under <workdir>/<classifier.name>/pool_scores/<key>/ (key: the
+teacher's checkpoint, its map and pooling settings, the pool's names), the checkpoints in <workdir>/<classifier.name>/
+checkpoints/, and what the shift needs in <workdir>/<classifier.name>/classifier_info.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from crackjax import train as train_lib
+from crackjax.scorer import Scorer, compute_maps, count_params, tiling
+
+log = logging.getLogger(__name__)
+
+SHAPE_FIELDS = ("channels", "topk")  # a checkpoint's shape: another value needs another classifier.name
+MIN_PSEUDO_CRACKS = 8  # fewer pseudo-cracks than this: nothing to learn from, the teacher's score stays alone
+
+
+class ClassifierNet(nn.Module):
+  channels: tuple[int, ...]
+  topk: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """[B, H, W, 3] standardized photos -> [B] logits."""
+    for i, c in enumerate(self.channels):
+      if i:
+        x = nn.max_pool(x, (2, 2), (2, 2))
+      x = nn.relu(nn.Conv(c, (3, 3))(x))
+      x = nn.relu(nn.Conv(c, (3, 3))(x))
+    cells = nn.Conv(1, (1, 1))(x)[..., 0].reshape(x.shape[0], -1)
+    return jax.lax.top_k(cells, min(self.topk, cells.shape[1]))[0].mean(-1)
+
+
+def classifier_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  return os.path.join(workdir, config.classifier.name)
+
+
+def net(config: ml_collections.ConfigDict) -> ClassifierNet:
+  return ClassifierNet(tuple(config.classifier.channels), config.classifier.topk)
+
+
+def standardize(img: np.ndarray) -> np.ndarray:
+  """uint8 [H, W, 3] -> float32 [H', W', 3] in landscape (H' <= W'), each colour minus its mean over the photo,
+  all over the photo's spread (plus 0.02, so a flat photo is not blown up)."""
+  a = np.asarray(img, np.float32) / 255.0
+  if a.shape[0] > a.shape[1]:
+    a = np.rot90(a)
+  return ((a - a.mean((0, 1))) / (a.std() + 0.02)).astype(np.float32)
+
+
+def fit_canvas(a: np.ndarray, h: int, w: int, *, crop: bool) -> np.ndarray:
+  """Reflect-pads [H, W, C] up to at least h x w; with crop, then cuts its centre h x w."""
+  ph, pw = max(0, h - a.shape[0]), max(0, w - a.shape[1])
+  if ph or pw:
+    a = np.pad(a, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="reflect" if min(a.shape[:2]) > 1 else "edge")
+  if crop:
+    y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+    a = a[y : y + h, x : x + w]
+  return a
+
+
+def canvas_of(images: list[np.ndarray]) -> tuple[int, int]:
+  """The training canvas: the commonest landscape shape of the pool."""
+  shapes = [tuple(sorted(im.shape[:2])) for im in images]
+  values, counts = np.unique(np.array(shapes), axis=0, return_counts=True)
+  h, w = values[int(np.argmax(counts))]
+  return int(h), int(w)
+
+
+# ------------------------------------------------------------------------------------------- the pseudo-labels
+
+
+def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]) -> np.ndarray:
+  """The teacher's image scores of the pool, computed once in shards and reused (a killed run keeps its finished
+  shards; a damaged one is computed again)."""
+  from crackjax.config import without_legacy
+
+  info = without_legacy("anomaly", scorer.info)
+  h = hashlib.sha256(json.dumps([info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
+  for leaf in jax.tree.leaves(scorer.params):
+    h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
+  cache = os.path.join(classifier_dir(config, workdir), "pool_scores", h.hexdigest()[:12])
+  os.makedirs(cache, exist_ok=True)
+  shard = config.student.cache_shard_size
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 15)
+  out = []
+  n_shards = (len(images) + shard - 1) // shard
+  for k in range(n_shards):
+    lo, hi = k * shard, min(len(images), (k + 1) * shard)
+    path = os.path.join(cache, f"shard_{k:04d}.npz")
+    if os.path.exists(path):
+      try:
+        with np.load(path) as z:
+          if list(z["names"]) == names[lo:hi] and np.isfinite(z["scores"]).all():
+            out.append(z["scores"].astype(np.float64))
+            continue
+        log.warning("%s was computed for other images; recomputing it", path)
+      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("%s is unreadable (%s); recomputing it", path, e)
+    res = compute_maps(
+      scorer, images[lo:hi], jax.random.fold_in(key, k), batch_size=config.eval.batch_size, tile=tiling(config),
+      desc=f"pool scores {k + 1}/{n_shards}", keep=np.zeros(hi - lo, bool),
+    )  # fmt: skip
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, names=np.array(names[lo:hi]), scores=res.scores)
+    os.replace(tmp, path)  # a shard is either complete or absent
+    out.append(res.scores.astype(np.float64))
+  return np.concatenate(out) if out else np.zeros(0)
+
+
+def pseudo_labels(scores: np.ndarray, is_unlabeled: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
+  """Which unlabeled photos count as cracks: those scored above the `quantile` of the train/good scores.
+  Returns (bool mask over the unlabeled photos, the threshold)."""
+  threshold = float(np.quantile(scores[~is_unlabeled], quantile))
+  return scores[is_unlabeled] > threshold, threshold
+
+
+def robust_scale(a: np.ndarray) -> tuple[float, float]:
+  """(median, MAD) of a, the MAD floored so that a constant never divides by 0."""
+  med = float(np.median(a))
+  return med, max(float(np.median(np.abs(a - med))), 1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def create_state(config: ml_collections.ConfigDict, key: jax.Array, shape: tuple[int, int]) -> train_state.TrainState:
+  c = config.classifier
+  model = net(config)
+  params = jax.jit(model.init)(key, jnp.zeros((1, *shape, 3)))["params"]
+  tx = train_lib.make_optimizer(
+    learning_rate=c.learning_rate, warmup_steps=c.warmup_steps, num_steps=c.num_steps, grad_clip=c.grad_clip,
+    weight_decay=c.weight_decay,
+  )  # fmt: skip
+  return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def batches(pos: np.ndarray, neg: np.ndarray, *, batch_size: int, seed: int, start_step: int):
+  """Infinite stream of (photos [B, H, W, 3], targets [B]): half pseudo-cracks, half sound; batch `step` depends on
+  (seed, step) only. Random left-right and up-down flips, per photo."""
+  half = batch_size // 2
+  step = start_step
+  while True:
+    rng = np.random.default_rng([seed, 31, step])
+    x = np.concatenate([pos[rng.integers(0, len(pos), half)], neg[rng.integers(0, len(neg), batch_size - half)]])
+    flips = rng.random((batch_size, 2)) < 0.5
+    x = np.stack([a[:, ::-1] if fx else a for a, fx in zip(x, flips[:, 0])])
+    x = np.stack([a[::-1] if fy else a for a, fy in zip(x, flips[:, 1])])
+    t = np.r_[np.ones(half), np.zeros(batch_size - half)].astype(np.float32)
+    yield np.ascontiguousarray(x), t
+    step += 1
+
+
+def make_step():
+  def step(state, batch, key):
+    del key  # the randomness is in the batches
+    x, t = batch
+
+    def loss(params):
+      return optax.sigmoid_binary_cross_entropy(state.apply_fn({"params": params}, x), t).mean()
+
+    value, grads = jax.value_and_grad(loss)(state.params)
+    grad_norm = optax.global_norm(grads)
+    metrics = {"loss": value, "grad_norm": grad_norm, "finite": jnp.isfinite(value) & jnp.isfinite(grad_norm)}
+    return state.apply_gradients(grads=grads), metrics
+
+  return step
+
+
+def check_compatible(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """The saved classifier_info.json, or None; a classifier folder trained with another shape is refused before
+  anything in it is overwritten."""
+  path = os.path.join(classifier_dir(config, workdir), "classifier_info.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path} is unreadable ({e}); delete it and run --mode=train again to rebuild it") from None
+  for field in SHAPE_FIELDS:
+    now, old = config.classifier[field], saved.get("classifier", {}).get(field)
+    now = list(now) if isinstance(now, tuple) else now
+    if old is not None and old != now:
+      raise ValueError(
+        f"{classifier_dir(config, workdir)} holds a classifier trained with config.classifier.{field}={old!r}, not "
+        f"{now!r}; use another --config.classifier.name for a different one (or the saved value to continue)"
+      )
+  return saved
+
+
+def logits(config, params, images: list[np.ndarray], canvas: tuple[int, int]) -> np.ndarray:
+  """The classifier's logit of each uint8 photo (any size: padded up to the canvas, never cut)."""
+  apply = jax.jit(net(config).apply)
+  return np.array([
+    float(apply({"params": params}, fit_canvas(standardize(im), *canvas, crop=False)[None])[0]) for im in images
+  ])  # fmt: skip
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> None:
+  """Pool scores (cached), pseudo-labels, then the classifier to classifier.num_steps (resumable), then the shift's
+  median and MAD over the unlabeled folder. Skipped, with the reason logged, where the root has no unlabeled/
+  folder or the teacher finds too few cracks in it."""
+  from crackjax.student import load_pool
+
+  c = config.classifier
+  saved = check_compatible(config, workdir)
+  cdir = classifier_dir(config, workdir)
+  pool_config = config.copy_and_resolve_references()
+  with pool_config.unlocked():
+    pool_config.student.update(use_unlabeled=True, synthetic_cracks=0.0, max_pool_images=0)
+  images, names = load_pool(pool_config, workdir)
+  unl = np.array([n.startswith("unlabeled/") for n in names])
+  if not unl.any() or unl.all():
+    _save_info(cdir, config, {"skipped": f"{config.data.root or 'synthetic data'} has no unlabeled/ folder and train/good both"})
+    log.warning("classifier.weight=%g but %s lacks an unlabeled/ folder (or train/good): the teacher's score stays alone", c.weight, config.data.root or "the synthetic data")
+    return
+  t0 = time.time()
+  scores = pool_scores(config, workdir, scorer, images, names)
+  is_pos, threshold = pseudo_labels(scores, unl, c.quantile)
+  log.info(
+    "pool scores of %d photos ready (%.0f s): %d of %d unlabeled photos above %.4g, the %.4g quantile of train/good",
+    len(names), time.time() - t0, int(is_pos.sum()), int(unl.sum()), threshold, c.quantile,
+  )  # fmt: skip
+  info = {
+    "classifier": {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.to_dict().items()},
+    "threshold": threshold,
+    "n_pseudo_cracks": int(is_pos.sum()),
+    "n_sound": int((~unl).sum()),
+  }
+  if is_pos.sum() < MIN_PSEUDO_CRACKS:
+    info["skipped"] = f"only {int(is_pos.sum())} pseudo-cracks (< {MIN_PSEUDO_CRACKS})"
+    _save_info(cdir, config, info)
+    log.warning("classifier: %s in the unlabeled folder; the teacher's score stays alone", info["skipped"])
+    return
+  canvas = canvas_of(images)
+  info["canvas"] = list(canvas)
+  unl_images = [im for im, u in zip(images, unl) if u]
+  pos = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, p in zip(unl_images, is_pos) if p])
+  neg = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, u in zip(images, unl) if not u])
+
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 16)
+  state = create_state(config, key, canvas)
+  mngr = train_lib.checkpoint_manager(cdir, config)
+  state = train_lib.restore_latest(mngr, state)
+  start = int(state.step)
+  if start < c.num_steps:
+    step_fn, replicated, batch_sharding = train_lib.sharded_step(make_step(), batch_size=c.batch_size, field="classifier.batch_size")
+    log.info(
+      "Training the pool classifier (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
+      count_params(state.params), start, c.num_steps, len(pos), len(neg),
+    )  # fmt: skip
+    state = train_lib.fit(
+      state=jax.device_put(state, replicated),
+      mngr=mngr,
+      step_fn=step_fn,
+      batches=batches(pos, neg, batch_size=c.batch_size, seed=config.seed, start_step=start),
+      batch_sharding=batch_sharding,
+      key=key,
+      start=start,
+      total=c.num_steps,
+      log_every=config.train.log_every,
+      checkpoint_every=config.train.checkpoint_every,
+      workdir=cdir,
+      hparams={k: v for k, v in info["classifier"].items() if isinstance(v, (int, float, str))},
+    )
+  elif saved and "logit_median" in saved:
+    log.info("Classifier checkpoint at step %d >= classifier.num_steps=%d: training skipped", start, c.num_steps)
+    return
+  lg = logits(config, state.params, unl_images, canvas)
+  info["score_median"], info["score_mad"] = robust_scale(scores[unl])
+  info["logit_median"], info["logit_mad"] = robust_scale(lg)
+  _save_info(cdir, config, info)
+  log.info(
+    "classifier: unlabeled folder's teacher scores median %.4g MAD %.4g, logits median %.4g MAD %.4g",
+    info["score_median"], info["score_mad"], info["logit_median"], info["logit_mad"],
+  )  # fmt: skip
+
+
+def _save_info(cdir: str, config, info: dict) -> None:
+  os.makedirs(cdir, exist_ok=True)
+  info.setdefault("classifier", {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.classifier.to_dict().items()})
+  tmp = os.path.join(cdir, "classifier_info.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(info, f, indent=2)
+  os.replace(tmp, os.path.join(cdir, "classifier_info.json"))
+
+
+def shift(weight: float, info: dict, logit: float) -> float:
+  """The classifier's shift of one photo's score, in the teacher's units."""
+  return weight * info["score_mad"] / info["logit_mad"] * (logit - info["logit_median"])
+
+
+def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[[np.ndarray], float] | None:
+  """uint8 photo -> its score shift, from the classifier trained in <workdir>/<classifier.name>/; None where
+  classifier.weight is 0 or training skipped it (no unlabeled folder: logged then)."""
+  if not config.classifier.weight:
+    return None
+  saved = check_compatible(config, workdir)
+  cdir = classifier_dir(config, workdir)
+  if saved is None:
+    raise FileNotFoundError(train_lib.NOT_TRAINED.format(workdir=workdir, dir=os.path.join(cdir, "checkpoints")))
+  if "skipped" in saved:
+    log.info("classifier: %s; the teacher's score alone", saved["skipped"])
+    return None
+  if "logit_median" not in saved:
+    raise FileNotFoundError(f"the classifier in {cdir} did not finish training: run --mode=train again to resume it")
+  canvas = tuple(saved["canvas"])
+  state = train_lib.load_trained_state(cdir, config, create_state(config, jax.random.PRNGKey(0), canvas))
+  apply = jax.jit(net(config).apply)
+  params, weight = state.params, float(config.classifier.weight)
+
+  def prior(img: np.ndarray) -> float:
+    x = fit_canvas(standardize(img), *canvas, crop=False)[None]
+    return shift(weight, saved, float(apply({"params": params}, x)[0]))
+
+  return prior
