@@ -137,6 +137,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.classifier.weight = 0.0  # the shift's weight (1: the classifier's spread equals the teacher score's); 0 = off
   c.classifier.name = "classifier"  # its folder in the workdir
   c.classifier.quantile = 0.998  # pseudo-cracks: unlabeled photos scored above this quantile of train/good's scores
+  c.classifier.members = 1  # classifiers averaged (logits), differing in their seed only
   c.classifier.channels = (16, 32, 32)  # features per stage (2x2 max-pooling between stages)
   c.classifier.topk = 8  # the image logit is the mean of the logit map's top-k cells
   c.classifier.num_steps = 1500  # optimizer steps

@@ -44,6 +44,7 @@ import optax
 from flax.training import train_state
 
 from crackjax import train as train_lib
+from crackjax.data import builders
 from crackjax.scorer import Scorer, compute_maps, count_params, tiling
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,13 @@ def create_state(config: ml_collections.ConfigDict, key: jax.Array, shape: tuple
   return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
-def batches(pos: np.ndarray, neg: np.ndarray, *, batch_size: int, seed: int, start_step: int):
+def batches(pos: np.ndarray, neg: np.ndarray, *, batch_size: int, seed: int, start_step: int, member: int = 0):
   """Infinite stream of (photos [B, H, W, 3], targets [B]): half pseudo-cracks, half sound; batch `step` depends on
-  (seed, step) only. Random left-right and up-down flips, per photo."""
+  (seed, member, step) only. Random left-right and up-down flips, per photo."""
   half = batch_size // 2
   step = start_step
   while True:
-    rng = np.random.default_rng([seed, 31, step])
+    rng = np.random.default_rng([seed, 31, step] if member == 0 else [seed, 31, member, step])
     x = np.concatenate([pos[rng.integers(0, len(pos), half)], neg[rng.integers(0, len(neg), batch_size - half)]])
     flips = rng.random((batch_size, 2)) < 0.5
     x = np.stack([a[:, ::-1] if fx else a for a, fx in zip(x, flips[:, 0])])
@@ -226,12 +227,16 @@ def check_compatible(config: ml_collections.ConfigDict, workdir: str) -> dict | 
   return saved
 
 
-def logits(config, params, images: list[np.ndarray], canvas: tuple[int, int]) -> np.ndarray:
-  """The classifier's logit of each uint8 photo (any size: padded up to the canvas, never cut)."""
-  apply = jax.jit(net(config).apply)
-  return np.array([
-    float(apply({"params": params}, fit_canvas(standardize(im), *canvas, crop=False)[None])[0]) for im in images
-  ])  # fmt: skip
+def mean_logit_fn(config, params: list, canvas: tuple[int, int]) -> Callable[[np.ndarray], float]:
+  """uint8 photo (any size: padded up to the canvas, never cut) -> the members' mean logit."""
+  apply = jax.jit(lambda ps, x: jnp.mean(jnp.stack([net(config).apply({"params": p}, x) for p in ps])))
+  return lambda img: float(apply(params, fit_canvas(standardize(img), *canvas, crop=False)[None]))
+
+
+def logits(config, params: list, images: list[np.ndarray], canvas: tuple[int, int]) -> np.ndarray:
+  """The members' mean logit of each uint8 photo."""
+  fn = mean_logit_fn(config, params, canvas)
+  return np.array([fn(im) for im in images])
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> None:
@@ -243,15 +248,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   c = config.classifier
   saved = check_compatible(config, workdir)
   cdir = classifier_dir(config, workdir)
+  splits = builders.builder_for(config, workdir, config.data.root).info.splits
+  if "unlabeled" not in splits or "train" not in splits:
+    _save_info(cdir, config, {"skipped": f"{config.data.root or 'synthetic data'} has no unlabeled/ folder (or no train/good)"})
+    log.warning(
+      "classifier.weight=%g, but %s has no unlabeled/ folder (or no train/good) to learn from: the teacher's score "
+      "stays alone", c.weight, config.data.root or "the synthetic data",
+    )  # fmt: skip
+    return
   pool_config = config.copy_and_resolve_references()
   with pool_config.unlocked():
     pool_config.student.update(use_unlabeled=True, synthetic_cracks=0.0, max_pool_images=0)
   images, names = load_pool(pool_config, workdir)
   unl = np.array([n.startswith("unlabeled/") for n in names])
-  if not unl.any() or unl.all():
-    _save_info(cdir, config, {"skipped": f"{config.data.root or 'synthetic data'} has no unlabeled/ folder and train/good both"})
-    log.warning("classifier.weight=%g but %s lacks an unlabeled/ folder (or train/good): the teacher's score stays alone", c.weight, config.data.root or "the synthetic data")
-    return
   t0 = time.time()
   scores = pool_scores(config, workdir, scorer, images, names)
   is_pos, threshold = pseudo_labels(scores, unl, c.quantile)
@@ -276,35 +285,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   pos = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, p in zip(unl_images, is_pos) if p])
   neg = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, u in zip(images, unl) if not u])
 
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 16)
-  state = create_state(config, key, canvas)
-  mngr = train_lib.checkpoint_manager(cdir, config)
-  state = train_lib.restore_latest(mngr, state)
-  start = int(state.step)
-  if start < c.num_steps:
-    step_fn, replicated, batch_sharding = train_lib.sharded_step(make_step(), batch_size=c.batch_size, field="classifier.batch_size")
-    log.info(
-      "Training the pool classifier (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
-      count_params(state.params), start, c.num_steps, len(pos), len(neg),
-    )  # fmt: skip
-    state = train_lib.fit(
-      state=jax.device_put(state, replicated),
-      mngr=mngr,
-      step_fn=step_fn,
-      batches=batches(pos, neg, batch_size=c.batch_size, seed=config.seed, start_step=start),
-      batch_sharding=batch_sharding,
-      key=key,
-      start=start,
-      total=c.num_steps,
-      log_every=config.train.log_every,
-      checkpoint_every=config.train.checkpoint_every,
-      workdir=cdir,
-      hparams={k: v for k, v in info["classifier"].items() if isinstance(v, (int, float, str))},
-    )
-  elif saved and "logit_median" in saved:
-    log.info("Classifier checkpoint at step %d >= classifier.num_steps=%d: training skipped", start, c.num_steps)
+  trained_now = False
+  params = []
+  for member in range(c.members):
+    state, ran = _train_member(config, workdir, member, canvas, pos, neg, info)
+    params.append(state.params)
+    trained_now |= ran
+  if not trained_now and saved and "logit_median" in saved and saved.get("members", 1) == c.members:
+    log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
     return
-  lg = logits(config, state.params, unl_images, canvas)
+  lg = logits(config, params, unl_images, canvas)
+  info["members"] = c.members
   info["score_median"], info["score_mad"] = robust_scale(scores[unl])
   info["logit_median"], info["logit_mad"] = robust_scale(lg)
   _save_info(cdir, config, info)
@@ -312,6 +303,51 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     "classifier: unlabeled folder's teacher scores median %.4g MAD %.4g, logits median %.4g MAD %.4g",
     info["score_median"], info["score_mad"], info["logit_median"], info["logit_mad"],
   )  # fmt: skip
+
+
+def member_dir(config: ml_collections.ConfigDict, workdir: str, member: int) -> str:
+  """Member 0 lives in the classifier's folder itself (a single classifier's layout), member k in member_k/."""
+  cdir = classifier_dir(config, workdir)
+  return cdir if member == 0 else os.path.join(cdir, f"member_{member}")
+
+
+def _member_key(config, member: int) -> jax.Array:
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 16)
+  return key if member == 0 else jax.random.fold_in(key, member)
+
+
+def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, neg: np.ndarray, info: dict):
+  """One member to classifier.num_steps (resumable); members differ in their initialization and batches only.
+  Returns (state, whether any step ran)."""
+  c = config.classifier
+  mdir = member_dir(config, workdir, member)
+  key = _member_key(config, member)
+  state = create_state(config, key, canvas)
+  mngr = train_lib.checkpoint_manager(mdir, config)
+  state = train_lib.restore_latest(mngr, state)
+  start = int(state.step)
+  if start >= c.num_steps:
+    return state, False
+  step_fn, replicated, batch_sharding = train_lib.sharded_step(make_step(), batch_size=c.batch_size, field="classifier.batch_size")
+  log.info(
+    "Training pool classifier %d of %d (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
+    member + 1, c.members, count_params(state.params), start, c.num_steps, len(pos), len(neg),
+  )  # fmt: skip
+  state = train_lib.fit(
+    state=jax.device_put(state, replicated),
+    mngr=mngr,
+    step_fn=step_fn,
+    batches=batches(pos, neg, batch_size=c.batch_size, seed=config.seed, start_step=start, member=member),
+    batch_sharding=batch_sharding,
+    key=key,
+    start=start,
+    total=c.num_steps,
+    log_every=config.train.log_every,
+    checkpoint_every=config.train.checkpoint_every,
+    workdir=mdir,
+    hparams={k: v for k, v in info["classifier"].items() if isinstance(v, (int, float, str))},
+  )
+  return state, True
 
 
 def _save_info(cdir: str, config, info: dict) -> None:
@@ -342,13 +378,15 @@ def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[[np.
     return None
   if "logit_median" not in saved:
     raise FileNotFoundError(f"the classifier in {cdir} did not finish training: run --mode=train again to resume it")
+  if saved.get("members", 1) != config.classifier.members:
+    raise ValueError(
+      f"{cdir} holds the statistics of {saved.get('members', 1)} member(s), not config.classifier.members="
+      f"{config.classifier.members}: run --mode=train with this value to train the rest"
+    )
   canvas = tuple(saved["canvas"])
-  state = train_lib.load_trained_state(cdir, config, create_state(config, jax.random.PRNGKey(0), canvas))
-  apply = jax.jit(net(config).apply)
-  params, weight = state.params, float(config.classifier.weight)
-
-  def prior(img: np.ndarray) -> float:
-    x = fit_canvas(standardize(img), *canvas, crop=False)[None]
-    return shift(weight, saved, float(apply({"params": params}, x)[0]))
-
-  return prior
+  params = [
+    train_lib.load_trained_state(member_dir(config, workdir, k), config, create_state(config, jax.random.PRNGKey(0), canvas)).params
+    for k in range(config.classifier.members)
+  ]  # fmt: skip
+  fn, weight = mean_logit_fn(config, params, canvas), float(config.classifier.weight)
+  return lambda img: shift(weight, saved, fn(img))

@@ -62,6 +62,12 @@ def export_scorer(scorer: Scorer, out_dir: str, meta: dict) -> str:
 
 
 def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
+  if scorer.prior is not None:  # the StableHLO file holds the maps and their pooling only
+    raise ValueError(
+      "--mode=export does not carry the pool classifier yet (config.classifier.weight="
+      f"{config.classifier.weight}): its verdicts would differ from evaluate's; export a teacher scored with "
+      "--config.classifier.weight=0 (evaluate it so, then export)"
+    )
   threshold, source = predict_lib.load_threshold(config, workdir)
   name = config.export.name or "model"
   out_dir = os.path.join(workdir, "export", name)

@@ -1,0 +1,206 @@
+"""The pool classifier (crackjax/classifier.py): known answers for its pseudo-labels, its shift and its input, that it
+learns what it is shown, and its training end to end on tiny settings (resume, a damaged pool-score shard, a
+mismatched checkpoint, a root without an unlabeled folder)."""
+
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crackjax import anomaly, classifier, jobs
+from crackjax.scorer import Scorer, compute_maps
+from tests.test_data import _png, make_root
+
+
+def test_pseudo_cracks_are_the_unlabeled_photos_above_the_train_quantile():
+  train = np.arange(1000, dtype=np.float64)  # quantile 0.998 of 0..999: 997.002
+  unl = np.array([996.0, 997.0, 997.5, 1200.0, -3.0])
+  scores = np.concatenate([train, unl])
+  is_unl = np.r_[np.zeros(1000, bool), np.ones(5, bool)]
+  pos, th = classifier.pseudo_labels(scores, is_unl, 0.998)
+  assert th == pytest.approx(997.002)
+  np.testing.assert_array_equal(pos, [False, False, True, True, False])
+
+
+def test_the_shift_gives_the_logits_the_teacher_scores_spread_on_the_unlabeled_folder():
+  scores, logits = np.array([1.0, 2.0, 3.0, 4.0, 10.0]), np.array([-5.0, 0.0, 5.0, 10.0, 15.0])
+  info = dict(zip(("score_median", "score_mad"), classifier.robust_scale(scores)))
+  info.update(zip(("logit_median", "logit_mad"), classifier.robust_scale(logits)))
+  assert (info["score_median"], info["score_mad"], info["logit_median"], info["logit_mad"]) == (3.0, 1.0, 5.0, 5.0)
+  # (logit - 5) / 5 in the teacher's MAD units, times the weight
+  assert classifier.shift(1.0, info, 15.0) == pytest.approx(2.0)
+  assert classifier.shift(0.5, info, 0.0) == pytest.approx(-0.5)
+  assert classifier.robust_scale(np.ones(4))[1] > 0  # a constant never divides by 0
+
+
+def test_the_input_forgets_the_surface_colour_and_turns_portraits_to_landscape():
+  rng = np.random.default_rng(0)
+  img = rng.integers(60, 180, (20, 30, 3)).astype(np.uint8)
+  a = classifier.standardize(img)
+  assert a.shape == (20, 30, 3) and abs(float(a.mean())) < 1e-5
+  tinted = (img.astype(np.int16) + np.array([40, -30, 10])).astype(np.uint8)  # a red wall, a grey one: same shapes
+  np.testing.assert_allclose(classifier.standardize(tinted), a, atol=1e-5)
+  assert classifier.standardize(img.transpose(1, 0, 2)).shape == (20, 30, 3)
+  assert classifier.fit_canvas(a, 24, 36, crop=True).shape == (24, 36, 3)
+  assert classifier.fit_canvas(a, 16, 20, crop=True).shape == (16, 20, 3)
+  assert classifier.fit_canvas(a, 16, 20, crop=False).shape == (20, 30, 3)  # scoring never cuts a photo
+  assert classifier.canvas_of([img, img.transpose(1, 0, 2), img[:10]]) == (20, 30)
+
+
+def test_the_classifier_learns_a_dark_line_from_sound_photos():
+  """Trained as the pipeline trains it, on pseudo-cracks with a dark line against plain noise, it ranks new photos
+  with a line above new photos without one."""
+  from configs import ddim_50
+  from crackjax import train as train_lib
+
+  rng = np.random.default_rng(0)
+
+  def photos(n, line):
+    out = []
+    for _ in range(n):
+      a = rng.normal(128, 12, (16, 16, 3))
+      if line:
+        r = rng.integers(2, 14)
+        a[r, 1:15] -= 60
+      out.append(classifier.standardize(np.clip(a, 0, 255).astype(np.uint8)))
+    return np.stack(out)
+
+  c = ddim_50.get_config("tiny")
+  with c.unlocked():
+    c.classifier.update(channels=(8, 8), num_steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=5)
+  state = classifier.create_state(c, jax.random.PRNGKey(0), (16, 16))
+  step = jax.jit(classifier.make_step())
+  batches = classifier.batches(photos(16, True), photos(64, False), batch_size=16, seed=0, start_step=0)
+  for _ in range(c.classifier.num_steps):
+    state, m = step(state, tuple(jnp.asarray(b) for b in next(batches)), None)
+  assert np.isfinite(float(m["loss"]))
+  net = classifier.net(c)
+  pos, neg = (np.asarray(net.apply({"params": state.params}, photos(20, line))) for line in (True, False))
+  assert pos.min() > neg.max()
+  del train_lib
+
+
+def _constant_scorer(level: float, shift: float | None) -> Scorer:
+  def maps(params, x, key, ids):
+    del params, key, ids
+    m = jnp.full(x.shape[:3], level)
+    return m.at[:, 3, :].add(1.0)  # one bright row: a crack
+
+  sc = Scorer(jax.jit(maps), {}, 1, lambda shape: 0.0, {"pooling": "topk_mad", "topk_fraction": 0.05, "mad_floor": 0.1, "border": 0})
+  if shift is not None:
+    sc.prior = lambda img: shift
+  return sc
+
+
+def test_a_shifted_score_and_its_red_mask_agree():
+  images = [np.full((16, 16, 3), 100, np.uint8)]
+  plain = compute_maps(_constant_scorer(0.2, None), images, jax.random.PRNGKey(0), batch_size=1)
+  sc = _constant_scorer(0.2, -0.75)
+  shifted = compute_maps(sc, images, jax.random.PRNGKey(0), batch_size=1)
+  assert shifted.scores[0] == pytest.approx(plain.scores[0] - 0.75) and shifted.shifts[0] == pytest.approx(-0.75)
+  np.testing.assert_array_equal(shifted.maps[0], plain.maps[0])  # the pixel maps are the teacher's
+  # The image score is the top-k mean of the map's units: with the shift in the units, a mask and its verdict agree.
+  units = sc.units(shifted.maps[0], float(shifted.shifts[0]))
+  k = int(round(0.05 * units.size))
+  assert np.sort(units.ravel())[-k:].mean() == pytest.approx(shifted.scores[0], abs=1e-5)
+  assert anomaly.image_score(shifted.maps[0], **anomaly.pooling_of(sc.info)) == pytest.approx(plain.scores[0])
+
+
+def _root_with_unlabeled(path) -> str:
+  from crackjax.data import synthetic
+
+  root = make_root(path, bad=False)
+  for i in range(8):
+    _png(f"{root}/unlabeled/u{i}.png", synthetic.generate(3, 700 + i, 32, crack=i % 2 == 0)[0])
+  return root
+
+
+@pytest.fixture(scope="module")
+def clf_run(tmp_path_factory):
+  from configs import ddim_50
+
+  root = _root_with_unlabeled(tmp_path_factory.mktemp("root") / "data")
+  c = ddim_50.get_config(f"tiny,data={root}")
+  with c.unlocked():
+    c.classifier.update(weight=1.0, quantile=0.5, num_steps=4)
+  workdir = str(tmp_path_factory.mktemp("clf"))
+  saved, classifier.MIN_PSEUDO_CRACKS = classifier.MIN_PSEUDO_CRACKS, 1
+  try:
+    out = jobs.train_and_evaluate(c, workdir)
+  finally:
+    classifier.MIN_PSEUDO_CRACKS = saved
+  return c, workdir, out
+
+
+def test_the_classifier_trains_after_the_teacher_and_shifts_its_scores(clf_run):
+  c, workdir, out = clf_run
+  info = json.load(open(os.path.join(workdir, "classifier", "classifier_info.json")))
+  assert info["n_pseudo_cracks"] >= 1 and info["n_sound"] == 12 and info["logit_mad"] > 0 and "skipped" not in info
+  assert out["model"]["classifier"] == {"name": "classifier", "weight": 1.0}
+  # Without the shift, the same teacher scores its own maps: a different score for at least one photo.
+  off = c.copy_and_resolve_references()
+  with off.unlocked():
+    off.classifier.weight = 0.0
+    off.eval.name = "off"
+  plain = jobs.evaluate(off, workdir)
+  assert "classifier" not in plain["model"] and plain["pixel"] == out["pixel"]
+  a = np.genfromtxt(os.path.join(workdir, "scores.csv"), delimiter=",", names=True, dtype=None, encoding=None)
+  b = np.genfromtxt(os.path.join(workdir, "eval", "off", "scores.csv"), delimiter=",", names=True, dtype=None, encoding=None)
+  assert list(a["file"]) == list(b["file"]) and not np.allclose(a["score"], b["score"])
+
+
+def test_a_killed_classifier_training_resumes_and_a_damaged_shard_is_computed_again(clf_run, tmp_path):
+  c, workdir, out = clf_run
+  w = str(tmp_path / "copy")
+  shutil.copytree(workdir, w)
+  cdir = os.path.join(w, "classifier")
+  steps = sorted(int(s) for s in os.listdir(os.path.join(cdir, "checkpoints")))
+  shutil.rmtree(os.path.join(cdir, "checkpoints", str(steps[-1])))  # killed before its last checkpoint
+  info = json.load(open(os.path.join(cdir, "classifier_info.json")))
+  del info["logit_median"]  # and before the shift's statistics were written
+  json.dump(info, open(os.path.join(cdir, "classifier_info.json"), "w"))
+  (key_dir,) = os.listdir(os.path.join(cdir, "pool_scores"))
+  shard = os.path.join(cdir, "pool_scores", key_dir, "shard_0000.npz")
+  with open(shard, "wb") as f:
+    f.write(b"PK\x03\x04 truncated")
+  again = jobs.train_and_evaluate(c, w)
+  assert again["image"]["auroc"] == out["image"]["auroc"]
+  assert again["image"]["threshold"] == pytest.approx(out["image"]["threshold"])
+  assert len(np.load(shard)["scores"]) == c.student.cache_shard_size
+
+
+def test_an_unfinished_or_mismatched_classifier_is_refused_by_name(clf_run, tmp_path):
+  c, workdir, _ = clf_run
+  other = c.copy_and_resolve_references()
+  with other.unlocked():
+    other.classifier.channels = (8, 8)
+  with pytest.raises(ValueError, match=r"config.classifier.channels=\[4, 4\], not \[8, 8\].*classifier.name"):
+    jobs.evaluate(other, workdir)
+  w = str(tmp_path / "half")
+  shutil.copytree(workdir, w)
+  info = json.load(open(os.path.join(w, "classifier", "classifier_info.json")))
+  del info["logit_mad"]
+  json.dump(info, open(os.path.join(w, "classifier", "classifier_info.json"), "w"))
+  with pytest.raises(FileNotFoundError, match="did not finish training.*--mode=train"):
+    jobs.evaluate(c, w)
+  new = c.copy_and_resolve_references()
+  with new.unlocked():
+    new.classifier.name = "never_trained"
+  with pytest.raises(FileNotFoundError, match="no trained model"):
+    jobs.evaluate(new, workdir)
+
+
+def test_without_an_unlabeled_folder_the_teachers_score_stays_alone(tmp_path, caplog):
+  from configs import ddim_50
+
+  root = make_root(tmp_path / "data", bad=False)
+  c = ddim_50.get_config(f"tiny,data={root}")
+  with c.unlocked():
+    c.classifier.weight = 1.0
+  out = jobs.train_and_evaluate(c, str(tmp_path / "w"))
+  assert "classifier" not in out["model"]
+  assert "no unlabeled/ folder" in json.load(open(tmp_path / "w" / "classifier" / "classifier_info.json"))["skipped"]
