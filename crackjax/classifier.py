@@ -16,8 +16,8 @@ every pixel metric, are the teacher's.
 
     net      `channels` stages of two 3x3 convs (ReLU), 2x2 max-pooling between stages, a 1x1 logit map; the
              image logit is the mean of its `topk` largest cells (a crack is a thin part of a photo)
-    input    the photo at the working resolution, each colour standardized by the photo's own mean and spread
-             (the net learns shapes, not a surface's colour); portrait photos turned to landscape
+    input    the photo at the working resolution, each colour minus its mean over the photo, over the photo's
+             spread (the net learns shapes, not a surface's brightness); portrait photos turned to landscape
     training class-balanced batches (half pseudo-cracks), flips, AdamW with warm-up and cosine decay; resumable
 
 The teacher's pool scores are cached in shards under <workdir>/<classifier.name>/pool_scores/<key>/ (key: the
@@ -50,6 +50,7 @@ from crackjax.scorer import Scorer, compute_maps, count_params, tiling
 log = logging.getLogger(__name__)
 
 SHAPE_FIELDS = ("channels", "topk")  # a checkpoint's shape: another value needs another classifier.name
+STATS = ("score_median", "score_mad", "logit_median", "logit_mad")  # the shift's statistics, written last
 MIN_PSEUDO_CRACKS = 8  # fewer pseudo-cracks than this: nothing to learn from, the teacher's score stays alone
 
 
@@ -79,7 +80,8 @@ def net(config: ml_collections.ConfigDict) -> ClassifierNet:
 
 def standardize(img: np.ndarray) -> np.ndarray:
   """uint8 [H, W, 3] -> float32 [H', W', 3] in landscape (H' <= W'), each colour minus its mean over the photo,
-  all over the photo's spread (plus 0.02, so a flat photo is not blown up)."""
+  all over the photo's spread (the standard deviation of all its values, every colour; plus 0.02, so a flat photo
+  is not blown up): the same surface in brighter light gives the same input."""
   a = np.asarray(img, np.float32) / 255.0
   if a.shape[0] > a.shape[1]:
     a = np.rot90(a)
@@ -291,7 +293,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     state, ran = _train_member(config, workdir, member, canvas, pos, neg, info)
     params.append(state.params)
     trained_now |= ran
-  if not trained_now and saved and "logit_median" in saved and saved.get("members", 1) == c.members:
+  if not trained_now and saved and all(k in saved for k in STATS) and saved.get("members", 1) == c.members:
     log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
     return
   lg = logits(config, params, unl_images, canvas)
@@ -328,7 +330,9 @@ def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, ne
   start = int(state.step)
   if start >= c.num_steps:
     return state, False
-  step_fn, replicated, batch_sharding = train_lib.sharded_step(make_step(), batch_size=c.batch_size, field="classifier.batch_size")
+  step_fn, replicated, batch_sharding = train_lib.sharded_step(
+    make_step(), batch_size=c.batch_size, field="classifier.batch_size"
+  )
   log.info(
     "Training pool classifier %d of %d (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
     member + 1, c.members, count_params(state.params), start, c.num_steps, len(pos), len(neg),
@@ -376,7 +380,7 @@ def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[[np.
   if "skipped" in saved:
     log.info("classifier: %s; the teacher's score alone", saved["skipped"])
     return None
-  if "logit_median" not in saved:
+  if not all(k in saved for k in STATS):
     raise FileNotFoundError(f"the classifier in {cdir} did not finish training: run --mode=train again to resume it")
   if saved.get("members", 1) != config.classifier.members:
     raise ValueError(
@@ -384,9 +388,9 @@ def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[[np.
       f"{config.classifier.members}: run --mode=train with this value to train the rest"
     )
   canvas = tuple(saved["canvas"])
+  fresh = create_state(config, jax.random.PRNGKey(0), canvas)
   params = [
-    train_lib.load_trained_state(member_dir(config, workdir, k), config, create_state(config, jax.random.PRNGKey(0), canvas)).params
-    for k in range(config.classifier.members)
-  ]  # fmt: skip
+    train_lib.load_trained_state(member_dir(config, workdir, k), config, fresh).params for k in range(config.classifier.members)
+  ]
   fn, weight = mean_logit_fn(config, params, canvas), float(config.classifier.weight)
   return lambda img: shift(weight, saved, fn(img))

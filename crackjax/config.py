@@ -230,7 +230,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(bool(h.name) and "/" not in h.name and h.name not in (".", ".."), "head.name", f"must be a folder name, got {h.name!r}")
   cl = config.classifier
   _check(cl.weight >= 0, "classifier.weight", f"must be >= 0 (0 = off), got {cl.weight}")
-  _check(bool(cl.name) and "/" not in cl.name and cl.name not in (".", ".."), "classifier.name", f"must be a folder name, got {cl.name!r}")
+  _check(
+    bool(cl.name) and "/" not in cl.name and cl.name not in (".", ".."),
+    "classifier.name",
+    f"must be a folder name, got {cl.name!r}",
+  )
   _check(0 < cl.quantile < 1, "classifier.quantile", f"must be in (0, 1), got {cl.quantile}")
   _check(
     len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.paired_bootstrap import read_scores
 from crackjax import anomaly, classifier, jobs
 from crackjax.scorer import Scorer, compute_maps
 from tests.test_data import _png, make_root
@@ -42,8 +43,11 @@ def test_the_input_forgets_the_surface_colour_and_turns_portraits_to_landscape()
   img = rng.integers(60, 180, (20, 30, 3)).astype(np.uint8)
   a = classifier.standardize(img)
   assert a.shape == (20, 30, 3) and abs(float(a.mean())) < 1e-5
-  tinted = (img.astype(np.int16) + np.array([40, -30, 10])).astype(np.uint8)  # a red wall, a grey one: same shapes
-  np.testing.assert_allclose(classifier.standardize(tinted), a, atol=1e-5)
+  brighter = img + np.uint8(50)  # the same surface in stronger light: the same input
+  np.testing.assert_allclose(classifier.standardize(brighter), a, atol=1e-5)
+  # Each colour's mean goes: a tint moves the three means apart, which the spread (all colours) then counts.
+  tinted = (img.astype(np.int16) + np.array([40, -30, 10])).astype(np.uint8)
+  np.testing.assert_allclose(classifier.standardize(tinted).mean((0, 1)), 0.0, atol=1e-5)
   assert classifier.standardize(img.transpose(1, 0, 2)).shape == (20, 30, 3)
   assert classifier.fit_canvas(a, 24, 36, crop=True).shape == (24, 36, 3)
   assert classifier.fit_canvas(a, 16, 20, crop=True).shape == (16, 20, 3)
@@ -84,13 +88,26 @@ def test_the_classifier_learns_a_dark_line_from_sound_photos():
   del train_lib
 
 
+def test_an_ensemble_scores_the_mean_of_its_members_logits():
+  from configs import ddim_50
+
+  c = ddim_50.get_config("tiny")
+  states = [classifier.create_state(c, jax.random.PRNGKey(k), (16, 16)) for k in range(3)]
+  img = np.random.default_rng(1).integers(0, 255, (12, 20, 3)).astype(np.uint8)
+  each = [classifier.mean_logit_fn(c, [s.params], (16, 16))(img) for s in states]
+  assert len(set(each)) == 3
+  assert classifier.mean_logit_fn(c, [s.params for s in states], (16, 16))(img) == pytest.approx(np.mean(each), rel=1e-5)
+
+
 def _constant_scorer(level: float, shift: float | None) -> Scorer:
   def maps(params, x, key, ids):
     del params, key, ids
     m = jnp.full(x.shape[:3], level)
     return m.at[:, 3, :].add(1.0)  # one bright row: a crack
 
-  sc = Scorer(jax.jit(maps), {}, 1, lambda shape: 0.0, {"pooling": "topk_mad", "topk_fraction": 0.05, "mad_floor": 0.1, "border": 0})
+  sc = Scorer(
+    jax.jit(maps), {}, 1, lambda shape: 0.0, {"pooling": "topk_mad", "topk_fraction": 0.05, "mad_floor": 0.1, "border": 0}
+  )
   if shift is not None:
     sc.prior = lambda img: shift
   return sc
@@ -126,7 +143,7 @@ def clf_run(tmp_path_factory):
   root = _root_with_unlabeled(tmp_path_factory.mktemp("root") / "data")
   c = ddim_50.get_config(f"tiny,data={root}")
   with c.unlocked():
-    c.classifier.update(weight=1.0, quantile=0.5, num_steps=4)
+    c.classifier.update(weight=1.0, quantile=0.5, num_steps=4, members=2)
   workdir = str(tmp_path_factory.mktemp("clf"))
   saved, classifier.MIN_PSEUDO_CRACKS = classifier.MIN_PSEUDO_CRACKS, 1
   try:
@@ -140,6 +157,7 @@ def test_the_classifier_trains_after_the_teacher_and_shifts_its_scores(clf_run):
   c, workdir, out = clf_run
   info = json.load(open(os.path.join(workdir, "classifier", "classifier_info.json")))
   assert info["n_pseudo_cracks"] >= 1 and info["n_sound"] == 12 and info["logit_mad"] > 0 and "skipped" not in info
+  assert info["members"] == 2 and os.path.isdir(os.path.join(workdir, "classifier", "member_1", "checkpoints"))
   assert out["model"]["classifier"] == {"name": "classifier", "weight": 1.0}
   # Without the shift, the same teacher scores its own maps: a different score for at least one photo.
   off = c.copy_and_resolve_references()
@@ -148,18 +166,18 @@ def test_the_classifier_trains_after_the_teacher_and_shifts_its_scores(clf_run):
     off.eval.name = "off"
   plain = jobs.evaluate(off, workdir)
   assert "classifier" not in plain["model"] and plain["pixel"] == out["pixel"]
-  a = np.genfromtxt(os.path.join(workdir, "scores.csv"), delimiter=",", names=True, dtype=None, encoding=None)
-  b = np.genfromtxt(os.path.join(workdir, "eval", "off", "scores.csv"), delimiter=",", names=True, dtype=None, encoding=None)
-  assert list(a["file"]) == list(b["file"]) and not np.allclose(a["score"], b["score"])
+  a, b = (read_scores(os.path.join(workdir, *p, "scores.csv")) for p in ((), ("eval", "off")))
+  assert set(a) == set(b) and not np.allclose([a[f][1] for f in a], [b[f][1] for f in a])
 
 
-def test_a_killed_classifier_training_resumes_and_a_damaged_shard_is_computed_again(clf_run, tmp_path):
+def test_a_killed_classifier_training_resumes_and_a_damaged_shard_is_computed_again(clf_run, tmp_path, monkeypatch):
+  monkeypatch.setattr(classifier, "MIN_PSEUDO_CRACKS", 1)
   c, workdir, out = clf_run
   w = str(tmp_path / "copy")
   shutil.copytree(workdir, w)
   cdir = os.path.join(w, "classifier")
-  steps = sorted(int(s) for s in os.listdir(os.path.join(cdir, "checkpoints")))
-  shutil.rmtree(os.path.join(cdir, "checkpoints", str(steps[-1])))  # killed before its last checkpoint
+  steps = sorted(int(s) for s in os.listdir(os.path.join(cdir, "member_1", "checkpoints")))
+  shutil.rmtree(os.path.join(cdir, "member_1", "checkpoints", str(steps[-1])))  # killed before its last checkpoint
   info = json.load(open(os.path.join(cdir, "classifier_info.json")))
   del info["logit_median"]  # and before the shift's statistics were written
   json.dump(info, open(os.path.join(cdir, "classifier_info.json"), "w"))
@@ -180,6 +198,11 @@ def test_an_unfinished_or_mismatched_classifier_is_refused_by_name(clf_run, tmp_
     other.classifier.channels = (8, 8)
   with pytest.raises(ValueError, match=r"config.classifier.channels=\[4, 4\], not \[8, 8\].*classifier.name"):
     jobs.evaluate(other, workdir)
+  more = c.copy_and_resolve_references()
+  with more.unlocked():
+    more.classifier.members = 3
+  with pytest.raises(ValueError, match=r"2 member\(s\), not config.classifier.members=3.*--mode=train"):
+    jobs.evaluate(more, workdir)
   w = str(tmp_path / "half")
   shutil.copytree(workdir, w)
   info = json.load(open(os.path.join(w, "classifier", "classifier_info.json")))
