@@ -2,6 +2,7 @@
 learns what it is shown, and its training end to end on tiny settings (resume, a damaged pool-score shard, a
 mismatched checkpoint, a root without an unlabeled folder)."""
 
+import csv
 import json
 import os
 import shutil
@@ -227,3 +228,36 @@ def test_without_an_unlabeled_folder_the_teachers_score_stays_alone(tmp_path, ca
   out = jobs.train_and_evaluate(c, str(tmp_path / "w"))
   assert "classifier" not in out["model"]
   assert "no unlabeled/ folder" in json.load(open(tmp_path / "w" / "classifier" / "classifier_info.json"))["skipped"]
+
+
+def test_predict_shifts_each_score_by_the_classifier(clf_run):
+  from crackjax import predict as predict_lib
+
+  c, workdir, _ = clf_run
+  runs = {}
+  for name, weight in (("on", 1.0), ("off", 0.0)):
+    pc = c.copy_and_resolve_references()
+    with pc.unlocked():
+      pc.predict.update(input=os.path.join(c.data.root, "test"), name=name, overlays="none")
+      pc.classifier.weight = weight
+    rows = csv.DictReader(open(jobs.predict(pc, workdir)))
+    runs[name] = {r["file"]: float(r["score"]) for r in rows if not r["error"]}
+  prior = classifier.load_prior(c, workdir)
+  assert set(runs["on"]) == set(runs["off"]) and len(runs["on"]) == 8
+  from PIL import Image
+
+  differ = 0
+  for f, s in runs["on"].items():
+    b = prior(predict_lib._read(f, c.data.resize, 10**8))
+    assert s - runs["off"][f] == pytest.approx(b, abs=1e-4)
+    # The red mask moves with the score: the same threshold, the units shifted by b.
+    on, off = (
+      np.asarray(
+        Image.open(os.path.join(workdir, "predict", n, "masks", predict_lib.output_name(f, os.path.join(c.data.root, "test"))))
+      )[..., 3]
+      > 0
+      for n in ("on", "off")
+    )
+    assert (on >= off).all() if b > 0 else (on <= off).all()
+    differ += int((on != off).any())
+  assert differ
