@@ -284,22 +284,30 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   canvas = canvas_of(images)
   info["canvas"] = list(canvas)
   unl_images = [im for im, u in zip(images, unl) if u]
-  pos = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, p in zip(unl_images, is_pos) if p])
   neg = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, u in zip(images, unl) if not u])
-
-  trained_now = False
-  params = []
-  for member in range(c.members):
-    state, ran = _train_member(config, workdir, member, canvas, pos, neg, info)
-    params.append(state.params)
-    trained_now |= ran
-  if not trained_now and saved and all(k in saved for k in STATS) and saved.get("members", 1) == c.members:
-    log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
-    return
-  lg = logits(config, params, unl_images, canvas)
-  info["members"] = c.members
   info["score_median"], info["score_mad"] = robust_scale(scores[unl])
-  info["logit_median"], info["logit_mad"] = robust_scale(lg)
+  info["round_pseudo_cracks"] = []
+  trained_now, lg = False, np.zeros(0)
+  for rnd in range(1, c.rounds + 1):
+    if rnd > 1:  # self-training: the same threshold, on the teacher's score shifted by the last round's classifier
+      is_pos = scores[unl] + np.array([shift(c.weight, info, v) for v in lg]) > threshold
+      log.info(
+        "classifier round %d: %d pseudo-cracks (round %d: %d)", rnd, int(is_pos.sum()), rnd - 1, info["round_pseudo_cracks"][-1]
+      )
+    info["round_pseudo_cracks"].append(int(is_pos.sum()))
+    pos = np.stack([fit_canvas(standardize(im), *canvas, crop=True) for im, p in zip(unl_images, is_pos) if p])
+    params = []
+    for member in range(c.members):
+      state, ran = _train_member(config, workdir, member, canvas, pos, neg, info, rnd)
+      params.append(state.params)
+      trained_now |= ran
+    last = rnd == c.rounds
+    if last and not trained_now and saved and all(k in saved for k in STATS) and _same_ensemble(saved, c):
+      log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
+      return
+    lg = logits(config, params, unl_images, canvas)
+    info["logit_median"], info["logit_mad"] = robust_scale(lg)
+  info["members"], info["rounds"] = c.members, c.rounds
   _save_info(cdir, config, info)
   log.info(
     "classifier: unlabeled folder's teacher scores median %.4g MAD %.4g, logits median %.4g MAD %.4g",
@@ -307,10 +315,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   )  # fmt: skip
 
 
-def member_dir(config: ml_collections.ConfigDict, workdir: str, member: int) -> str:
-  """Member 0 lives in the classifier's folder itself (a single classifier's layout), member k in member_k/."""
+def _same_ensemble(saved: dict, c) -> bool:
+  return saved.get("members", 1) == c.members and saved.get("rounds", 1) == c.rounds
+
+
+def member_dir(config: ml_collections.ConfigDict, workdir: str, member: int, rnd: int = 1) -> str:
+  """Round 1's member 0 lives in the classifier's folder itself (a single classifier's layout), member k in
+  member_k/; round r > 1's the same under round_r/."""
   cdir = classifier_dir(config, workdir)
-  return cdir if member == 0 else os.path.join(cdir, f"member_{member}")
+  base = cdir if rnd == 1 else os.path.join(cdir, f"round_{rnd}")
+  return base if member == 0 else os.path.join(base, f"member_{member}")
 
 
 def _member_key(config, member: int) -> jax.Array:
@@ -318,11 +332,11 @@ def _member_key(config, member: int) -> jax.Array:
   return key if member == 0 else jax.random.fold_in(key, member)
 
 
-def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, neg: np.ndarray, info: dict):
-  """One member to classifier.num_steps (resumable); members differ in their initialization and batches only.
-  Returns (state, whether any step ran)."""
+def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, neg: np.ndarray, info: dict, rnd: int = 1):
+  """One member of round `rnd` to classifier.num_steps (resumable); members differ in their initialization and
+  batches only (a member's seeds are the same in every round). Returns (state, whether any step ran)."""
   c = config.classifier
-  mdir = member_dir(config, workdir, member)
+  mdir = member_dir(config, workdir, member, rnd)
   key = _member_key(config, member)
   state = create_state(config, key, canvas)
   mngr = train_lib.checkpoint_manager(mdir, config)
@@ -334,8 +348,8 @@ def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, ne
     make_step(), batch_size=c.batch_size, field="classifier.batch_size"
   )
   log.info(
-    "Training pool classifier %d of %d (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
-    member + 1, c.members, count_params(state.params), start, c.num_steps, len(pos), len(neg),
+    "Training pool classifier %d of %d, round %d (%d params) from step %d to %d on %d pseudo-cracks and %d sound photos",
+    member + 1, c.members, rnd, count_params(state.params), start, c.num_steps, len(pos), len(neg),
   )  # fmt: skip
   state = train_lib.fit(
     state=jax.device_put(state, replicated),
@@ -382,15 +396,17 @@ def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[[np.
     return None
   if not all(k in saved for k in STATS):
     raise FileNotFoundError(f"the classifier in {cdir} did not finish training: run --mode=train again to resume it")
-  if saved.get("members", 1) != config.classifier.members:
+  if not _same_ensemble(saved, config.classifier):
     raise ValueError(
-      f"{cdir} holds the statistics of {saved.get('members', 1)} member(s), not config.classifier.members="
-      f"{config.classifier.members}: run --mode=train with this value to train the rest"
+      f"{cdir} holds the statistics of {saved.get('members', 1)} member(s) and {saved.get('rounds', 1)} round(s), not "
+      f"config.classifier.members={config.classifier.members} and rounds={config.classifier.rounds}: run --mode=train "
+      "with these values to train the rest"
     )
   canvas = tuple(saved["canvas"])
   fresh = create_state(config, jax.random.PRNGKey(0), canvas)
   params = [
-    train_lib.load_trained_state(member_dir(config, workdir, k), config, fresh).params for k in range(config.classifier.members)
+    train_lib.load_trained_state(member_dir(config, workdir, k, config.classifier.rounds), config, fresh).params
+    for k in range(config.classifier.members)
   ]
   fn, weight = mean_logit_fn(config, params, canvas), float(config.classifier.weight)
   return lambda img: shift(weight, saved, fn(img))

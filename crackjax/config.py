@@ -240,7 +240,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",
     f"must be a non-empty tuple of positive ints, got {cl.channels}",
   )  # fmt: skip
-  for field in ("members", "topk", "num_steps", "batch_size"):
+  for field in ("members", "rounds", "topk", "num_steps", "batch_size"):
     _check(cl[field] >= 1, f"classifier.{field}", f"must be >= 1, got {cl[field]}")
   _check(cl.batch_size % 2 == 0, "classifier.batch_size", f"must be even (half pseudo-cracks, half sound), got {cl.batch_size}")
   _check(cl.learning_rate > 0, "classifier.learning_rate", f"must be > 0, got {cl.learning_rate}")

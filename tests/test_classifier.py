@@ -144,7 +144,7 @@ def clf_run(tmp_path_factory):
   root = _root_with_unlabeled(tmp_path_factory.mktemp("root") / "data")
   c = ddim_50.get_config(f"tiny,data={root}")
   with c.unlocked():
-    c.classifier.update(weight=1.0, quantile=0.5, num_steps=4, members=2)
+    c.classifier.update(weight=1.0, quantile=0.5, num_steps=4, members=2, rounds=2)
   workdir = str(tmp_path_factory.mktemp("clf"))
   saved, classifier.MIN_PSEUDO_CRACKS = classifier.MIN_PSEUDO_CRACKS, 1
   try:
@@ -159,6 +159,8 @@ def test_the_classifier_trains_after_the_teacher_and_shifts_its_scores(clf_run):
   info = json.load(open(os.path.join(workdir, "classifier", "classifier_info.json")))
   assert info["n_pseudo_cracks"] >= 1 and info["n_sound"] == 12 and info["logit_mad"] > 0 and "skipped" not in info
   assert info["members"] == 2 and os.path.isdir(os.path.join(workdir, "classifier", "member_1", "checkpoints"))
+  assert info["rounds"] == 2 and len(info["round_pseudo_cracks"]) == 2
+  assert os.path.isdir(os.path.join(workdir, "classifier", "round_2", "member_1", "checkpoints"))
   assert out["model"]["classifier"] == {"name": "classifier", "weight": 1.0}
   # Without the shift, the same teacher scores its own maps: a different score for at least one photo.
   off = c.copy_and_resolve_references()
@@ -177,8 +179,8 @@ def test_a_killed_classifier_training_resumes_and_a_damaged_shard_is_computed_ag
   w = str(tmp_path / "copy")
   shutil.copytree(workdir, w)
   cdir = os.path.join(w, "classifier")
-  steps = sorted(int(s) for s in os.listdir(os.path.join(cdir, "member_1", "checkpoints")))
-  shutil.rmtree(os.path.join(cdir, "member_1", "checkpoints", str(steps[-1])))  # killed before its last checkpoint
+  steps = sorted(int(s) for s in os.listdir(os.path.join(cdir, "round_2", "member_1", "checkpoints")))
+  shutil.rmtree(os.path.join(cdir, "round_2", "member_1", "checkpoints", str(steps[-1])))  # killed before its last checkpoint
   info = json.load(open(os.path.join(cdir, "classifier_info.json")))
   del info["logit_median"]  # and before the shift's statistics were written
   json.dump(info, open(os.path.join(cdir, "classifier_info.json"), "w"))
@@ -202,7 +204,7 @@ def test_an_unfinished_or_mismatched_classifier_is_refused_by_name(clf_run, tmp_
   more = c.copy_and_resolve_references()
   with more.unlocked():
     more.classifier.members = 3
-  with pytest.raises(ValueError, match=r"2 member\(s\), not config.classifier.members=3.*--mode=train"):
+  with pytest.raises(ValueError, match=r"2 member\(s\) and 2 round\(s\), not config.classifier.members=3.*--mode=train"):
     jobs.evaluate(more, workdir)
   w = str(tmp_path / "half")
   shutil.copytree(workdir, w)
