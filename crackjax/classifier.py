@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import time
-import zipfile
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -45,7 +44,7 @@ from flax.training import train_state
 
 from crackjax import train as train_lib
 from crackjax.data import builders
-from crackjax.scorer import Scorer, compute_maps, count_params, tiling
+from crackjax.scorer import Scorer, compute_maps, count_params, sharded_cache, tiling
 
 log = logging.getLogger(__name__)
 
@@ -120,32 +119,21 @@ def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], 
   for leaf in jax.tree.leaves(scorer.params):
     h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
   cache = os.path.join(classifier_dir(config, workdir), "pool_scores", h.hexdigest()[:12])
-  os.makedirs(cache, exist_ok=True)
-  shard = config.student.cache_shard_size
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 15)
-  out = []
+  shard = config.student.cache_shard_size
   n_shards = (len(images) + shard - 1) // shard
-  for k in range(n_shards):
-    lo, hi = k * shard, min(len(images), (k + 1) * shard)
-    path = os.path.join(cache, f"shard_{k:04d}.npz")
-    if os.path.exists(path):
-      try:
-        with np.load(path) as z:
-          if list(z["names"]) == names[lo:hi] and np.isfinite(z["scores"]).all():
-            out.append(z["scores"].astype(np.float64))
-            continue
-        log.warning("%s was computed for other images; recomputing it", path)
-      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s is unreadable (%s); recomputing it", path, e)
+
+  def compute(lo, hi, k):
     res = compute_maps(
       scorer, images[lo:hi], jax.random.fold_in(key, k), batch_size=config.eval.batch_size, tile=tiling(config),
       desc=f"pool scores {k + 1}/{n_shards}", keep=np.zeros(hi - lo, bool),
     )  # fmt: skip
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, names=np.array(names[lo:hi]), scores=res.scores)
-    os.replace(tmp, path)  # a shard is either complete or absent
-    out.append(res.scores.astype(np.float64))
-  return np.concatenate(out) if out else np.zeros(0)
+    return {"scores": res.scores}, list(res.scores.astype(np.float64))
+
+  def read(z, n):
+    return list(z["scores"].astype(np.float64)) if len(z["scores"]) == n and np.isfinite(z["scores"]).all() else None
+
+  return np.array(sharded_cache(cache, names, shard, compute, read), np.float64)
 
 
 def pseudo_labels(scores: np.ndarray, is_unlabeled: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -337,3 +339,33 @@ def fill_maps(scorer: Scorer, images: Sequence[np.ndarray], res: MapResult, want
     again = compute_maps(scorer, [images[i] for i in missing], key, ids=missing, desc="figures", **kw)
     for i, m in zip(missing, again.maps):
       res.maps[i] = m
+
+
+def sharded_cache(
+  cache: str, names: Sequence[str], shard: int, compute: Callable[[int, int, int], tuple[dict, list]], read: Callable
+) -> list:
+  """Per-item results for `names`, computed in shards of `shard` items and kept as <cache>/shard_<k>.npz beside the
+  names they belong to, so that a killed run keeps its finished shards; a shard of other names, or unreadable, or
+  refused by `read`, is computed again (and logged). compute(lo, hi, k) -> (arrays to save, the items' results);
+  read(npz, n) -> the n items' results from a saved shard, or None to refuse it."""
+  os.makedirs(cache, exist_ok=True)
+  out: list = []
+  for k in range((len(names) + shard - 1) // shard):
+    lo, hi = k * shard, min(len(names), (k + 1) * shard)
+    path = os.path.join(cache, f"shard_{k:04d}.npz")
+    if os.path.exists(path):
+      try:
+        with np.load(path) as z:
+          got = read(z, hi - lo) if list(z["names"]) == list(names[lo:hi]) else None
+        if got is not None:
+          out += got
+          continue
+        log.warning("%s was computed for other images; recomputing it", path)
+      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("%s is unreadable (%s); recomputing it", path, e)
+    arrays, results = compute(lo, hi, k)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, names=np.array(names[lo:hi]), **arrays)
+    os.replace(tmp, path)  # a shard is either complete or absent
+    out += results
+  return out

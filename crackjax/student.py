@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import time
-import zipfile
 
 import flax.linen as nn
 import jax
@@ -47,7 +46,7 @@ from crackjax import anomaly, kinds, precision, synth
 from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate, without_legacy
 from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, micro_batched, tiling
+from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, micro_batched, sharded_cache, tiling
 from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -216,35 +215,21 @@ def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray],
     h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
   digest = h.hexdigest()[:12]
   cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
-  os.makedirs(cache, exist_ok=True)
   shard = config.student.cache_shard_size
-  out: list[np.ndarray] = []
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
   t0 = time.time()
   n_shards = (len(images) + shard - 1) // shard
-  for k in range(n_shards):
-    lo, hi = k * shard, min(len(images), (k + 1) * shard)
-    path = os.path.join(cache, f"shard_{k:04d}.npz")
-    if os.path.exists(path):
-      try:
-        with np.load(path) as z:
-          if list(z["names"]) == names[lo:hi]:
-            out += [z[f"m{i}"].astype(np.float32) for i in range(hi - lo)]
-            continue
-        log.warning("%s was computed for other images; recomputing it", path)
-      except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s is unreadable (%s); recomputing it", path, e)
+
+  def compute(lo, hi, k):
     res = compute_maps(
       scorer, images[lo:hi], jax.random.fold_in(key, k), batch_size=config.eval.batch_size, tile=tiling(config),
       desc=f"teacher maps {k + 1}/{n_shards}",
     )  # fmt: skip
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, names=np.array(names[lo:hi]), **{f"m{i}": m.astype(np.float16) for i, m in enumerate(res.maps)})
-    os.replace(tmp, path)  # a shard is either complete or absent
-    out += [np.asarray(m, np.float32) for m in res.maps]
     rate = hi / max(time.time() - t0, 1e-9)
     log.info("teacher maps: %d/%d images cached in %s (ETA %.0f s)", hi, len(images), cache, (len(images) - hi) / rate)
-  return out
+    return {f"m{i}": m.astype(np.float16) for i, m in enumerate(res.maps)}, [np.asarray(m, np.float32) for m in res.maps]
+
+  return sharded_cache(cache, names, shard, compute, lambda z, n: [z[f"m{i}"].astype(np.float32) for i in range(n)])
 
 
 # ----------------------------------------------------------------------------------------------- the teacher
