@@ -278,7 +278,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   trained_now, lg = False, np.zeros(0)
   for rnd in range(1, c.rounds + 1):
     if rnd > 1:  # self-training: the same threshold, on the teacher's score shifted by the last round's classifier
-      is_pos = scores[unl] + np.array([shift(c.weight, info, v) for v in lg]) > threshold
+      fused_pos = scores[unl] + np.array([shift(c.weight, info, v) for v in lg]) > threshold
+      if fused_pos.sum() >= MIN_PSEUDO_CRACKS:
+        is_pos = fused_pos
+      else:  # the shifted score finds too few: this round learns from the last round's pseudo-cracks
+        log.warning("classifier round %d: only %d pseudo-cracks; keeping round %d's", rnd, int(fused_pos.sum()), rnd - 1)
       log.info(
         "classifier round %d: %d pseudo-cracks (round %d: %d)", rnd, int(is_pos.sum()), rnd - 1, info["round_pseudo_cracks"][-1]
       )
