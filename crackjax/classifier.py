@@ -27,7 +27,6 @@ checkpoints/, and what the shift needs in <workdir>/<classifier.name>/classifier
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -42,9 +41,10 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from crackjax import report
 from crackjax import train as train_lib
 from crackjax.data import builders
-from crackjax.scorer import Scorer, compute_maps, count_params, sharded_cache, tiling
+from crackjax.scorer import Scorer, cache_key, compute_maps, count_params, sharded_cache, tiling
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,8 @@ def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], 
   shards; a damaged one is computed again)."""
   from crackjax.config import without_legacy
 
-  info = without_legacy("anomaly", scorer.info)
-  h = hashlib.sha256(json.dumps([info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
-  for leaf in jax.tree.leaves(scorer.params):
-    h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
-  cache = os.path.join(classifier_dir(config, workdir), "pool_scores", h.hexdigest()[:12])
+  digest = cache_key(scorer, without_legacy("anomaly", scorer.info), config.data.resize, config.seed, names)
+  cache = os.path.join(classifier_dir(config, workdir), "pool_scores", digest)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 15)
   shard = config.student.cache_shard_size
   n_shards = (len(images) + shard - 1) // shard
@@ -363,10 +360,7 @@ def _train_member(config, workdir: str, member: int, canvas, pos: np.ndarray, ne
 def _save_info(cdir: str, config, info: dict) -> None:
   os.makedirs(cdir, exist_ok=True)
   info.setdefault("classifier", {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.classifier.to_dict().items()})
-  tmp = os.path.join(cdir, "classifier_info.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(info, f, indent=2)
-  os.replace(tmp, os.path.join(cdir, "classifier_info.json"))
+  report.write_json(os.path.join(cdir, "classifier_info.json"), info)
 
 
 def shift(weight: float, info: dict, logit: float) -> float:

@@ -191,8 +191,7 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
   vmax = res.colour_max()
-  shift = (lambda i: 0.0) if res.shifts is None else (lambda i: float(res.shifts[i]))  # noqa: E731
-  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool, shift(i))  # noqa: E731
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool, float(res.shifts[i]))  # noqa: E731
   for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
       plots.four_panel_rows(

@@ -22,6 +22,8 @@ image map itself where that is 0, as for a teacher whose maps a student distils)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import time
@@ -279,7 +281,7 @@ class MapResult:
   compile_seconds: float
   flops_per_image: float
   sample: np.ndarray | None = None  # every SAMPLE_STRIDE-th pixel of every map, where not all maps are kept
-  shifts: np.ndarray | None = None  # [N] each score's shift (Scorer.shift), included in scores
+  shifts: np.ndarray | None = None  # [N] each score's shift (Scorer.shift), included in scores; compute_maps sets it
 
   def colour_max(self) -> float:
     """The figures' colour scale: the 99.9th percentile of the map pixels (of the sample where maps were dropped)."""
@@ -339,6 +341,15 @@ def fill_maps(scorer: Scorer, images: Sequence[np.ndarray], res: MapResult, want
     again = compute_maps(scorer, [images[i] for i in missing], key, ids=missing, desc="figures", **kw)
     for i, m in zip(missing, again.maps):
       res.maps[i] = m
+
+
+def cache_key(scorer: Scorer, info: dict, resize: float, seed: int, names: Sequence[str]) -> str:
+  """A 12-hex-digit key for what `scorer` computes over the photos `names`: the settings `info`, its weights (the
+  same settings trained again are another model), the resize factor and the seed."""
+  h = hashlib.sha256(json.dumps([info, resize, seed, list(names)], sort_keys=True, default=str).encode())
+  for leaf in jax.tree.leaves(scorer.params):
+    h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
+  return h.hexdigest()[:12]
 
 
 def sharded_cache(

@@ -28,7 +28,6 @@ an image score exactly as the teacher's (anomaly.pooling).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from crackjax import anomaly, kinds, precision, synth
 from crackjax import train as train_lib
 from crackjax.config import config_from_saved, validate, without_legacy
 from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, compute_maps, count_params, flops_of, micro_batched, sharded_cache, tiling
+from crackjax.scorer import Scorer, cache_key, compute_maps, count_params, flops_of, micro_batched, sharded_cache, tiling
 from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -210,10 +209,7 @@ def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray],
   stale maps. Returns a list of float32 [H, W]."""
   # The maps do not depend on how they are pooled, nor on fields at their LEGACY value: neither re-keys the cache.
   info = {k: v for k, v in without_legacy("anomaly", scorer.info).items() if k not in anomaly.POOLING_FIELDS}
-  h = hashlib.sha256(json.dumps([info, config.data.resize, config.seed, names], sort_keys=True, default=str).encode())
-  for leaf in jax.tree.leaves(scorer.params):  # the same settings trained again are another teacher
-    h.update(np.ascontiguousarray(jax.device_get(leaf)).tobytes())
-  digest = h.hexdigest()[:12]
+  digest = cache_key(scorer, info, config.data.resize, config.seed, names)
   cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
   shard = config.student.cache_shard_size
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
