@@ -57,8 +57,8 @@ class Scorer:
   flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
   info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
   compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
-  # uint8 photo -> a shift of its image score in the score's units (crackjax/classifier.py); None: no shift
-  prior: Callable[[np.ndarray], float] | None = None
+  # (uint8 photo, its localization map) -> a shift of its image score in the score's units (crackjax/classifier.py)
+  prior: Callable[[np.ndarray, np.ndarray], float] | None = None
 
   @property
   def pooling(self) -> str:
@@ -84,9 +84,10 @@ class Scorer:
       m, img, s["localization_darkness"], s["localization_sigma"], s["localization_zscore"], s["localization_background"]
     )
 
-  def shift(self, img: np.ndarray) -> float:
-    """The photo's image-score shift (0 without a prior): added to its score and to its map's units alike."""
-    return 0.0 if self.prior is None else float(self.prior(img))
+  def shift(self, img: np.ndarray, loc: np.ndarray) -> float:
+    """The photo's image-score shift (0 without a prior), given the photo and its localization map: added to its
+    score and to its map's units alike."""
+    return 0.0 if self.prior is None else float(self.prior(img, loc))
 
   def units(self, m: np.ndarray, shift: float = 0.0) -> np.ndarray:
     """The map in its score's units, plus the photo's shift: the red mask is units >= the image threshold."""
@@ -257,10 +258,11 @@ def iter_maps(
     for i in done:
       m, _, img = todo.pop(i)
       stats.images += 1
+      loc = scorer.localize(m, img)
       t0 = time.time()
-      b = scorer.shift(img)
+      b = scorer.shift(img, loc)
       stats.seconds += time.time() - t0  # the prior's time counts in images/s
-      yield i, scorer.localize(m, img), scorer.score(m) + b, b
+      yield i, loc, scorer.score(m) + b, b
 
   for tag, image_id, img in items:
     ps = pieces(tag, image_id, img, scorer.multiple, tile)

@@ -56,6 +56,66 @@ def test_the_input_forgets_the_surface_colour_and_turns_portraits_to_landscape()
   assert classifier.canvas_of([img, img.transpose(1, 0, 2), img[:10]]) == (20, 30)
 
 
+def test_the_map_channel_keeps_a_maps_shape_and_forgets_its_strength():
+  rng = np.random.default_rng(0)
+  m = rng.random((20, 30)).astype(np.float32)
+  m[5, 2:28] += 4.0  # a line
+  m[0, 0] = 1000.0  # one wild pixel
+  u = classifier.map_channel(m)
+  assert u.shape == (20, 30, 1) and u.dtype == np.float32
+  assert float(np.median(u)) == pytest.approx(0.0, abs=1e-6)  # the median goes to 0 ...
+  assert float(np.percentile(u, classifier.MAP_QUANTILE)) == pytest.approx(1.0, abs=1e-5)  # ... the 99.5th to 1
+  assert u.max() == classifier.MAP_CLIP[1] and u.min() >= classifier.MAP_CLIP[0]
+  np.testing.assert_allclose(classifier.map_channel(0.01 * m + 7.0), u, atol=1e-4)  # a faint line looks as a dark one
+  np.testing.assert_array_equal(classifier.map_channel(np.full((4, 5), 3.0)), 0.0)  # a flat map: no line, no NaN
+  # A portrait photo is turned with its map: the photo's dark pixel and the map's bright one stay together.
+  img = np.full((30, 20, 3), 150, np.uint8)
+  img[25, 3] = 0
+  loc = 0.1 * rng.random((30, 20)).astype(np.float32)
+  loc[25, 3] = 1.0
+  x = classifier.inputs(img, loc)
+  assert x.shape == (20, 30, 4)
+  assert np.unravel_index(np.argmin(x[..., 0]), x.shape[:2]) == np.unravel_index(np.argmax(x[..., 3]), x.shape[:2])
+  np.testing.assert_array_equal(classifier.inputs(img), classifier.standardize(img))
+  with pytest.raises(ValueError, match="localization map of shape"):
+    classifier.inputs(img, loc.T)
+
+
+def test_with_map_input_the_classifier_learns_a_line_that_only_the_map_shows():
+  """Photos of plain noise, their maps alike but for a line: with map_input the classifier ranks new photos whose
+  map has a line above those without; it reads the map, and a photo without one is refused."""
+  from configs import ddim_50
+
+  rng = np.random.default_rng(0)
+
+  def sample(n, line):
+    imgs, maps = [], []
+    for _ in range(n):
+      imgs.append(rng.normal(128, 12, (16, 16, 3)).clip(0, 255).astype(np.uint8))
+      m = 0.01 * rng.random((16, 16)).astype(np.float32)
+      if line:
+        m[rng.integers(2, 14), 1:15] += 2.0 * rng.random() + 0.05  # strong or faint: the same channel
+      else:
+        m[tuple(rng.integers(1, 15, (2, 3)))] += 2.0 * rng.random() + 0.05  # spots
+      maps.append(m)
+    return imgs, maps
+
+  c = ddim_50.get_config("tiny")
+  with c.unlocked():
+    c.classifier.update(channels=(8, 8), num_steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=5, map_input=True)
+  state = classifier.create_state(c, jax.random.PRNGKey(0), (16, 16))
+  step = jax.jit(classifier.make_step())
+  pos, neg = (np.stack([classifier.inputs(i, m) for i, m in zip(*sample(n, line))]) for n, line in ((16, True), (64, False)))
+  batches = classifier.batches(pos, neg, batch_size=16, seed=0, start_step=0)
+  for _ in range(c.classifier.num_steps):
+    state, _ = step(state, tuple(jnp.asarray(b) for b in next(batches)), None)
+  fn = classifier.mean_logit_fn(c, [state.params], (16, 16))
+  with_line, without = ([fn(i, m) for i, m in zip(*sample(20, line))] for line in (True, False))
+  assert min(with_line) > max(without)
+  with pytest.raises(ValueError, match="map_input=True.*localization map"):
+    fn(sample(1, False)[0][0])
+
+
 def test_the_classifier_learns_a_dark_line_from_sound_photos():
   """Trained as the pipeline trains it, on pseudo-cracks with a dark line against plain noise, it ranks new photos
   with a line above new photos without one."""
@@ -110,7 +170,7 @@ def _constant_scorer(level: float, shift: float | None) -> Scorer:
     jax.jit(maps), {}, 1, lambda shape: 0.0, {"pooling": "topk_mad", "topk_fraction": 0.05, "mad_floor": 0.1, "border": 0}
   )
   if shift is not None:
-    sc.prior = lambda img: shift
+    sc.prior = lambda img, loc: shift
   return sc
 
 
@@ -218,6 +278,28 @@ def test_an_unfinished_or_mismatched_classifier_is_refused_by_name(clf_run, tmp_
     new.classifier.name = "never_trained"
   with pytest.raises(FileNotFoundError, match="no trained model"):
     jobs.evaluate(new, workdir)
+
+
+def test_a_classifier_with_map_input_trains_on_the_cached_pool_maps_and_shifts_the_scores(clf_run, tmp_path, monkeypatch):
+  monkeypatch.setattr(classifier, "MIN_PSEUDO_CRACKS", 1)
+  c, workdir, out = clf_run
+  w = str(tmp_path / "copy")
+  shutil.copytree(workdir, w)
+  mc = c.copy_and_resolve_references()
+  with mc.unlocked():
+    mc.classifier.update(name="clf_map", map_input=True, members=1, rounds=1)
+  again = jobs.train_and_evaluate(mc, w)
+  assert again["model"]["classifier"] == {"name": "clf_map", "weight": 1.0}
+  assert again["pixel"] == out["pixel"] and len(os.listdir(os.path.join(w, "teacher_maps"))) == 1  # the student's cache
+  prior = classifier.load_prior(mc, w)
+  img = np.full((32, 32, 3), 120, np.uint8)
+  loc = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+  assert prior(img, loc) != prior(img, loc[::-1])  # the map counts
+  with pytest.raises(ValueError, match="map_input=True"):
+    prior(img)
+  with pytest.raises(ValueError, match=r"config.classifier.map_input=True, not False"):
+    mc.classifier.map_input = False
+    jobs.evaluate(mc, w)
 
 
 def test_without_an_unlabeled_folder_the_teachers_score_stays_alone(tmp_path, caplog):
