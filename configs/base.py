@@ -139,7 +139,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.classifier.quantile = 0.998  # pseudo-cracks: unlabeled photos scored above this quantile of train/good's scores
   c.classifier.members = 1  # classifiers averaged (logits), differing in their seed only
   c.classifier.rounds = 1  # self-training rounds: round r's pseudo-cracks clear the threshold shifted by round r - 1
-  c.classifier.map_input = False  # also show it the teacher's red-mask map, scaled by its own 99.5th percentile (shape, not strength)
+  # what it sees: "photo"; "photo_map", also the teacher's red-mask map scaled by its own 99.5th percentile (shape, not
+  # strength); "map", that scaled map alone
+  c.classifier.input = "photo"
   c.classifier.channels = (16, 32, 32)  # features per stage (2x2 max-pooling between stages)
   c.classifier.topk = 8  # the image logit is the mean of the logit map's top-k cells
   c.classifier.num_steps = 1500  # optimizer steps

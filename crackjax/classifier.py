@@ -17,10 +17,11 @@ every pixel metric, are the teacher's.
     net      `channels` stages of two 3x3 convs (ReLU), 2x2 max-pooling between stages, a 1x1 logit map; the
              image logit is the mean of its `topk` largest cells (a crack is a thin part of a photo)
     input    the photo at the working resolution, each colour minus its mean over the photo, over the photo's
-             spread (the net learns shapes, not a surface's brightness); portrait photos turned to landscape; with
-             `map_input`, a fourth channel: the teacher's localization map (the red mask's map) minus its median,
-             over its own 99.5th percentile less the median, so a faint crack's line and a dark one's look alike
-             (the pseudo-labels come from the map's strength, the classifier sees its shape)
+             spread (the net learns shapes, not a surface's brightness); portrait photos turned to landscape.
+             `input`: "photo" that alone; "photo_map" with a fourth channel, the teacher's localization map (the
+             red mask's map) minus its median, over its own 99.5th percentile less the median, so a faint crack's
+             line and a dark one's look alike (the pseudo-labels come from the map's strength, the classifier sees
+             its shape); "map" that channel alone
     training class-balanced batches (half pseudo-cracks), flips, AdamW with warm-up and cosine decay; resumable
 
 The teacher's pool scores are cached in shards under <workdir>/<classifier.name>/pool_scores/<key>/ (key: the
@@ -51,10 +52,11 @@ from crackjax.scorer import Scorer, cache_key, compute_maps, count_params, shard
 
 log = logging.getLogger(__name__)
 
-SHAPE_FIELDS = ("channels", "topk", "map_input")  # a checkpoint's shape: another value needs another classifier.name
+SHAPE_FIELDS = ("channels", "topk", "input")  # a checkpoint's shape: another value needs another classifier.name
 STATS = ("score_median", "score_mad", "logit_median", "logit_mad")  # the shift's statistics, written last
 MIN_PSEUDO_CRACKS = 8  # fewer pseudo-cracks than this: nothing to learn from, the teacher's score stays alone
-MAP_QUANTILE = 99.5  # map_input: the map is scaled by this percentile of itself (less its median)
+INPUTS = {"photo": 3, "photo_map": 4, "map": 1}  # classifier.input -> input channels
+MAP_QUANTILE = 99.5  # the map channel: the map is scaled by this percentile of itself (less its median)
 MAP_CLIP = (-1.0, 3.0)  # ... and clipped to this range
 
 
@@ -102,16 +104,17 @@ def map_channel(loc: np.ndarray) -> np.ndarray:
   return np.clip(u, *MAP_CLIP).astype(np.float32)[..., None]
 
 
-def inputs(img: np.ndarray, loc: np.ndarray | None = None) -> np.ndarray:
-  """The net's input: standardize(img), with loc's map_channel as a fourth channel where a map is given (turned to
-  landscape with its photo)."""
+def inputs(img: np.ndarray, loc: np.ndarray | None = None, kind: str = "photo_map") -> np.ndarray:
+  """The net's input: standardize(img) where no map is given; else, by classifier.input `kind`, the photo with
+  loc's map_channel as a fourth channel ("photo_map") or that channel alone ("map"), turned to landscape with it."""
   a = standardize(img)
   if loc is None:
     return a
   if np.shape(loc) != img.shape[:2]:
     raise ValueError(f"a localization map of shape {np.shape(loc)} for a photo of {img.shape[:2]}")
   u = map_channel(loc)
-  return np.concatenate([a, np.rot90(u) if img.shape[0] > img.shape[1] else u], -1)
+  u = np.rot90(u) if img.shape[0] > img.shape[1] else u
+  return u if kind == "map" else np.concatenate([a, u], -1)
 
 
 def fit_canvas(a: np.ndarray, h: int, w: int, *, crop: bool) -> np.ndarray:
@@ -161,7 +164,7 @@ def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], 
 
 
 def pool_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
-  """The teacher's localization maps of the pool (classifier.map_input): the student's teacher-map cache, in
+  """The teacher's localization maps of the pool (classifier.input "photo_map" or "map"): the student's teacher-map cache, in
   config.student.cache_dir (or <workdir>/teacher_maps), shared with any student of this teacher and pool."""
   from crackjax.student import teacher_maps
 
@@ -187,7 +190,7 @@ def robust_scale(a: np.ndarray) -> tuple[float, float]:
 def create_state(config: ml_collections.ConfigDict, key: jax.Array, shape: tuple[int, int]) -> train_state.TrainState:
   c = config.classifier
   model = net(config)
-  params = jax.jit(model.init)(key, jnp.zeros((1, *shape, 4 if c.map_input else 3)))["params"]
+  params = jax.jit(model.init)(key, jnp.zeros((1, *shape, INPUTS[c.input])))["params"]
   tx = train_lib.make_optimizer(
     learning_rate=c.learning_rate, warmup_steps=c.warmup_steps, num_steps=c.num_steps, grad_clip=c.grad_clip,
     weight_decay=c.weight_decay,
@@ -251,20 +254,21 @@ def check_compatible(config: ml_collections.ConfigDict, workdir: str) -> dict | 
 
 def mean_logit_fn(config, params: list, canvas: tuple[int, int]) -> Callable[..., float]:
   """(uint8 photo (any size: padded up to the canvas, never cut), its localization map) -> the members' mean logit.
-  The map is read where classifier.map_input is set, and required then."""
+  The map is read where classifier.input shows it, and required then."""
   apply = jax.jit(lambda ps, x: jnp.mean(jnp.stack([net(config).apply({"params": p}, x) for p in ps])))
-  use_map = bool(config.classifier.map_input)
+  kind = config.classifier.input
+  use_map = kind != "photo"
 
   def fn(img: np.ndarray, loc: np.ndarray | None = None) -> float:
     if use_map and loc is None:
-      raise ValueError("this classifier (classifier.map_input=True) reads each photo's localization map; none was given")
-    return float(apply(params, fit_canvas(inputs(img, loc if use_map else None), *canvas, crop=False)[None]))
+      raise ValueError(f"this classifier (classifier.input={kind!r}) reads each photo's localization map; none was given")
+    return float(apply(params, fit_canvas(inputs(img, loc if use_map else None, kind), *canvas, crop=False)[None]))
 
   return fn
 
 
 def logits(config, params: list, images: list[np.ndarray], canvas: tuple[int, int], maps: list | None = None) -> np.ndarray:
-  """The members' mean logit of each uint8 photo (given its localization map where classifier.map_input is set)."""
+  """The members' mean logit of each uint8 photo (given its localization map where classifier.input shows it)."""
   fn = mean_logit_fn(config, params, canvas)
   return np.array([fn(im, None if maps is None else m) for im, m in zip(images, maps or [None] * len(images))])
 
@@ -311,10 +315,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     return
   canvas = canvas_of(images)
   info["canvas"] = list(canvas)
-  maps = pool_maps(pool_config, workdir, scorer, images, names) if c.map_input else [None] * len(images)
+  maps = pool_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
   unl_images = [im for im, u in zip(images, unl) if u]
   unl_maps = [m for m, u in zip(maps, unl) if u]
-  neg = np.stack([fit_canvas(inputs(im, m), *canvas, crop=True) for im, m, u in zip(images, maps, unl) if not u])
+  neg = np.stack([fit_canvas(inputs(im, m, c.input), *canvas, crop=True) for im, m, u in zip(images, maps, unl) if not u])
   info["score_median"], info["score_mad"] = robust_scale(scores[unl])
   info["round_pseudo_cracks"] = []
   trained_now, lg = False, np.zeros(0)
@@ -329,7 +333,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
         "classifier round %d: %d pseudo-cracks (round %d: %d)", rnd, int(is_pos.sum()), rnd - 1, info["round_pseudo_cracks"][-1]
       )
     info["round_pseudo_cracks"].append(int(is_pos.sum()))
-    pos = np.stack([fit_canvas(inputs(im, m), *canvas, crop=True) for im, m, p in zip(unl_images, unl_maps, is_pos) if p])
+    pos = np.stack([fit_canvas(inputs(im, m, c.input), *canvas, crop=True) for im, m, p in zip(unl_images, unl_maps, is_pos) if p])
     params = []
     for member in range(c.members):
       state, ran = _train_member(config, workdir, member, canvas, pos, neg, info, rnd)
@@ -339,7 +343,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     if last and not trained_now and saved and all(k in saved for k in STATS) and _same_ensemble(saved, c):
       log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
       return
-    lg = logits(config, params, unl_images, canvas, unl_maps if c.map_input else None)
+    lg = logits(config, params, unl_images, canvas, unl_maps if c.input != "photo" else None)
     info["logit_median"], info["logit_mad"] = robust_scale(lg)
   info["members"], info["rounds"] = c.members, c.rounds
   _save_info(cdir, config, info)
@@ -415,7 +419,7 @@ def shift(weight: float, info: dict, logit: float) -> float:
 
 def load_prior(config: ml_collections.ConfigDict, workdir: str) -> Callable[..., float] | None:
   """(uint8 photo, its localization map) -> its score shift, from the classifier trained in
-  <workdir>/<classifier.name>/ (the map is read where classifier.map_input is set); None where
+  <workdir>/<classifier.name>/ (the map is read where classifier.input shows it); None where
   classifier.weight is 0 or training skipped it (no unlabeled folder: logged then)."""
   if not config.classifier.weight:
     return None

@@ -75,14 +75,16 @@ def test_the_map_channel_keeps_a_maps_shape_and_forgets_its_strength():
   loc[25, 3] = 1.0
   x = classifier.inputs(img, loc)
   assert x.shape == (20, 30, 4)
+  np.testing.assert_array_equal(classifier.inputs(img, loc, "map"), x[..., 3:])
   assert np.unravel_index(np.argmin(x[..., 0]), x.shape[:2]) == np.unravel_index(np.argmax(x[..., 3]), x.shape[:2])
   np.testing.assert_array_equal(classifier.inputs(img), classifier.standardize(img))
   with pytest.raises(ValueError, match="localization map of shape"):
     classifier.inputs(img, loc.T)
 
 
-def test_with_map_input_the_classifier_learns_a_line_that_only_the_map_shows():
-  """Photos of plain noise, their maps alike but for a line: with map_input the classifier ranks new photos whose
+@pytest.mark.parametrize("kind", ["photo_map", "map"])
+def test_with_the_map_as_input_the_classifier_learns_a_line_that_only_the_map_shows(kind):
+  """Photos of plain noise, their maps alike but for a line: with the map among its inputs the classifier ranks new photos whose
   map has a line above those without; it reads the map, and a photo without one is refused."""
   from configs import ddim_50
 
@@ -102,17 +104,17 @@ def test_with_map_input_the_classifier_learns_a_line_that_only_the_map_shows():
 
   c = ddim_50.get_config("tiny")
   with c.unlocked():
-    c.classifier.update(channels=(8, 8), num_steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=5, map_input=True)
+    c.classifier.update(channels=(8, 8), num_steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=5, input=kind)
   state = classifier.create_state(c, jax.random.PRNGKey(0), (16, 16))
   step = jax.jit(classifier.make_step())
-  pos, neg = (np.stack([classifier.inputs(i, m) for i, m in zip(*sample(n, line))]) for n, line in ((16, True), (64, False)))
+  pos, neg = (np.stack([classifier.inputs(i, m, kind) for i, m in zip(*sample(n, line))]) for n, line in ((16, True), (64, False)))
   batches = classifier.batches(pos, neg, batch_size=16, seed=0, start_step=0)
   for _ in range(c.classifier.num_steps):
     state, _ = step(state, tuple(jnp.asarray(b) for b in next(batches)), None)
   fn = classifier.mean_logit_fn(c, [state.params], (16, 16))
   with_line, without = ([fn(i, m) for i, m in zip(*sample(20, line))] for line in (True, False))
   assert min(with_line) > max(without)
-  with pytest.raises(ValueError, match="map_input=True.*localization map"):
+  with pytest.raises(ValueError, match=f"input={kind!r}.*localization map"):
     fn(sample(1, False)[0][0])
 
 
@@ -280,14 +282,14 @@ def test_an_unfinished_or_mismatched_classifier_is_refused_by_name(clf_run, tmp_
     jobs.evaluate(new, workdir)
 
 
-def test_a_classifier_with_map_input_trains_on_the_cached_pool_maps_and_shifts_the_scores(clf_run, tmp_path, monkeypatch):
+def test_a_classifier_with_the_map_as_input_trains_on_the_cached_pool_maps_and_shifts_the_scores(clf_run, tmp_path, monkeypatch):
   monkeypatch.setattr(classifier, "MIN_PSEUDO_CRACKS", 1)
   c, workdir, out = clf_run
   w = str(tmp_path / "copy")
   shutil.copytree(workdir, w)
   mc = c.copy_and_resolve_references()
   with mc.unlocked():
-    mc.classifier.update(name="clf_map", map_input=True, members=1, rounds=1)
+    mc.classifier.update(name="clf_map", input="photo_map", members=1, rounds=1)
   again = jobs.train_and_evaluate(mc, w)
   assert again["model"]["classifier"] == {"name": "clf_map", "weight": 1.0}
   assert again["pixel"] == out["pixel"] and len(os.listdir(os.path.join(w, "teacher_maps"))) == 1  # the student's cache
@@ -295,10 +297,10 @@ def test_a_classifier_with_map_input_trains_on_the_cached_pool_maps_and_shifts_t
   img = np.full((32, 32, 3), 120, np.uint8)
   loc = np.random.default_rng(0).random((32, 32)).astype(np.float32)
   assert prior(img, loc) != prior(img, loc[::-1])  # the map counts
-  with pytest.raises(ValueError, match="map_input=True"):
+  with pytest.raises(ValueError, match="input='photo_map'"):
     prior(img)
-  with pytest.raises(ValueError, match=r"config.classifier.map_input=True, not False"):
-    mc.classifier.map_input = False
+  with pytest.raises(ValueError, match=r"config.classifier.input='photo_map', not 'map'"):
+    mc.classifier.input = "map"
     jobs.evaluate(mc, w)
 
 

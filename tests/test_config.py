@@ -80,6 +80,7 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("train.t_max", 20, "anomaly.t_start"),
     ("model.num_groups", 7, "model.num_groups"),
     ("anomaly.pyramid", 0, "anomaly.pyramid"),
+    ("classifier.input", "maps", "classifier.input"),
     ("anomaly.darkness", -0.5, "anomaly.darkness"),
     ("anomaly.darkness", float("nan"), "anomaly.darkness"),
     ("anomaly.localization_darkness", -1.0, "anomaly.localization_darkness"),
