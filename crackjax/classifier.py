@@ -164,8 +164,8 @@ def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], 
 
 
 def pool_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
-  """The teacher's localization maps of the pool (classifier.input "photo_map" or "map"): the student's teacher-map cache, in
-  config.student.cache_dir (or <workdir>/teacher_maps), shared with any student of this teacher and pool."""
+  """The teacher's localization maps of the pool (classifier.input "photo_map" or "map"): the student's teacher-map
+  cache, in config.student.cache_dir (or <workdir>/teacher_maps), shared with any student of this teacher and pool."""
   from crackjax.student import teacher_maps
 
   return teacher_maps(config, workdir, scorer, images, names)
@@ -318,7 +318,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   maps = pool_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
   unl_images = [im for im, u in zip(images, unl) if u]
   unl_maps = [m for m, u in zip(maps, unl) if u]
-  neg = np.stack([fit_canvas(inputs(im, m, c.input), *canvas, crop=True) for im, m, u in zip(images, maps, unl) if not u])
+
+  def stack(pairs):  # (photo, map) pairs -> the net's training inputs on the canvas
+    return np.stack([fit_canvas(inputs(im, m, c.input), *canvas, crop=True) for im, m in pairs])
+
+  neg = stack((im, m) for im, m, u in zip(images, maps, unl) if not u)
   info["score_median"], info["score_mad"] = robust_scale(scores[unl])
   info["round_pseudo_cracks"] = []
   trained_now, lg = False, np.zeros(0)
@@ -333,7 +337,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
         "classifier round %d: %d pseudo-cracks (round %d: %d)", rnd, int(is_pos.sum()), rnd - 1, info["round_pseudo_cracks"][-1]
       )
     info["round_pseudo_cracks"].append(int(is_pos.sum()))
-    pos = np.stack([fit_canvas(inputs(im, m, c.input), *canvas, crop=True) for im, m, p in zip(unl_images, unl_maps, is_pos) if p])
+    pos = stack((im, m) for im, m, p in zip(unl_images, unl_maps, is_pos) if p)
     params = []
     for member in range(c.members):
       state, ran = _train_member(config, workdir, member, canvas, pos, neg, info, rnd)

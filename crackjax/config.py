@@ -98,15 +98,9 @@ def _check(cond: bool, field: str, msg: str):
     raise ValueError(f"config.{field}: {msg}")
 
 
-def classifier_inputs() -> tuple[str, ...]:
-  from crackjax.classifier import INPUTS
-
-  return tuple(INPUTS)
-
-
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ValueError naming the field whose value breaks an invariant; returns config."""
-  from crackjax import head, kinds, student, teacher, thresholds  # the allowed values live with their ideas
+  from crackjax import classifier, head, kinds, student, teacher, thresholds  # the allowed values live with their ideas
 
   _check(config.model.kind in kinds.KINDS, "model.kind", f"must be one of {tuple(kinds.KINDS)}, got {config.model.kind!r}")
   T = config.schedule.num_timesteps
@@ -241,7 +235,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "classifier.name",
     f"must be a folder name, got {cl.name!r}",
   )
-  _check(cl.input in classifier_inputs(), "classifier.input", f"must be one of {classifier_inputs()}, got {cl.input!r}")
+  _check(cl.input in classifier.INPUTS, "classifier.input", f"must be one of {tuple(classifier.INPUTS)}, got {cl.input!r}")
   _check(0 < cl.quantile < 1, "classifier.quantile", f"must be in (0, 1), got {cl.quantile}")
   _check(
     len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",

@@ -107,7 +107,7 @@ def test_with_the_map_as_input_the_classifier_learns_a_line_that_only_the_map_sh
     c.classifier.update(channels=(8, 8), num_steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=5, input=kind)
   state = classifier.create_state(c, jax.random.PRNGKey(0), (16, 16))
   step = jax.jit(classifier.make_step())
-  pos, neg = (np.stack([classifier.inputs(i, m, kind) for i, m in zip(*sample(n, line))]) for n, line in ((16, True), (64, False)))
+  pos, neg = (np.stack([classifier.inputs(i, m, kind) for i, m in zip(*sample(n, line))]) for n, line in ((16, 1), (64, 0)))
   batches = classifier.batches(pos, neg, batch_size=16, seed=0, start_step=0)
   for _ in range(c.classifier.num_steps):
     state, _ = step(state, tuple(jnp.asarray(b) for b in next(batches)), None)
