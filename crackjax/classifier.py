@@ -163,14 +163,6 @@ def pool_scores(config, workdir: str, scorer: Scorer, images: list[np.ndarray], 
   return np.array(sharded_cache(cache, names, shard, compute, read), np.float64)
 
 
-def pool_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
-  """The teacher's localization maps of the pool (classifier.input "photo_map" or "map"): the student's teacher-map
-  cache, in config.student.cache_dir (or <workdir>/teacher_maps), shared with any student of this teacher and pool."""
-  from crackjax.student import teacher_maps
-
-  return teacher_maps(config, workdir, scorer, images, names)
-
-
 def pseudo_labels(scores: np.ndarray, is_unlabeled: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
   """Which unlabeled photos count as cracks: those scored above the `quantile` of the train/good scores.
   Returns (bool mask over the unlabeled photos, the threshold)."""
@@ -277,7 +269,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   """Pool scores (cached), pseudo-labels, then the classifier to classifier.num_steps (resumable), then the shift's
   median and MAD over the unlabeled folder. Skipped, with the reason logged, where the root has no unlabeled/
   folder or the teacher finds too few cracks in it."""
-  from crackjax.student import load_pool
+  from crackjax.student import load_pool, teacher_maps
 
   c = config.classifier
   saved = check_compatible(config, workdir)
@@ -315,7 +307,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     return
   canvas = canvas_of(images)
   info["canvas"] = list(canvas)
-  maps = pool_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
+  # the pool's localization maps, for a classifier that reads them: the student's teacher-map cache (student.cache_dir
+  # or <workdir>/teacher_maps), shared with any student of this teacher and pool
+  maps = teacher_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
   unl_images = [im for im, u in zip(images, unl) if u]
   unl_maps = [m for m, u in zip(maps, unl) if u]
 
@@ -347,7 +341,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
     if last and not trained_now and saved and all(k in saved for k in STATS) and _same_ensemble(saved, c):
       log.info("classifier: all %d member(s) trained to classifier.num_steps=%d: training skipped", c.members, c.num_steps)
       return
-    lg = logits(config, params, unl_images, canvas, unl_maps if c.input != "photo" else None)
+    lg = logits(config, params, unl_images, canvas, unl_maps)
     info["logit_median"], info["logit_mad"] = robust_scale(lg)
   info["members"], info["rounds"] = c.members, c.rounds
   _save_info(cdir, config, info)
