@@ -85,6 +85,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.antithetic = False  # draws in pairs with noise eps and -eps (anomaly.num_draws even)
   c.anomaly.line_power = 1.0  # in (0, 1]: the line filter's power mean (1: the mean; < 1 favours lines over grains)
   c.anomaly.views = 1  # 1-4: draws (pairs) heal the input mirrored in turn (none, left-right, up-down, both)
+  c.anomaly.partner = ""  # a second trained teacher's workdir (same UNet shape): it heals every second draw (-eps)
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian

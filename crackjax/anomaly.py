@@ -10,6 +10,9 @@
             views = V > 1: draw (or antithetic pair) j heals the input mirrored by VIEWS[j % V] and is mirrored
             back, so the mean healing averages what the UNet, not exactly mirror-symmetric, paints differently
             on each mirror image of the same surface (test-time augmentation: a model ensemble for no training).
+      eps_fn a sequence of UNets' denoisers (anomaly.partner): draw i is healed by the (i mod n)-th, so an
+            antithetic pair's two healings come from two UNets trained with different seeds and their mean
+            averages the UNets' repaints too, at the cost of one UNet (session 24, docs/real_data.md).
     map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
@@ -362,9 +365,23 @@ def mirror(x: jnp.ndarray, view) -> jnp.ndarray:
   return jax.lax.switch(view, [lambda x, axes=axes: jnp.flip(x, axes) if axes else x for axes in VIEWS], x)
 
 
+def member(eps_fn, i):
+  """Draw i's denoiser: eps_fn itself, or where it is a sequence of UNets' denoisers (anomaly.partner), the
+  (i mod their number)-th (i traced: one branch runs), so an antithetic pair's second draw is healed by the second
+  UNet and the mean healing averages the two UNets' repaints as it averages the pair's noise."""
+  if callable(eps_fn):
+    return eps_fn
+  fns = list(eps_fn)
+  if len(fns) == 1:
+    return fns[0]
+  return lambda x_t, t: jax.lax.switch(i % len(fns), fns, x_t, t)
+
+
 def _draw(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, i) -> jnp.ndarray:
   """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise;
-  with cfg.views > 1, draw (pair) j heals the input mirrored by VIEWS[j % views], mirrored back."""
+  with cfg.views > 1, draw (pair) j heals the input mirrored by VIEWS[j % views], mirrored back; with several
+  denoisers (a sequence), draw i is healed by member(eps_fn, i)."""
+  eps_fn = member(eps_fn, i)
   j, sign = (i // 2, 1.0 - 2.0 * (i % 2)) if cfg.antithetic else (i, 1.0)
   k = jax.vmap(lambda k: jax.random.fold_in(k, j))(keys)
   if cfg.views == 1:

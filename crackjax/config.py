@@ -62,6 +62,7 @@ LEGACY = {
   "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
   "anomaly.line_power": 1.0,  # before session 21 the line filter was a weighted mean
   "anomaly.views": 1,  # before session 21 every draw healed the input as it is
+  "anomaly.partner": "",  # before session 24 one UNet healed every draw
   "anomaly.darkness_line": False,  # before session 20 the image map's darkness term was not line-filtered
 }
 
@@ -161,6 +162,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "anomaly.views",
     f"must be 1-4 and divide anomaly.num_draws{' / 2 (antithetic pairs)' if config.anomaly.antithetic else ''}: "
     f"views={config.anomaly.views}, num_draws={config.anomaly.num_draws}",
+  )
+  _check(
+    not config.anomaly.partner or (config.anomaly.score == "residual" and config.anomaly.num_draws >= 2),
+    "anomaly.partner",
+    "a second UNet heals every second draw of the residual score: needs anomaly.score='residual' and "
+    f"anomaly.num_draws >= 2, got score={config.anomaly.score!r}, num_draws={config.anomaly.num_draws}",
   )
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   a = config.anomaly

@@ -118,8 +118,27 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return info
 
 
+def load_partner(config: ml_collections.ConfigDict) -> dict:
+  """anomaly.partner's EMA parameters: a teacher trained to the end with this config's UNet shape (another seed)."""
+  partner = config.anomaly.partner
+  if not os.path.isdir(os.path.join(partner, "checkpoints")):
+    raise FileNotFoundError(f"config.anomaly.partner={partner!r} holds no trained teacher (no checkpoints/ there)")
+  from crackjax import jobs  # jobs imports the modules that import this one
+
+  jobs.check_workdir_compatible(config, partner)  # names a UNet shape field that differs
+  state = train_lib.load_trained(config, partner)
+  if int(state.step) < config.train.num_steps:
+    raise ValueError(
+      f"config.anomaly.partner={partner!r} is trained to step {int(state.step)} of train.num_steps="
+      f"{config.train.num_steps}: finish its training first (its own command, --mode=train)"
+    )
+  return state.ema_params
+
+
 def load_params(config: ml_collections.ConfigDict, workdir: str) -> dict:
   params = {"unet": train_lib.load_trained(config, workdir).ema_params} if uses_unet(config) else {}
+  if config.anomaly.partner:
+    params["partner"] = load_partner(config)
   if uses_head(config):
     params["head"], head_info = head.load(config, workdir)
     params["residual_scale"] = jnp.float32(head_info["residual_scale"])
@@ -180,7 +199,11 @@ def make_maps_fn(config: ml_collections.ConfigDict):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
     if score == "head" and not head.needs_healing(hcfg):  # the image-only (DRAEM-like) head
       return head.head_map(hcfg, params["head"], x, None, None, hc.smoothing_sigma, dt)
-    eps_fn = lambda x_t, t: precision.apply(unet.apply, params["unet"], x_t, t, compute_dtype=dt)  # noqa: E731
+    eps_fn = [
+      lambda x_t, t, p=params[k]: precision.apply(unet.apply, p, x_t, t, compute_dtype=dt)
+      for k in ("unet", "partner")
+      if k in params
+    ]  # the partner's UNet, where there is one, heals every second draw
     m, x_hat = anomaly.anomaly_map(eps_fn, schedule, x, keys, hc)
     if score == "residual":
       return m
@@ -249,6 +272,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     "average": hc.average,
     "antithetic": hc.antithetic,
     "views": hc.views,
+    "partner": config.anomaly.partner,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"
@@ -277,6 +301,8 @@ def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
   """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
   key = jax.random.PRNGKey(config.seed)
   params = {"unet": train_lib.create_train_state(config, key).params} if uses_unet(config) else {}
+  if config.anomaly.partner:
+    params["partner"] = params["unet"]
   if uses_head(config):
     params["head"] = head.create_state(config, key).params
     params["residual_scale"] = jnp.float32(1.0)

@@ -115,6 +115,19 @@ def test_wrong_values_name_the_field(field, value, match):
     validate(config)
 
 
+def test_a_partner_needs_a_second_draw_of_the_residual_score():
+  """anomaly.partner heals every second draw of the residual: one draw, or a head score, is refused by name."""
+  from configs import ddim_50
+
+  for field, value, match in (("num_draws", 1, "num_draws=1"), ("score", "head", "score='head'")):
+    config = ddim_50.get_config()
+    with config.unlocked():
+      config.anomaly.partner = "runs/other"
+      config.anomaly[field] = value
+    with pytest.raises(ValueError, match="anomaly.partner.*" + match):
+      validate(config)
+
+
 def test_the_teacher_heals_with_the_configs_darkness_line():
   """anomaly.darkness_line reaches the healing's config (off by default, also in the real-data defaults)."""
   from configs import ddim_50

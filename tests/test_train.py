@@ -123,3 +123,60 @@ def test_a_streamed_run_resumes_with_the_same_data_stream(tmp_path, tiny_config,
   for x, y in zip(jax.tree.leaves((full.params, full.ema_params)), jax.tree.leaves((resumed.params, resumed.ema_params))):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
   assert int(full.step) == int(resumed.step) == c.train.num_steps
+
+
+def test_a_partner_teacher_is_checked_loaded_and_heals_every_second_draw(tmp_path, tiny_config):
+  """anomaly.partner: another trained teacher's EMA UNet joins the scorer's parameters (the cache key's weights,
+  the 'partner' of its info) and heals every second draw, so its maps differ from one UNet's; the teacher itself as
+  its own partner gives one UNet's maps exactly. A missing, unfinished or differently shaped partner is refused
+  by name before anything is scored."""
+  from crackjax import teacher
+  from crackjax.config import validate
+
+  c = _config(tiny_config)
+  with c.unlocked():
+    c.anomaly.update(num_draws=2, antithetic=True, average="healing")
+  train_lib.train(c, str(tmp_path / "a"), _images())
+  other = c.copy_and_resolve_references()
+  with other.unlocked():
+    other.seed = 1
+  train_lib.train(other, str(tmp_path / "b"), _images())
+
+  def with_partner(path):
+    p = c.copy_and_resolve_references()
+    with p.unlocked():
+      p.anomaly.partner = str(path)
+    validate(p)
+    return p
+
+  x = np.stack([img.astype(np.float32) / 127.5 - 1.0 for img in _images(2)])
+  ids = np.arange(2)
+
+  def maps(config):
+    s = teacher.scorer_from_params(config, teacher.load_params(config, str(tmp_path / "a")))
+    return s, np.asarray(s.maps(s.params, x, jax.random.PRNGKey(0), ids))
+
+  alone, m_alone = maps(c)
+  paired, m_paired = maps(with_partner(tmp_path / "b"))
+  _, m_self = maps(with_partner(tmp_path / "a"))
+  b_ema = train_lib.load_trained(other, str(tmp_path / "b")).ema_params
+  for u, v in zip(jax.tree.leaves(paired.params["partner"]), jax.tree.leaves(b_ema)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+  assert "partner" not in alone.params and alone.info["partner"] == "" and paired.info["partner"] == str(tmp_path / "b")
+  np.testing.assert_allclose(m_self, m_alone, rtol=1e-5, atol=1e-6)
+  assert np.abs(m_paired - m_alone).max() > 1e-4
+  with pytest.raises(FileNotFoundError, match="anomaly.partner.*no trained teacher"):
+    maps(with_partner(tmp_path / "nowhere"))
+  short = _config(tiny_config, num_steps=2)
+  train_lib.train(short, str(tmp_path / "short"), _images())
+  with pytest.raises(ValueError, match="anomaly.partner.*step 2 of train.num_steps=4"):
+    maps(with_partner(tmp_path / "short"))
+  wide = c.copy_and_resolve_references()
+  with wide.unlocked():
+    wide.model.channels = 4
+  train_lib.train(wide, str(tmp_path / "wide"), _images())
+  from crackjax import jobs
+
+  jobs.write_config(wide, str(tmp_path / "wide" / "config.json"))
+  with pytest.raises(ValueError, match="model.channels=4, not 8"):
+    maps(with_partner(tmp_path / "wide"))

@@ -418,6 +418,33 @@ def test_mirrored_views_average_away_what_the_denoiser_paints_lopsided(key):
   assert float(np.asarray(m1).mean()) > 0.1 * c and float(np.asarray(m2).max()) < 1e-5
 
 
+def test_a_partner_unet_heals_the_pairs_second_draw_so_the_two_unets_repaints_average(key):
+  """A sequence of denoisers (anomaly.partner): draw i is healed by the (i mod 2)-th. Two denoisers that paint
+  fixed fields g and h heal an antithetic pair into x0 - c (g + h) / 2 (the noise cancels as with one UNet): h = -g
+  leaves x0 exactly, h = g is one UNet's x0 - c g, and a one-element sequence is the denoiser itself; with two
+  pairs, the same. The map follows: zero for opposite repaints."""
+  x0 = jnp.zeros((2, 8, 16, 3))
+  t = 20
+  c = np.sqrt(1 - float(SCHED.alpha_bar[t])) / np.sqrt(float(SCHED.alpha_bar[t]))
+  g = jax.random.uniform(key, x0.shape, minval=-0.5, maxval=0.5)
+  paint = lambda field: lambda x_t, tt: field  # noqa: E731
+  cfg = anomaly.HealConfig("ddim", 1, 0.0, 0.0, t, 2, "abs", "mean", 0.0, 0.0, "topk", 0.02, average="healing", antithetic=True)
+  keys = jax.random.split(key, 2)
+
+  def healing(eps, **kw):
+    return np.asarray(anomaly.mean_healing(eps, SCHED, x0, keys, dataclasses.replace(cfg, **kw)))
+
+  one = healing(paint(g))
+  np.testing.assert_allclose(one, -c * np.asarray(g), atol=1e-5)
+  np.testing.assert_allclose(healing([paint(g)]), one, atol=1e-6)
+  np.testing.assert_allclose(healing([paint(g), paint(g)]), one, atol=1e-5)
+  np.testing.assert_allclose(healing([paint(g), paint(-g)]), 0.0, atol=1e-5)
+  np.testing.assert_allclose(healing([paint(g), paint(-g)], num_draws=4), 0.0, atol=1e-5)
+  np.testing.assert_allclose(healing([paint(g), paint(jnp.zeros_like(g))]), -c * np.asarray(g) / 2, atol=1e-5)
+  m, _ = anomaly.anomaly_map([paint(g), paint(-g)], SCHED, x0, keys, cfg)
+  assert float(np.asarray(m).max()) < 1e-5
+
+
 def test_the_darkness_term_through_the_line_filter_keeps_a_dark_line_and_averages_a_pit_down():
   """anomaly.darkness_term: without darkness_line it is relative_darkness itself; with it, the line filter of that:
   a dark 1-px line on a grey surface keeps its filtered height (the known answer of the filter on the same
