@@ -249,6 +249,19 @@ def defaults() -> ml_collections.ConfigDict:
   c.predict.redo = False  # score files already in predictions.csv again (False: a rerun resumes, skipping them)
   c.predict.overlays = "all"  # four-panel figures for 'all' images, only 'flagged' ones, or 'none'
   c.predict.max_megapixels = 50.0  # larger photos get an error row instead of being decoded
+  c.predict.mm_per_pixel = 0.0  # > 0: the photos' scale, so cracks.csv also gives lengths and widths in millimetres
+  # a folder of ground-truth masks (<stem>_mask.png, white = crack): predict's summary then scores its red masks
+  c.predict.masks = ""
+
+  # the red mask (crackjax/mask.py): hysteresis on the localization map, in the same units for every photo,
+  # chosen at evaluation time on the training root's sound val photos with synthetic cracks drawn in
+  c.mask = ml_collections.ConfigDict()
+  c.mask.low = -1.0  # a red region's pixels reach at least this (map units); < 0: the calibrated value
+  c.mask.high = -1.0  # ... and one of them at least this; < 0: the calibrated value
+  c.mask.min_length = -1.0  # ... and its bounding box's diagonal this many working-resolution pixels; < 0: calibrated
+  c.mask.on_good = False  # red also on photos whose verdict is "good" (False: a passed photo carries no red)
+  c.mask.calibration_images = 200  # sound val photos the decision is chosen on (each also with a synthetic crack)
+  c.mask.crack_width = (1.0, 8.0)  # the synthetic cracks' width range, working-resolution pixels (log-uniform)
   return c
 
 
@@ -278,6 +291,7 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
   c.head.update(channels=4, levels=2, crop_size=16, train_set_size=16, num_steps=4, batch_size=4, warmup_steps=1)
   c.classifier.update(channels=(4, 4), num_steps=4, batch_size=4, warmup_steps=1)
+  c.mask.calibration_images = 8
   c.baseline.update(channels=4, latent_channels=4, memory_size=8, crop_size=16, num_steps=4, batch_size=4, mc_samples=2)
   c.baseline.update(disc_channels=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)

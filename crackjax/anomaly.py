@@ -259,7 +259,7 @@ POOLING_FIELDS = ("pooling", "topk_fraction", "mad_floor", "border")  # what poo
 
 
 def pooling_of(info: dict) -> dict:
-  """The keyword arguments of image_score and score_units in a model's info (metrics.json's "model" section);
+  """The keyword arguments of image_score in a model's info (metrics.json's "model" section);
   a run recorded before mad_floor and border existed pooled with MAD_FLOOR and no border."""
   return {
     "pooling": info["pooling"],
@@ -286,31 +286,6 @@ def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float, mad_floor:
     mad = float(np.median(np.abs(flat - med)))
     return (top - med) / (mad + mad_floor)
   raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
-
-
-def score_units(
-  m: np.ndarray, *, pooling: str, topk_fraction: float = 0.0, mad_floor: float = MAD_FLOOR, border: int = 0
-) -> np.ndarray:
-  """A map [H, W] in the units of its image score, so that one threshold serves both the verdict and the red mask:
-  the map itself for 'max' and 'topk', minus its median for 'topk_minus_median', the robust z-score for 'topk_mad'
-  (statistics of the interior, as the score; topk_fraction does not change the units). The `border` band, which
-  the score does not see, is set to the interior's median level, so the mask never lights it."""
-  if pooling not in POOLINGS:
-    raise ValueError(f"anomaly.pooling must be one of {POOLINGS}, got {pooling!r}")
-  m = np.asarray(m, np.float32)
-  inner = interior(m, border)
-  med = np.float32(np.median(inner))
-  if pooling in ("max", "topk"):
-    units, level = m, med
-  elif pooling == "topk_minus_median":
-    units, level = m - med, 0.0
-  else:  # 'topk_mad'
-    units, level = (m - med) / (np.median(np.abs(inner - med)) + mad_floor), 0.0
-  if inner.shape == m.shape:
-    return units
-  frame = np.ones(m.shape, bool)
-  interior(frame, border)[...] = False  # a view
-  return np.where(frame, np.float32(level), units).astype(np.float32)
 
 
 def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, sign=1.0) -> jnp.ndarray:

@@ -10,9 +10,9 @@ Its logit enters the image score as a per-photo shift in the teacher's own units
 
     score = teacher score + weight * (MAD_t / MAD_c) * (logit - median_c),
 
-median and MAD taken over the unlabeled folder (weight 1: both halves have the same spread there). The red mask is
-the teacher's map in its score's units plus the same shift, so a mask and its verdict agree. The pixel maps, and so
-every pixel metric, are the teacher's.
+median and MAD taken over the unlabeled folder (weight 1: both halves have the same spread there). The red mask
+follows the verdict the shift moves (a photo passed as good carries none); its pixels, and so every pixel
+metric, are the teacher's map's.
 
     net      `channels` stages of two 3x3 convs (ReLU), 2x2 max-pooling between stages, a 1x1 logit map; the
              image logit is the mean of its `topk` largest cells (a crack is a thin part of a photo)

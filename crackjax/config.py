@@ -341,6 +341,17 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   except ValueError as e:
     raise ValueError(str(e)) from None
   _check(config.predict.max_megapixels > 0, "predict.max_megapixels", f"must be > 0, got {config.predict.max_megapixels}")
+  _check(
+    config.predict.mm_per_pixel >= 0, "predict.mm_per_pixel", f"must be >= 0 (0: pixels only), got {config.predict.mm_per_pixel}"
+  )
+  m = config.mask
+  if m.low >= 0 and m.high >= 0:
+    _check(m.high >= m.low, "mask.high", f"must be >= mask.low ({m.low}), got {m.high}")
+  _check(m.calibration_images >= 1, "mask.calibration_images", f"must be >= 1, got {m.calibration_images}")
+  _check(
+    len(m.crack_width) == 2 and 0 < m.crack_width[0] <= m.crack_width[1], "mask.crack_width",
+    f"must be (min, max) with 0 < min <= max, got {tuple(m.crack_width)}",
+  )  # fmt: skip
   from crackjax.baselines import darkness, vae
 
   b = config.baseline

@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from crackjax import metrics, report, thresholds
+from crackjax import calibration, metrics, report, thresholds
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, compute_maps, fill_maps, tiling
 
@@ -102,8 +102,15 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     )
   if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
+  # The red mask's decision: calibrated afresh on the training root's val photos when this evaluates that root, the
+  # model's own (<workdir>/mask_decision.json) when it evaluates another root.
+  same_root = not config.eval.root or os.path.abspath(config.eval.root) == os.path.abspath(config.data.root or "")
+  sound = None
+  if same_root and val is not None:  # indexed one by one: a streamed split decodes only these
+    sound = [val.images[i] for i in np.flatnonzero(val.labels == 0)[: config.mask.calibration_images]]
+  decision = calibration.decision(config, workdir, scorer, fresh=same_root and out_dir == workdir, sound=sound)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-  keep = report.pixel_metric_images(test) if drop_maps else None
+  keep = (report.pixel_metric_images(test) | (test.labels == 0)) if drop_maps else None  # + the sound photos' red
   res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
   if config.eval.save_maps:
     report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps, scorer.localization_darkness)
@@ -128,6 +135,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     threshold_source=source,
     model_info=scorer.info,
     data_info=data_info,
+    decision=decision,
     val_metrics=val_metrics,
   )
   if val is not None:
@@ -147,4 +155,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     *(num(im[k]) for k in ("auroc", "ap", "f1", "recall", "precision")),
     f"  pixel AUROC {num(out['pixel']['auroc'])}  AUPRO {num(out['pixel']['aupro'])}" if "pixel" in out else "",
   )
+  if "pixel" in out:
+    pm = out["pixel"]["mask"]
+    log.info(
+      "%s: red mask as shipped: pixel precision %s  recall %s  F1 %s  IoU %s",
+      name,
+      *(num(pm[k]) for k in ("precision", "recall", "f1", "iou")),
+    )
+  if "mask_on_good" in out:
+    g = out["mask_on_good"]
+    log.info(
+      "%s: sound photos: %s of %d passed carry no red; flagged ones (%d) median red share %s",
+      name, num(g["passed_without_red"]), g["n_passed"], g["n_flagged"], num(g["red_share_flagged"]),
+    )  # fmt: skip
   return out

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from crackjax import anomaly, plots, report, synth
+from crackjax import anomaly, calibration, plots, report, synth
 from crackjax.data import builders, pipeline, synthetic
 from crackjax.scorer import Scorer, compute_maps, tiling
 
@@ -144,16 +144,17 @@ def _rate(scored: Scored, idx: np.ndarray, failure: str) -> tuple[int, int, list
   return len(idx), len(bad), [int(i) for i in bad]
 
 
-def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: str) -> str | None:
+def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: str, decision) -> str | None:
   if not idx:
     return None
   sub = subset(scored.split, idx)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   res = compute_maps(scorer, sub.images, key, batch_size=config.eval.batch_size, tile=tiling(config), desc=title)
-  vmax = res.colour_max()
-  pool = anomaly.pooling_of(scorer.info)
-  rows = [report.figure_row(sub, j, res.maps[j], float(res.scores[j]), pool, float(res.shifts[j])) for j in range(len(sub))]
-  return plots.four_panel_rows(rows, vmax, scored.threshold, path, title=title)
+  border = calibration.border_of(scorer)
+  rows = [
+    report.figure_row(sub, j, res.maps[j], float(res.scores[j]), scored.threshold, decision, border) for j in range(len(sub))
+  ]
+  return plots.four_panel_rows(rows, decision, scored.threshold, path, title=title)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -167,6 +168,7 @@ def format_table(rows: list[dict]) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
   """Failure table and galleries of the model in `workdir` (scored by `scorer`)."""
   out_dir = os.path.join(workdir, "failures")
+  decision = calibration.decision(config, workdir, scorer)
   os.makedirs(out_dir, exist_ok=True)
   root = config.data.root
   home = _load_scored(config, workdir, workdir, root, os.path.basename(root.rstrip("/")) if root else "synthetic")
@@ -175,7 +177,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict
   for kind, spec in kinds(config, home, synthetic_root=not root).items():
     n, nbad, bad = _rate(home, spec["indices"], spec["failure"])
     path = os.path.join(out_dir, kind.replace(" ", "_") + ".png")
-    png = _gallery(scorer, config, home, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}")
+    png = _gallery(scorer, config, home, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}", decision)
     rows.append(
       {"kind": kind, "root": home.name, "images": n, "failure": spec["failure"], "failures": nbad,
        "rate": nbad / n if n else None, "note": spec["note"], "gallery": png}
@@ -201,7 +203,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict
       n, nbad, bad = _rate(other, idx, failure)
       kind = f"domain shift -> {name}: {'cracks' if label else 'good'}"
       path = os.path.join(out_dir, f"domain_shift_{name}_{PLURAL[failure].replace(' ', '_')}.png")
-      png = _gallery(scorer, config, other, bad[:k], path, kind)
+      png = _gallery(scorer, config, other, bad[:k], path, kind, decision)
       rows.append(
         {"kind": kind, "root": name, "images": n, "failure": failure, "failures": nbad, "rate": nbad / n,
          "note": f"trained and thresholded on {home.name}", "gallery": png}

@@ -1,7 +1,8 @@
 """report.html: one page per prediction run that an inspector opens from disk (no server, no network).
 
 The page holds the summary (files, flagged, passed, errors, threshold and its calibration, model, time), a table
-of every file sorted by score with an inline thumbnail and the verdict, filter buttons (all / flagged / passed /
+of every file sorted by score with an inline thumbnail, the verdict and its cracks (how many, the longest's
+length, the widest's width; a click on a column header sorts by it), filter buttons (all / flagged / passed /
 errors) and, on a click on a row, the image's four-panel overlay and its full-resolution red mask (overlays/ and
 masks/ beside the page). Thumbnails are embedded (base64 JPEG), so the table reads without the image folders.
 """
@@ -20,7 +21,8 @@ h1{font-size:1.3em;margin:0 0 .3em} .summary{display:flex;gap:1.5em;flex-wrap:wr
 .summary div{background:#f4f4f4;padding:.4em .8em;border-radius:6px} .summary b{font-size:1.2em}
 .filters button{margin-right:.4em;padding:.35em .9em;border:1px solid #999;border-radius:5px;background:#fff;cursor:pointer}
 .filters button.on{background:#333;color:#fff}
-table{border-collapse:collapse;margin-top:.8em;width:100%} th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}
+table{border-collapse:collapse;margin-top:.8em;width:100%}
+th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left} th.sort{cursor:pointer;text-decoration:underline dotted}
 tr.row{cursor:pointer} tr.row:hover{background:#eef4ff} img.thumb{height:48px;display:block}
 .v{font-weight:bold;padding:.1em .5em;border-radius:4px} .v-crack{background:#d33;color:#fff} .v-good{background:#2a7;color:#fff}
 .v-error{background:#888;color:#fff}
@@ -43,9 +45,25 @@ function openRow(r){
   document.getElementById('v-mask').src=r.dataset.mask;
   document.getElementById('viewer').style.display='block';
 }
+function sortBy(col, numeric){
+  const body=document.querySelector('tbody'); const rows=[...body.querySelectorAll('tr.row')];
+  const th=document.querySelectorAll('th')[col]; const down=th.dataset.dir!=='down'; th.dataset.dir=down?'down':'up';
+  const key=r=>{const t=r.children[col].dataset.v ?? r.children[col].textContent;
+    return numeric?(t===''?-Infinity:parseFloat(t)):t;};
+  rows.sort((a,b)=>{const x=key(a),y=key(b); return (x<y?-1:x>y?1:0)*(down?-1:1);});
+  rows.forEach(r=>body.appendChild(r));
+}
 function closeViewer(){document.getElementById('viewer').style.display='none';}
 document.addEventListener('keydown',e=>{if(e.key==='Escape')closeViewer();});
 """
+
+
+# per photo, from predictions.csv: how many cracks its red mask holds, the longest's length, the widest's width
+CRACK_CELLS = ("cracks", "longest_px", "widest_px", "longest_mm", "widest_mm")
+
+
+def _cell(v) -> str:
+  return html.escape(v or "")
 
 
 def _thumb(out_dir: str, name: str) -> str:
@@ -77,7 +95,9 @@ def write(out_dir: str, name_of) -> str:
       f'<tr class="row" data-kind="{kind}" data-file="{e(r["file"])}" data-verdict="{verdict}" data-score="{score}" '
       f'data-overlay="overlays/{e(name)}" data-mask="masks/{e(name)}" onclick="openRow(this)">'
       f"<td>{f'<img class=thumb src={thumb!r}>' if thumb else ''}</td><td>{e(r['file'])}</td><td>{score}</td>"
-      f'<td><span class="v v-{verdict}">{verdict}</span></td><td>{e(r["error"])}</td></tr>'
+      f'<td><span class="v v-{verdict}">{verdict}</span></td>'
+      + "".join(f'<td class="{k}" data-v="{e(r.get(k) or "")}">{_cell(r.get(k))}</td>' for k in CRACK_CELLS)
+      + f"<td>{e(r['error'])}</td></tr>"
     )
   model = summary.get("model", {})
   boxes = [
@@ -85,6 +105,7 @@ def write(out_dir: str, name_of) -> str:
     ("flagged (crack)", n_crack),
     ("passed (good)", len(scored) - n_crack),
     ("errors", len(errors)),
+    ("cracks measured", summary.get("cracks", {}).get("count", "-")),
     ("threshold", f"{summary['threshold']:.4g}"),
     ("time", f"{summary.get('seconds', 0):.0f} s"),
   ]
@@ -100,7 +121,11 @@ def write(out_dir: str, name_of) -> str:
 <button data-kind="passed" onclick="show('passed')">passed ({len(scored) - n_crack})</button>
 <button data-kind="errors" onclick="show('errors')">errors ({len(errors)})</button>
 </div>
-<table><thead><tr><th></th><th>file</th><th>score</th><th>verdict</th><th>error</th></tr></thead>
+<table><thead><tr><th></th><th class="sort" onclick="sortBy(1,false)">file</th>
+<th class="sort" onclick="sortBy(2,true)">score</th>
+<th>verdict</th><th class="sort" onclick="sortBy(4,true)">cracks</th><th class="sort" onclick="sortBy(5,true)">longest (px)</th>
+<th class="sort" onclick="sortBy(6,true)">widest (px)</th><th class="sort" onclick="sortBy(7,true)">longest (mm)</th>
+<th class="sort" onclick="sortBy(8,true)">widest (mm)</th><th>error</th></tr></thead>
 <tbody>{"".join(cells)}</tbody></table>
 <div id="viewer"><span class="close" onclick="closeViewer()">&times;</span><h2 id="v-title"></h2>
 <img id="v-overlay" alt="overlay"><h2>red mask at the photo's own resolution</h2><img id="v-mask" alt="red mask"></div>

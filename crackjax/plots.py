@@ -84,16 +84,17 @@ def overlay(image: np.ndarray, amap: np.ndarray, vmax: float) -> np.ndarray:
   return (0.55 * image / 255.0 + 0.45 * heat).clip(0, 1)
 
 
-def red_mask(image: np.ndarray, amap: np.ndarray, threshold: float) -> np.ndarray:
+def red_mask(image: np.ndarray, hot: np.ndarray) -> np.ndarray:
   out = image.astype(np.float32) / 255.0
-  hot = amap >= threshold
   out[hot] = 0.3 * out[hot] + 0.7 * np.array([1.0, 0.0, 0.0])
   return out
 
 
-def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, title: str = "") -> str:
-  """rows: dicts with image uint8 [H,W,3], map [H,W], score, label, filename, (optional) gt mask [H,W], (optional)
-  units [H,W]: the map in the score's units (anomaly.score_units); the red mask is units >= threshold."""
+def four_panel_rows(rows: list[dict], decision, threshold: float, path: str, title: str = "") -> str:
+  """rows: dicts with image uint8 [H,W,3], map [H,W], hot (the red mask, bool [H,W]), score, label, filename,
+  (optional) gt mask [H,W]. decision: the red mask's (mask.Decision): the maps share its colour scale, and its
+  thresholds are marked on the colour bar; the verdict is score >= threshold."""
+  vmax = decision.colour_max
   n = len(rows)
   fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.4), squeeze=False)
   for r, row in enumerate(rows):
@@ -103,7 +104,7 @@ def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, 
       row["image"] / 255.0,
       None,
       overlay(row["image"], row["map"], vmax),
-      red_mask(row["image"], row.get("units", row["map"]), threshold),
+      red_mask(row["image"], row["hot"]),
     ]
     names = [
       f"{os.path.basename(row['filename'])} (true: {truth})",
@@ -113,9 +114,13 @@ def four_panel_rows(rows: list[dict], vmax: float, threshold: float, path: str, 
     ]
     for c, ax in enumerate(axes[r]):
       if c == 1:
-        ax.imshow(row["map"], cmap="jet", vmin=0, vmax=vmax)
+        im = ax.imshow(row["map"], cmap="jet", vmin=0, vmax=vmax)
         if row.get("gt") is not None and row["gt"].any():
           ax.contour(row["gt"], levels=[0.5], colors="white", linewidths=0.6)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        for v in (decision.low, decision.high):  # the red mask's hysteresis thresholds
+          bar.ax.axhline(v, color="white", linewidth=1.2)
+        bar.ax.tick_params(labelsize=6)
       else:
         ax.imshow(panels[c])
       ax.set_title(names[c], fontsize=8)

@@ -1,10 +1,14 @@
 """Predict mode: score any folder of images (or one image), of any sizes, with any trained model kind.
 
 Writes <workdir>/predict/<name>/:
-    predictions.csv   file, score, verdict, threshold, error: a row per file, appended as each image is done
+    predictions.csv   file, score, verdict, threshold, error, and the photo's cracks (how many, the longest's
+                      length, the widest's width, the red share): a row per file, appended as each image is done
+    cracks.csv        one row per crack in a red mask: its length, mean and max width, orientation, position
+                      (crackjax/cracks.py; millimetres too with predict.mm_per_pixel)
     report.html       the run for an inspector (crackjax/html_report.py): summary, sorted table, filters
-    overlays/<file>.png   four-panel figure (image, map, overlay, red mask), downsampled for display only
-    masks/<file>.png      the red mask at the photo's own resolution (red = map at or above the threshold)
+    overlays/<file>.png   the photo, its heatmap on the model's colour scale and its red mask, at display size
+    masks/<file>.png      the red mask at the photo's own resolution (crackjax/mask.py: the map upsampled
+                      bilinearly, then decided; no red on a photo passed as good unless mask.on_good)
     thumbs/<file>.jpg     the report's thumbnails
 A folder of thousands streams in bounded memory (images are read as the model needs them; photos larger than
 `eval.tile_max_side` are scored in tiles), with progress (images/s, ETA). A killed or repeated run resumes: files
@@ -26,15 +30,30 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from crackjax import html_report, plots, thresholds
+from crackjax import calibration, cracks, html_report, overlay, thresholds
+from crackjax import mask as mask_lib
 from crackjax.data import decode, pipeline
 from crackjax.report import verdict
 from crackjax.scorer import Scorer, Stats, iter_maps, tiling
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["file", "score", "verdict", "threshold", "error"]
+COLUMNS = [
+  "file",
+  "score",
+  "verdict",
+  "threshold",
+  "error",
+  "cracks",
+  "longest_px",
+  "widest_px",
+  "red_share",
+  "longest_mm",
+  "widest_mm",
+]
+CRACK_COLUMNS = ["file", *cracks.COLUMNS]
 DISPLAY_SIDE = 1024  # figures are drawn from images downsampled to at most this side
+MIN_DISPLAY_SIDE = 192  # ... and small images enlarged to at least this
 THUMB_SIDE = 96  # report.html's inline thumbnails
 
 
@@ -113,18 +132,88 @@ def _done_rows(out_csv: str) -> dict[str, dict]:
     return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
 
 
-def _read(path: str, resize: float, max_pixels: int) -> np.ndarray:
+def _read_full(path: str, max_pixels: int) -> np.ndarray:
   try:  # giant photos are refused from their header, before decoding
-    return pipeline.resize_image(decode.read_image(path, max_pixels=max_pixels), resize)
+    return decode.read_image(path, max_pixels=max_pixels)
   except decode.BadImageError as e:
     if "megapixels" in e.reason:
       raise decode.BadImageError(path, e.reason + " (config.predict.max_megapixels)") from None
     raise
 
 
-def _display(img: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  f = max(1, int(np.ceil(max(img.shape[:2]) / DISPLAY_SIDE)))
-  return img[::f, ::f], m[::f, ::f]
+def _read(path: str, resize: float, max_pixels: int) -> np.ndarray:
+  """The photo as the model scores it (after data.resize)."""
+  return pipeline.resize_image(_read_full(path, max_pixels), resize)
+
+
+def _display(a: np.ndarray) -> np.ndarray:
+  """Down to at most DISPLAY_SIDE, or up (nearest) to at least MIN_DISPLAY_SIDE, by an integer factor."""
+  f = max(1, int(np.ceil(max(a.shape[:2]) / DISPLAY_SIDE)))
+  up = max(1, MIN_DISPLAY_SIDE // max(a.shape[:2]))
+  a = a[::f, ::f]
+  return np.repeat(np.repeat(a, up, 0), up, 1) if up > 1 else a
+
+
+def _fmt(v) -> str:
+  return "" if v is None else f"{v:.4g}"
+
+
+def ground_truth(folder: str, path: str, shape: tuple[int, int]) -> np.ndarray | None:
+  """The mask <folder>/<stem>_mask.png of photo `path` as bool [H, W] (None where there is none); a mask of another
+  size than the photo is an error naming both."""
+  if not folder:
+    return None
+  gt = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + "_mask.png")
+  if not os.path.exists(gt):
+    return None
+  m = np.asarray(decode.read_image(gt))[..., 0] > 127
+  if m.shape != tuple(shape):
+    raise ValueError(f"{gt}: a mask of {m.shape[1]}x{m.shape[0]} for a photo of {shape[1]}x{shape[0]} ({path})")
+  return m
+
+
+def red_shares(rows: list[dict]) -> dict:
+  """How much red the photos carry: the median red share of flagged and of passed photos, and the share of passed
+  photos without a red pixel."""
+
+  def share(verdict_):
+    v = [float(r["red_share"]) for r in rows if r["verdict"] == verdict_ and r.get("red_share", "") != ""]
+    return v
+
+  passed, flagged = share("good"), share("crack")
+  med = lambda v: float(np.median(v)) if v else None  # noqa: E731
+  return {
+    "red_share_flagged": med(flagged),
+    "red_share_passed": med(passed),
+    "passed_without_red": float(np.mean([v == 0 for v in passed])) if passed else None,
+  }
+
+
+def _done_cracks(path: str, files: set) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    return [r for r in csv.DictReader(f) if r.get("file") in files]
+
+
+class _Writer:
+  """A CSV written row by row and flushed, so a kill loses at most the row being written."""
+
+  def __init__(self, path: str, columns: list[str], rows: list[dict]):
+    self.f = open(path, "w", newline="")
+    self.w = csv.writer(self.f)
+    self.columns = columns
+    self.w.writerow(columns)
+    for r in rows:  # rewritten first: a kill now loses nothing
+      self.w.writerow([r.get(c, "") for c in columns])
+    self.f.flush()
+
+  def row(self, values: dict) -> None:
+    self.w.writerow([values.get(c, "") for c in self.columns])
+    self.f.flush()
+
+  def close(self) -> None:
+    self.f.close()
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
@@ -132,63 +221,85 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   p = config.predict
   if not p.input:
     raise ValueError("--mode=predict needs --config.predict.input=/folder/or/image")
+  if p.masks and not os.path.isdir(p.masks):
+    raise FileNotFoundError(f"config.predict.masks={p.masks!r} is not a folder")
   threshold, source = load_threshold(config, workdir)
+  decision = calibration.decision(config, workdir, scorer)
+  border = calibration.border_of(scorer)
   files = list_inputs(p.input)
   name = p.name or os.path.basename(os.path.abspath(p.input).rstrip("/")) or "input"
   out_dir = os.path.join(workdir, "predict", name)
   for sub in ("overlays", "masks", "thumbs"):
     os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
-  out_csv = os.path.join(out_dir, "predictions.csv")
+  out_csv, cracks_csv = os.path.join(out_dir, "predictions.csv"), os.path.join(out_dir, "cracks.csv")
   done = {} if p.redo else _done_rows(out_csv)
   done = {k: v for k, v in done.items() if k in set(files)}
   todo = [f for f in files if f not in done]
   log.info(
-    "predict: %d file(s) in %s, %d already scored in %s%s; threshold %.6g (%s)",
+    "predict: %d file(s) in %s, %d already scored in %s%s; threshold %.6g (%s); red mask: low %.4g, high %.4g, "
+    "min length %g px%s",
     len(files), p.input, len(done), out_csv, " (skipped; predict.redo=True scores them again)" if done else "",
-    threshold, source,
+    threshold, source, decision.low, decision.high, decision.min_length, ", also on passed photos" if decision.on_good else "",
   )  # fmt: skip
-  f = open(out_csv, "w", newline="")
-  w = csv.writer(f)
-  w.writerow(COLUMNS)
-  for r in done.values():  # rewritten first: a kill now loses nothing
-    w.writerow([r.get(c, "") for c in COLUMNS])
-  f.flush()
-  pending: dict[str, np.ndarray] = {}
+  w = _Writer(out_csv, COLUMNS, list(done.values()))
+  wc = _Writer(cracks_csv, CRACK_COLUMNS, _done_cracks(cracks_csv, set(done)))
+  pending: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
   n_err = [0]
+  marks = {"low": decision.low, "high": decision.high} if decision.high > decision.low else {"low = high": decision.low}
+  gt_counts = np.zeros(3, np.int64)
+  n_gt = 0
 
   def items():
     for path in todo:
       try:
-        img = _read(path, config.data.resize, int(p.max_megapixels * 1e6))
+        full = _read_full(path, int(p.max_megapixels * 1e6))
+        img = pipeline.resize_image(full, config.data.resize)
       except (decode.BadImageError, OSError) as e:
         reason = e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
-        w.writerow([path, "", "", f"{threshold:.6g}", reason])
-        f.flush()
+        w.row({"file": path, "threshold": f"{threshold:.6g}", "error": reason})
         n_err[0] += 1
         log.warning("%s: %s", path, reason)
         continue
-      pending[path] = img
+      pending[path] = (img, full.shape[:2])
+      del full
       yield path, image_id(path, p.input), img
 
   stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
   try:
-    for path, m, s, b in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
-      img = pending.pop(path)
-      w.writerow([path, repr(float(s)), verdict(s, threshold), f"{threshold:.6g}", ""])
-      f.flush()
-      units = scorer.units(m, b)
+    for path, m, s, _ in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
+      img, shape = pending.pop(path)
+      flagged = s >= threshold
+      if flagged or decision.on_good:  # the map upsampled to the photo's own size, then decided
+        hot = mask_lib.decide(mask_lib.upsample(m, shape), decision, scale=shape[1] / m.shape[1], border=border, flagged=flagged)
+      else:
+        hot = np.zeros(shape, bool)
+      found = cracks.measure(hot, p.mm_per_pixel) if hot.any() else []
+      per_photo = cracks.summary(found)
+      w.row({
+        "file": path, "score": repr(float(s)), "verdict": verdict(s, threshold), "threshold": f"{threshold:.6g}",
+        "error": "", "cracks": per_photo["cracks"], "longest_px": _fmt(per_photo["longest_px"]),
+        "widest_px": _fmt(per_photo["widest_px"]), "red_share": f"{hot.mean():.6f}",
+        "longest_mm": _fmt(per_photo["longest_mm"]), "widest_mm": _fmt(per_photo["widest_mm"]),
+      })  # fmt: skip
+      for c in found:
+        wc.row({"file": path, **{k: v if isinstance(v, int) else _fmt(v) for k, v in c.items()}})
+      gt = ground_truth(p.masks, path, shape)
+      if gt is not None:
+        gt_counts += mask_lib.counts(hot, gt)
+        n_gt += 1
       out_name = output_name(path, p.input)
-      save_mask(units >= threshold, os.path.join(out_dir, "masks", out_name))
+      save_mask(hot, os.path.join(out_dir, "masks", out_name))
       thumb = Image.fromarray(img)
       thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
       thumb.save(os.path.join(out_dir, "thumbs", out_name.removesuffix(".png") + ".jpg"), quality=80)
-      if p.overlays == "all" or (p.overlays == "flagged" and s >= threshold):
-        di, dm = _display(img, m)
-        du = _display(img, units)[1]
-        vmax = max(float(np.percentile(m, 99.9)), 1e-6)
-        row = {"image": di, "map": dm, "units": du, "score": float(s), "label": -1, "filename": path}
-        plots.four_panel_rows([row], vmax, threshold, os.path.join(out_dir, "overlays", out_name))
+      if p.overlays == "all" or (p.overlays == "flagged" and flagged):
+        di = _display(img)
+        dh = np.asarray(Image.fromarray(hot).resize((di.shape[1], di.shape[0]), Image.Resampling.NEAREST))
+        caption = f"{os.path.basename(path)}: {verdict(s, threshold)} ({s:.3g}), {len(found)} crack(s)"
+        overlay.compose(di, _display(m)[: di.shape[0], : di.shape[1]], dh, decision.colour_max, marks, caption).save(
+          os.path.join(out_dir, "overlays", out_name)
+        )
       n_done += 1
       if time.time() - t_log > 10 or n_done == len(todo):
         rate = n_done / max(time.time() - t0, 1e-9)
@@ -196,21 +307,38 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
         log.info("predict: %d/%d images, %.2f images/s, ETA %.0f s", n_done + n_err[0], len(todo), rate, left / max(rate, 1e-9))
         t_log = time.time()
   finally:
-    f.close()
+    w.close()
+    wc.close()
   rows = _done_rows(out_csv)
   scored = [r for r in rows.values() if r["score"]]
   n_crack = sum(r["verdict"] == "crack" for r in scored)
+  crack_rows = _done_cracks(cracks_csv, set(rows))
   log.info(
-    "predicted %d file(s): %d crack, %d good, %d unreadable -> %s",
-    len(rows), n_crack, len(scored) - n_crack, len(rows) - len(scored), out_csv,
+    "predicted %d file(s): %d crack, %d good, %d unreadable, %d crack(s) measured -> %s",
+    len(rows), n_crack, len(scored) - n_crack, len(rows) - len(scored), len(crack_rows), out_csv,
   )  # fmt: skip
-  with open(os.path.join(out_dir, "summary.json"), "w") as fs:
-    json.dump(
-      {"input": p.input, "files": len(rows), "scored": len(scored), "crack": n_crack, "errors": len(rows) - len(scored),
-       "threshold": threshold, "threshold_source": source, "model": scorer.info,
-       "seconds": time.time() - t0, "model_seconds": stats.seconds, "compile_seconds": stats.compile_seconds},
-      fs, indent=2,
+  summary = {
+    "input": p.input, "files": len(rows), "scored": len(scored), "crack": n_crack, "errors": len(rows) - len(scored),
+    "threshold": threshold, "threshold_source": source, "model": scorer.info,
+    "seconds": time.time() - t0, "model_seconds": stats.seconds, "compile_seconds": stats.compile_seconds,
+    "images_per_second": n_done / max(time.time() - t0, 1e-9),
+    "mask": decision.to_json(), "red": red_shares(scored),
+    "cracks": {
+      "count": len(crack_rows),
+      "longest_px": max((float(r["length_px"]) for r in crack_rows), default=None),
+      "widest_px": max((float(r["max_width_px"]) for r in crack_rows), default=None),
+      "mm_per_pixel": p.mm_per_pixel or None,
+    },
+  }  # fmt: skip
+  if n_gt:  # the red masks as shipped against ground truth, at the photos' own resolution (this run's photos)
+    summary["mask_metrics"] = {**mask_lib.scores_of(gt_counts), "photos": n_gt, "masks": p.masks}
+    mm = summary["mask_metrics"]
+    log.info(
+      "red masks against %d ground-truth mask(s): precision %s, recall %s, F1 %s, IoU %s",
+      n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")),
     )  # fmt: skip
+  with open(os.path.join(out_dir, "summary.json"), "w") as fs:
+    json.dump(summary, fs, indent=2)
   page = html_report.write(out_dir, lambda path: output_name(path, p.input))
   log.info("report -> %s", page)
   if not scored:

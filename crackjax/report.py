@@ -14,7 +14,8 @@ import os
 import jax
 import numpy as np
 
-from crackjax import anomaly, metrics, plots
+from crackjax import mask as mask_lib
+from crackjax import metrics, plots
 from crackjax.data import pipeline
 from crackjax.scorer import MapResult
 
@@ -101,6 +102,37 @@ def split_pixel_metrics(split: pipeline.Split, maps: list[np.ndarray]) -> dict |
   return metrics.pixel_metrics([maps[i] for i in idx], [split.masks[i] for i in idx])
 
 
+def mask_metrics(split: pipeline.Split, maps: list, scores: np.ndarray, threshold: float, decision, border: int) -> dict:
+  """The red mask as shipped (decision, no red on photos passed as good unless decision.on_good), measured:
+  "pixel_mask": precision, recall, F1, IoU pooled over pixel_metric_images (absent where no image has a mask);
+  "mask_on_good": over the sound photos, the median red share of those passed and of those flagged, the share
+    of passed ones without a red pixel, and the same of the mask ungated by the verdict (what it would paint)."""
+  out = {}
+  idx = np.flatnonzero(pixel_metric_images(split))
+  if len(idx):
+    c = np.zeros(3, np.int64)
+    for i in idx:
+      c += mask_lib.counts(mask_lib.decide(maps[i], decision, border=border, flagged=scores[i] >= threshold), split.masks[i])
+    out["pixel_mask"] = mask_lib.scores_of(c)
+  good = [i for i in np.flatnonzero(split.labels == 0) if maps[i] is not None]
+  if good:
+    ungated = {i: float(mask_lib.decide(maps[i], decision, border=border, flagged=True).mean()) for i in good}
+    shipped = {i: ungated[i] if (scores[i] >= threshold or decision.on_good) else 0.0 for i in good}
+    passed = [i for i in good if scores[i] < threshold]
+    flagged = [i for i in good if scores[i] >= threshold]
+    med = lambda v: float(np.median(v)) if len(v) else None  # noqa: E731
+    out["mask_on_good"] = {
+      "red_share_passed": med([shipped[i] for i in passed]),
+      "red_share_flagged": med([shipped[i] for i in flagged]),
+      "passed_without_red": float(np.mean([shipped[i] == 0 for i in passed])) if passed else None,
+      "n_passed": len(passed),
+      "n_flagged": len(flagged),
+      "ungated_red_share": med(list(ungated.values())),
+      "ungated_without_red": float(np.mean([v == 0 for v in ungated.values()])),
+    }
+  return out
+
+
 def figure_groups(labels: np.ndarray, scores: np.ndarray, threshold: float, k: int) -> dict[str, list[int]]:
   """The images of each four-panel figure: up to k true positives, clean passes, worst misses, worst false alarms."""
   good = np.flatnonzero(labels == 0)
@@ -123,11 +155,13 @@ def report(
   threshold_source: str,
   model_info: dict,
   data_info: dict,
+  decision,
   val_metrics: dict | None = None,
 ) -> dict:
   """Metrics, scores.csv and plots for a scored test split; returns the metrics dict (also written).
 
-  `val_metrics` (image AUROC/AP on val, where val has both classes) shows what a setting was chosen on."""
+  `decision`: the red mask's (mask.Decision). `val_metrics` (image AUROC/AP on val, where val has both classes)
+  shows what a setting was chosen on."""
   labelled = test.labels >= 0
   scores, labels = res.scores[labelled], test.labels[labelled]
   f1m, th_f1m = metrics.f1_max(scores, labels)
@@ -144,8 +178,13 @@ def report(
   }
   out = {"image": image}
   pixel = split_pixel_metrics(test, res.maps)
+  border = int(model_info.get("border", 0))
+  shipped = mask_metrics(test, res.maps, res.scores, threshold, decision, border)
   if pixel is not None:
-    out["pixel"] = pixel
+    out["pixel"] = {**pixel, "mask": shipped["pixel_mask"]}
+  if "mask_on_good" in shipped:
+    out["mask_on_good"] = shipped["mask_on_good"]
+  out["mask"] = decision.to_json()
   n = len(test)
   out["speed"] = {
     "images_per_second": n / max(res.seconds, 1e-9),
@@ -163,18 +202,17 @@ def report(
   os.makedirs(out_dir, exist_ok=True)
   write_json(os.path.join(out_dir, "metrics.json"), out)
   write_scores(os.path.join(out_dir, "scores.csv"), test.filenames, test.labels, res.scores, threshold)
-  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], anomaly.pooling_of(model_info))
+  write_plots(config, os.path.join(out_dir, "plots"), test, res, threshold, image["confusion"], decision, border)
   log.info("metrics -> %s", os.path.join(out_dir, "metrics.json"))
   return out
 
 
-def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, pool: dict, shift: float = 0.0) -> dict:
-  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`; `shift`: its score's shift
-  (Scorer.shift), added to the map's units as to the score."""
+def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, threshold: float, decision, border: int) -> dict:
+  """One row of a four-panel figure (plots.four_panel_rows) for image i of `split`, its red mask as shipped."""
   return {
     "image": split.images[i],
     "map": amap,
-    "units": anomaly.score_units(amap, **pool) + shift,
+    "hot": mask_lib.decide(amap, decision, border=border, flagged=score >= threshold),
     "score": score,
     "label": split.labels[i],
     "filename": split.filenames[i],
@@ -182,7 +220,9 @@ def figure_row(split: pipeline.Split, i: int, amap: np.ndarray, score: float, po
   }
 
 
-def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, pool: dict) -> None:
+def write_plots(
+  config, plot_dir: str, test: pipeline.Split, res: MapResult, threshold: float, conf: dict, decision, border: int
+) -> None:
   labelled = test.labels >= 0
   s, y = res.scores[labelled], test.labels[labelled]
   plots.histogram(s, y, threshold, os.path.join(plot_dir, "histogram.png"))
@@ -190,10 +230,9 @@ def write_plots(config, plot_dir: str, test: pipeline.Split, res: MapResult, thr
     plots.roc(s, y, os.path.join(plot_dir, "roc.png"))
     plots.pr(s, y, os.path.join(plot_dir, "pr.png"))
   plots.confusion(conf, os.path.join(plot_dir, "confusion.png"))
-  vmax = res.colour_max()
-  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), pool, float(res.shifts[i]))  # noqa: E731
+  row = lambda i: figure_row(test, i, res.maps[i], float(res.scores[i]), threshold, decision, border)  # noqa: E731
   for name, idx in figure_groups(test.labels, res.scores, threshold, config.eval.num_examples).items():
     if len(idx):
       plots.four_panel_rows(
-        [row(i) for i in idx], vmax, threshold, os.path.join(plot_dir, f"{name}.png"), title=name.replace("_", " ")
+        [row(i) for i in idx], decision, threshold, os.path.join(plot_dir, f"{name}.png"), title=name.replace("_", " ")
       )

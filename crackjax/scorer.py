@@ -86,12 +86,8 @@ class Scorer:
 
   def shift(self, img: np.ndarray, loc: np.ndarray) -> float:
     """The photo's image-score shift (0 without a prior), given the photo and its localization map: added to its
-    score and to its map's units alike."""
+    score (the red mask follows through the verdict; its pixels are the map's)."""
     return 0.0 if self.prior is None else float(self.prior(img, loc))
-
-  def units(self, m: np.ndarray, shift: float = 0.0) -> np.ndarray:
-    """The map in its score's units, plus the photo's shift: the red mask is units >= the image threshold."""
-    return anomaly.score_units(m, **anomaly.pooling_of(self.info)) + shift
 
 
 @dataclasses.dataclass(frozen=True)

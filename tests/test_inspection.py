@@ -79,9 +79,9 @@ def test_a_survey_folder_of_every_kind_of_file_is_scored_with_errors_in_rows(sur
   assert "truncated" in errors["trunc.jpg"] and "empty" in errors["empty.png"] and "too small" in errors["dot.png"]
   assert rows["site_a/deck.jpg"]["verdict"] == "crack"
   mask = Image.open(os.path.join(os.path.dirname(out), "masks", "site_a__deck.jpg.png"))
-  assert mask.size == (2000, 1500)  # the red mask at the photo's resolution (after data.resize 0.5), not the display's
+  assert mask.size == (4000, 3000)  # the red mask at the photo's own resolution, not the model's or the display's
   hot = np.asarray(mask)[..., 0] > 0
-  assert hot[748:754, 300:1700].mean() > hot[:600].mean() + 0.3  # the crack lights up the mask
+  assert hot[1497:1507, 600:3400].mean() > hot[:1200].mean() + 0.3  # the crack lights up the mask
   summary = json.load(open(os.path.join(os.path.dirname(out), "summary.json")))
   assert summary["threshold_source"].startswith("operating point recall:0.95 (val recall")
 

@@ -1,0 +1,103 @@
+"""A model's red-mask decision (crackjax/mask.py), chosen on its training root's own sound val photos with
+synthetic cracks drawn in: no real crack label is read.
+
+Each of up to `mask.calibration_images` val/good photos is scored twice, as it is (sound concrete) and with one
+crack of the synthetic model drawn in at the working resolution (crackjax/synth.py: draw_fine_crack, keeping its
+course across the photo, widths log-uniform in `mask.crack_width`), and mask.calibrate picks the decision with the
+highest pooled pixel F1. The decision is saved as <workdir>/mask_decision.json with a digest of the scorer's
+settings, so an evaluation with other map settings calibrates again instead of reusing a decision made for other
+maps. Fields mask.low, mask.high and mask.min_length, where set (>= 0), override the calibrated values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from crackjax import mask, synth
+from crackjax.data import builders, pipeline
+from crackjax.scorer import Scorer, compute_maps, tiling
+
+log = logging.getLogger(__name__)
+
+CRACK_IDS = 1 << 24  # noise ids of the cracked copies: apart from the sound photos' (their index in val)
+
+
+def digest(scorer: Scorer) -> str:
+  """What the localization maps depend on besides the weights (the settings in the scorer's info)."""
+  return hashlib.sha256(json.dumps(scorer.info, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cracked_copies(images: list[np.ndarray], seed: int, width: tuple[float, float]) -> tuple[list, list]:
+  """Each uint8 photo with one synthetic crack drawn in, and its exact mask (deterministic in seed)."""
+  out, masks = [], []
+  for i, img in enumerate(images):
+    rng = np.random.default_rng([seed, 7, i])
+    x, m = synth.draw_fine_crack(rng, img.astype(np.float32) / 255.0, width=tuple(width), persistent=True)
+    out.append((x * 255.0 + 0.5).astype(np.uint8))
+    masks.append(m)
+  return out, masks
+
+
+def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, sound: list | None = None) -> mask.Decision:
+  """Chooses and saves the decision; sound: the val/good photos when the caller has them loaded."""
+  if sound is None:
+    builder = builders.builder_for(config, workdir, config.data.root)
+    if "val" not in builder.info.splits:
+      raise FileNotFoundError(f"{config.data.root or 'the synthetic data'} has no val split to calibrate the red mask on")
+    val = pipeline.load_split(builder, "val", resize=config.data.resize)
+    sound = [img for img, y in zip(val.images, val.labels) if y == 0]
+  sound = list(sound)[: config.mask.calibration_images]
+  if not sound:
+    raise ValueError("the red mask is calibrated on val's sound photos, and val has none")
+  cracked, gts = cracked_copies(sound, config.seed, config.mask.crack_width)
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
+  kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
+  log.info("calibrating the red mask on %d sound val photos, each also with a synthetic crack", len(sound))
+  a = compute_maps(scorer, sound, key, desc="mask calibration (sound)", **kw)
+  b = compute_maps(
+    scorer, cracked, key, desc="mask calibration (cracked)", ids=[CRACK_IDS + i for i in range(len(cracked))], **kw
+  )
+  zeros = [np.zeros(m.shape, np.uint8) for m in a.maps]
+  d = mask.calibrate(a.maps + b.maps, zeros + gts, border=border_of(scorer), on_good=config.mask.on_good)
+  d = dataclasses.replace(d, calibration={**d.calibration, "model": digest(scorer)})
+  c = d.calibration
+  log.info(
+    "red mask: low %.4g, high %.4g, min length %g px (synthetic cracks: precision %.3f, recall %.3f, F1 %.3f)",
+    d.low, d.high, d.min_length, c["precision"] or 0, c["recall"] or 0, c["f1"] or 0,
+  )  # fmt: skip
+  mask.save(os.path.join(workdir, mask.FILE), d)
+  return d
+
+
+def border_of(scorer: Scorer) -> int:
+  return int(scorer.info.get("border", 0))
+
+
+def decision(
+  config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, *, fresh: bool = False, sound=None
+) -> mask.Decision:
+  """The model's decision: <workdir>/mask_decision.json where it was made for these maps (and not `fresh`), else
+  calibrated now; then config.mask's overrides."""
+  path = os.path.join(workdir, mask.FILE)
+  d = None
+  if not fresh and os.path.exists(path):
+    try:
+      d = mask.load(path)
+    except (OSError, ValueError, TypeError) as e:
+      log.warning("%s is unreadable (%s); calibrating the red mask again", path, e)
+    if d is not None and d.calibration.get("model") != digest(scorer):
+      log.info("%s was calibrated for other map settings; calibrating again", path)
+      d = None
+  if d is None:
+    d = calibrate(config, workdir, scorer, sound)
+  m = config.mask
+  over = {k: float(m[k]) for k in ("low", "high", "min_length") if m[k] >= 0}
+  return dataclasses.replace(d, on_good=bool(m.on_good), **over)

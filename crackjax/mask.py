@@ -1,0 +1,186 @@
+"""The red mask: a decision of its own on the localization map, chosen on synthetic cracks (host side, NumPy).
+
+The image verdict asks "is there a crack in this photo?"; the mask asks "which pixels are crack?". One threshold in
+each photo's own units (the map over its own spread) answers the first well and the second badly: a fixed share of
+every photo's roughest grain passes it. The mask is therefore decided on the localization map itself, in the same
+absolute units for every photo of a model, by hysteresis:
+
+    weak   = map >= low                      (8-connected components)
+    strong = map >= high                     (high >= low)
+    mask   = the components of `weak` that hold a `strong` pixel and reach at least `min_length` pixels
+             (the diagonal of their bounding box, working-resolution pixels): a crack's strongest pixels seed it,
+             its fainter continuation is kept where it connects, and an isolated rough grain or pit is dropped
+
+and a photo whose verdict is "good" carries no red (`mask.on_good` asks for it anyway). The map's outer `border`
+pixels, which the image score does not see either, are never red.
+
+`calibrate` chooses (low, high, min_length) without any real crack label: cracks of the synthetic model
+(crackjax/synth.py: draw_fine_crack, from hairlines to wide dark cracks) are drawn into a model's own sound val
+photos, with exact masks; the same photos unmodified join them as sound concrete; the grid point with the highest
+pooled pixel F1 over both wins. The decision and the heatmap's colour scale (one per model: the same colour is
+the same evidence in every photo) are saved as <workdir>/mask_decision.json.
+
+Maps are upsampled smoothly (bilinear) to the photo's own size before the decision (`upsample`), so a mask lines
+up with the photo at its own resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from crackjax import anomaly
+
+EIGHT = np.ones((3, 3), bool)  # 8-connectivity: a diagonal step along a thin crack keeps it one component
+FILE = "mask_decision.json"
+# The calibration grid: thresholds at these quantiles of the cracked photos' map pixels and at CRACK_QUANTILES of
+# their crack pixels' (so candidates lie in the cracks' own range however few pixels they cover); lengths in pixels
+QUANTILES = (0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997, 0.999)
+CRACK_QUANTILES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+MIN_LENGTHS = (0.0, 4.0, 8.0, 12.0, 16.0, 24.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """A model's red-mask decision (map units, working-resolution pixels) and its colour scale."""
+
+  low: float  # hysteresis: a component's pixels are at least this
+  high: float  # ... and at least one of them reaches this
+  min_length: float  # its bounding box's diagonal, pixels at the working resolution
+  colour_max: float  # the heatmap's top colour (0 is the bottom), the same for every photo of the model
+  on_good: bool = False  # red also on photos whose verdict is "good"
+  source: str = ""  # how it was chosen
+  calibration: dict = dataclasses.field(default_factory=dict)  # what it scored on the synthetic cracks
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def decide(m: np.ndarray, d: Decision, *, scale: float = 1.0, border: int = 0, flagged: bool = True) -> np.ndarray:
+  """A localization map [H, W] -> the red mask, bool [H, W]. scale: photo pixels per working pixel (the map was
+  upsampled by it; min_length and border scale with it). flagged: the photo's verdict is "crack"."""
+  m = np.asarray(m, np.float32)
+  if not (flagged or d.on_good):
+    return np.zeros(m.shape, bool)
+  weak = _weak(m, d.low, int(round(border * scale)))
+  lab, n = ndimage.label(weak, EIGHT)
+  if n == 0:
+    return weak
+  keep = np.zeros(n + 1, bool)
+  keep[1:] = _keep(ndimage.maximum(m, lab, np.arange(1, n + 1)), ndimage.find_objects(lab), d.high, d.min_length * scale)
+  return keep[lab]
+
+
+def _weak(m: np.ndarray, low: float, border: int) -> np.ndarray:
+  """bool [H, W]: map >= low, but for the outer `border` pixels (where the map has a frame to leave out)."""
+  weak = m >= low
+  if border > 0 and m.shape[0] > 2 * border and m.shape[1] > 2 * border:
+    weak[:border], weak[-border:], weak[:, :border], weak[:, -border:] = False, False, False, False
+  return weak
+
+
+def _keep(peaks: np.ndarray, boxes: list, high: float, min_length: float) -> np.ndarray:
+  diag = np.array([np.hypot(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
+  return (np.asarray(peaks) >= high) & (diag >= min_length)
+
+
+def upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+  """A map [h, w] -> [H, W] by bilinear interpolation (pixel centres aligned, as the photo was resized)."""
+  m = np.asarray(m, np.float32)
+  if m.shape == tuple(shape):
+    return m
+  return np.asarray(Image.fromarray(m, "F").resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+
+
+def counts(mask: np.ndarray, gt: np.ndarray) -> np.ndarray:
+  """[tp, fp, fn] of a mask against a ground-truth mask (both [H, W])."""
+  mask, gt = np.asarray(mask, bool), np.asarray(gt) > 0
+  tp = int((mask & gt).sum())
+  return np.array([tp, int(mask.sum()) - tp, int(gt.sum()) - tp], np.int64)
+
+
+def scores_of(c: np.ndarray) -> dict:
+  """precision, recall, F1 and IoU of pooled [tp, fp, fn] (None where undefined)."""
+  tp, fp, fn = (int(v) for v in c)
+  p = tp / (tp + fp) if tp + fp else None
+  r = tp / (tp + fn) if tp + fn else None
+  f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+  return {
+    "precision": p,
+    "recall": r,
+    "f1": f1,
+    "iou": tp / (tp + fp + fn) if tp + fp + fn else None,
+    "tp": tp,
+    "fp": fp,
+    "fn": fn,
+  }
+
+
+def calibrate(maps: list[np.ndarray], masks: list[np.ndarray], *, border: int = 0, on_good: bool = False) -> Decision:
+  """The grid point (low <= high from QUANTILES of the cracked maps' pixels, min_length from MIN_LENGTHS) with the
+  highest pixel F1 pooled over every map (masks: {0, 1}, all zero for sound photos)."""
+  pairs = [(np.asarray(m, np.float32), np.asarray(g) > 0) for m, g in zip(maps, masks) if np.asarray(g).any()]
+  if not pairs:
+    raise ValueError("the mask calibration needs at least one photo with a synthetic crack")
+  inner = lambda m: anomaly.interior(m, border)  # noqa: E731
+  cracked = [m for m, _ in pairs]
+  on_cracks = np.concatenate([inner(m)[inner(g)] for m, g in pairs])
+  levels = np.unique(
+    np.r_[np.quantile(np.concatenate([inner(m).ravel() for m in cracked]), QUANTILES), np.quantile(on_cracks, CRACK_QUANTILES)]
+  )
+  levels = np.unique(np.r_[levels, (levels[1:] + levels[:-1]) / 2])  # and midway between them
+  n_gt = int(sum(int((np.asarray(g) > 0).sum()) for g in masks))
+  best, grid = None, 0
+  for low in levels:
+    # One labelling per low; every (high, min_length) is then a filter on its components, all photos at once.
+    peaks, diag, tps, sizes = [], [], [], []
+    for m, g in zip(maps, masks):
+      m = np.asarray(m, np.float32)
+      lab, n = ndimage.label(_weak(m, low, border), EIGHT)
+      if not n:
+        continue
+      idx = np.arange(1, n + 1)
+      peaks.append(ndimage.maximum(m, lab, idx))
+      diag.append([np.hypot(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in ndimage.find_objects(lab)])
+      tps.append(ndimage.sum(np.asarray(g) > 0, lab, idx))
+      sizes.append(np.bincount(lab.ravel(), minlength=n + 1)[1:])
+    if not peaks:
+      continue
+    peaks, diag, tps, sizes = (np.concatenate(a) for a in (peaks, diag, tps, sizes))
+    for high in levels[levels >= low]:
+      for min_length in MIN_LENGTHS:
+        k = (peaks >= high) & (diag >= min_length)
+        tp = int(tps[k].sum())
+        fp, fn = int(sizes[k].sum()) - tp, n_gt - tp
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        grid += 1
+        if best is None or f1 > best[3]:
+          best = (float(low), float(high), min_length, f1, (tp, fp, fn))
+  low, high, min_length, _, c = best
+  top = float(np.quantile(np.concatenate([inner(m).ravel() for m in cracked]), 0.999))
+  return Decision(
+    low=low,
+    high=high,
+    min_length=min_length,
+    colour_max=max(top, 1.5 * high, 1e-6),
+    on_good=on_good,
+    source=f"pixel F1 on {len(cracked)} photos with synthetic cracks and {len(maps) - len(cracked)} sound photos",
+    calibration={**scores_of(np.array(c)), "grid_points": grid},
+  )
+
+
+def save(path: str, d: Decision) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(d.to_json(), f, indent=2)
+  os.replace(tmp, path)
+
+
+def load(path: str) -> Decision:
+  with open(path) as f:
+    return Decision(**json.load(f))
