@@ -5,7 +5,7 @@
 #   bash benchmarks/baselines.sh ROOT [PREFIX]           (PREFIX default runs/base; workdirs PREFIX_<kind>)
 # TEACHER=WORKDIR / STUDENT=WORKDIR add trained runs to the table (evaluated on the same ROOT if needed);
 # STEPS=N sets every baseline's optimizer steps (default: configs/base.py baseline.num_steps); STEPS_<KIND>=N (e.g.
-# STEPS_VAE=17300) one kind's, for the same wall-clock budget as the teacher (docs/baselines.md, session 9);
+# STEPS_VAE=17300) one kind's, for the same wall-clock budget as the teacher (docs/baselines.md, 2026-12-02);
 # EXTRA="..." adds config overrides to every baseline. Training seconds come from each workdir's training.json.
 # EVAL=ROOT2 also scores every baseline as it is on ROOT2 (another source, e.g. DeepCrack: pixel AUROC / AUPRO from
 # its masks) into <workdir>/eval/<basename of ROOT2>/ and writes a second table, PREFIX_table_<basename>.md, with

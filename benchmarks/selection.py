@@ -14,7 +14,7 @@ resolves them, and the overrides), and one whose stamp differs from today's, e.g
 moved aside (`<dir>.stale<k>`) and scored again, never compared as if it were today's default.
 Then it prints, per set, image AUROC of both, the paired stratified bootstrap of the difference
 (benchmarks/paired_bootstrap.py) and pixel AUPRO where the set has masks, and a last row, the mean over the folders
-(each resampled on its own), which resolves what one folder alone cannot. The default folders are session 20's two
+(each resampled on its own), which resolves what one folder alone cannot. The default folders are the two of 2026-12-05
 of 1,000 train/good photos each, with persistent cracks and none shared (WRITE says how to write them). Only val
 and synthetic folders: test is never scored here.
 """
@@ -22,6 +22,7 @@ and synthetic folders: test is never scored here.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -31,16 +32,23 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.darkness_lab import data_config  # noqa: E402
 from benchmarks.paired_bootstrap import mean_over_sets, pair, paired_bootstrap, read_scores  # noqa: E402
 from crackjax import metrics  # noqa: E402
 
-FOLDERS = "runs/cp_syncracks_ptr,runs/cp_syncracks_neg_ptr"  # session 20: 1,000 photos each, none shared
+FOLDERS = "runs/cp_syncracks_ptr,runs/cp_syncracks_neg_ptr"  # 2026-12-05: 1,000 photos each, none shared
 WRITE = {  # how the default folders are written (benchmarks/synthetic_cracks_folder.py ROOT FOLDER ...)
   "runs/cp_syncracks_ptr": "--source=train/good --start=0 --count=1000 --seed=4 --walk=persistent",
   "runs/cp_syncracks_neg_ptr": "--source=train/good --start=1000 --count=1000 --seed=5 --p_negative=0.5 --walk=persistent",
 }
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def data_config(path: str, root: str):
+  """The config file at `path` (configs/ddim_50.py) as `:data=root` resolves it: the real-data score's settings."""
+  spec = importlib.util.spec_from_file_location("cfg", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(f"data={root}")
 
 
 def eval_name(set_name: str, name: str) -> str:

@@ -3,10 +3,7 @@ its exact mask: pixel masks the project may choose settings on (no real crack la
 
     python benchmarks/synthetic_cracks_folder.py ../shared/data/concrete_pavement runs/cp_syncracks
     python main.py --config=configs/ddim_50.py:data=../shared/data/concrete_pavement --workdir=runs/cp --mode=evaluate \
-      --config.eval.root=runs/cp_syncracks --config.eval.name=syncracks_dark0 --config.eval.save_maps=True \
-      --config.anomaly.darkness=0 --config.anomaly.localization_darkness=0
-    python benchmarks/darkness_lab.py runs/cp/eval/syncracks_dark0/maps_test.npz --root=runs/cp_syncracks --split=test \
-      --fusions=max,sum --darkness="global median"
+      --config.eval.root=runs/cp_syncracks --config.eval.name=syncracks
 
 The cracks are the head's model (crackjax/synth.py: draw_fine_crack), from faint sub-pixel hairlines to dark cracks
 `--max_width` pixels wide at the photo's own resolution (log-uniform), and a share `--p_gap` of gaps wider than the
@@ -20,7 +17,7 @@ Deterministic in --seed.
 `--source=train/good --start=S --count=N` takes the N photos from the S-th (sorted by name) of another normal
 split instead: a selection set larger than val/good's 200, and two folders from disjoint slices share no photo, so
 a bootstrap may treat them as independent. Those photos were in the teacher's training set (its 32x32 crops), which
-a comparison of two scores of the same teacher shares between both arms (docs/real_data.md, session 20).
+a comparison of two scores of the same teacher shares between both arms (docs/research_log.md).
 """
 
 from __future__ import annotations

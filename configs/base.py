@@ -83,15 +83,11 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.average = "residual"  # over the draws: 'residual' (mean of the residuals) | 'healing' (residual of the mean)
   c.anomaly.antithetic = False  # draws in pairs with noise eps and -eps (anomaly.num_draws even)
-  c.anomaly.line_power = 1.0  # in (0, 1]: the line filter's power mean (1: the mean; < 1 favours lines over grains)
-  c.anomaly.views = 1  # 1-4: draws (pairs) heal the input mirrored in turn (none, left-right, up-down, both)
-  c.anomaly.partner = ""  # a second trained teacher's workdir (same UNet shape): it heals every second draw (-eps)
   c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian
   c.anomaly.pyramid = 1  # > 1: also heal at 1/2, 1/4, ... resolution; the map is the pixelwise max (wide cracks)
   c.anomaly.darkness = 0.0  # > 0: the map is at least this times the input's relative darkness (darkness.sigma)
-  c.anomaly.darkness_line = False  # that darkness through the map's line filter too (a pit averages down, a line stays)
   # > 0: the localization map (red mask, pixel metrics, overlays, saved maps) is the image map plus this times the
   # input's darkness relative to its mean luminance; the image score stays the image map's (0: the image map localizes)
   c.anomaly.localization_darkness = 0.0
@@ -260,6 +256,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.mask.high = -1.0  # ... and one of them at least this; < 0: the calibrated value
   c.mask.min_length = -1.0  # ... and its bounding box's diagonal this many working-resolution pixels; < 0: calibrated
   c.mask.on_good = False  # red also on photos whose verdict is "good" (False: a passed photo carries no red)
+  c.mask.explain = True  # a flagged photo with no red region shows its strongest one (its map's top 0.5% at the peak)
   c.mask.calibration_images = 200  # sound val photos the decision is chosen on (each also with a synthetic crack)
   c.mask.crack_width = (1.0, 8.0)  # the synthetic cracks' width range, working-resolution pixels (log-uniform)
   return c
@@ -270,7 +267,7 @@ def make_large(c: ml_collections.ConfigDict) -> None:
   64x64 crops, a 64-channel UNet with four levels of two blocks (8.6M parameters), batches of 64 for 6,000 steps,
   whole eval batches. The score keeps its settings in pixels: on concrete_pavement val they scored 0.9954, and
   with their lengths doubled with the resolution (line filter, smoothing, border, one more pyramid level) 0.9875
-  (session 16, docs/real_data.md)."""
+  (docs/research_log.md)."""
   c.data.update(resize=1.0, crop_size=64)
   c.model.update(channels=64, channel_mult=(1, 2, 2, 2), num_res_blocks=2)
   c.train.update(batch_size=64, num_steps=6000, checkpoint_every=1000, warmup_steps=200)
@@ -331,14 +328,13 @@ def real_data_defaults(c: ml_collections.ConfigDict) -> None:
 
   Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 30 min on 2 CPU cores), a student trained for
   12,000 steps (about 23 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
-  draws (eps, -eps), the luminance residual of their mean healing (session 10: the noise the estimate lets through
-  cancels) through the oriented line filter (sigma 10 along, 1 across; session 20, docs/real_data.md), also at half
-  that resolution (pyramid 2: wide cracks), at least 0.2 times the input's relative darkness (a crack as wide as
-  the healing repaints); the image score is the mean of the top 0.5% of the map minus its median, over the map's
-  MAD plus 0.03 (a busy surface's spread scales its peaks down), with the map's outer 4 pixels left out (the
-  healing's frame; sessions 11-12, benchmarks/pooling_lab.py; top 0.5% and 0.03 since session 21, on a fresh
-  synthetic folder, docs/real_data.md). The red mask and the pixel metrics read a localization map, the
-  image map plus 1.5 times the darkness relative to the mean luminance (a sum: chosen on synthetic-crack masks, session 16).
+  draws (eps, -eps), the luminance residual of their mean healing (the noise the estimate lets through cancels)
+  through the oriented line filter (sigma 10 along, 1 across), also at half that resolution (pyramid 2: wide
+  cracks), at least 0.2 times the input's relative darkness (a crack as wide as the healing repaints); the image
+  score is the mean of the top 0.5% of the map minus its median, over the map's MAD plus 0.03 (a busy surface's
+  spread scales its peaks down), with the map's outer 4 pixels left out (the healing's frame). The red mask and
+  the pixel metrics read a localization map, the image map plus 1.5 times the darkness relative to a wide
+  background (a sum, chosen on synthetic-crack masks). How each was chosen: docs/research_log.md.
   """
   c.data.resize = 0.5
   c.data.crop_size = 32

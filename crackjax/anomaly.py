@@ -7,22 +7,14 @@
             removes from every draw (a crack) stays, what differs from draw to draw (the noise the one-step
             estimate lets through, strongest on rough texture) averages away as 1 / sqrt(K). antithetic: the
             draws come in pairs with noise eps and -eps, which cancels the part of the healing linear in eps.
-            views = V > 1: draw (or antithetic pair) j heals the input mirrored by VIEWS[j % V] and is mirrored
-            back, so the mean healing averages what the UNet, not exactly mirror-symmetric, paints differently
-            on each mirror image of the same surface (test-time augmentation: a model ensemble for no training).
-      eps_fn a sequence of UNets' denoisers (anomaly.partner): draw i is healed by the (i mod n)-th, so an
-            antithetic pair's two healings come from two UNets trained with different seeds and their mean
-            averages the UNets' repaints too, at the cost of one UNet (session 24, docs/real_data.md).
     map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
             response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
             k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
             along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
-      line_power = p < 1: each kernel's weighted power mean (sum w r^p)^(1/p) instead of its mean: a grain is
-            smeared into a star of 8 rays by the mean, and pulled down towards its surroundings by a power mean.
       pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
             the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
             max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
-            down (round two, docs/real_data.md: wide dark cracks on rough asphalt were kept by the healing).
+            down (wide dark cracks on rough asphalt were kept by the healing: docs/research_log.md).
       darkness = w > 0: the pixelwise max of that map and w times the relative darkness of the input,
             (median(L) - L) / median(L) of its smoothed luminance L (the no-learning floor's map): a crack as wide
             as the healing can repaint, which the residual lights only at its edges, is still darker than the
@@ -53,7 +45,6 @@ RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
 POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
 AVERAGES = ("residual", "healing")
-VIEWS = ((), (2,), (1,), (1, 2))  # the axes of [B, H, W, C] a view mirrors: none, left-right, up-down, both
 MAD_FLOOR = 1e-3  # anomaly.mad_floor's default: added to the MAD in 'topk_mad' (map units: [-1, 1] differences)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights
 
@@ -75,11 +66,8 @@ class HealConfig:
   pyramid: int = 1  # resolution levels healed (1: the input's only); the map is their max
   darkness: float = 0.0  # > 0: the map is also at least this times the input's relative darkness
   darkness_sigma: float = 1.0  # smoothing of the luminance for the relative darkness, pixels
-  darkness_line: bool = False  # the darkness through the map's line filter too (a pit averages down, a line stays)
   average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
   antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
-  line_power: float = 1.0  # the line filter's power mean (1: the weighted mean; < 1 favours lines over grains)
-  views: int = 1  # mirror images healed in turn, 1-4 (VIEWS); num_draws a multiple of views (x 2 if antithetic)
 
   @property
   def multiple(self) -> int:
@@ -163,16 +151,10 @@ def line_filter(m: jnp.ndarray, sigma_along: float, sigma_across: float) -> jnp.
   return x.max(axis=-1)
 
 
-def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0, power: float = 1.0) -> jnp.ndarray:
-  """The map's smoothing: Gaussian (line_sigma = 0) or the oriented line filter of width sigma. power p < 1 (m >= 0):
-  the filter's weighted power mean, line_filter(m^p)^(1/p): a line as high along its whole length keeps its
-  height, while a lone bright grain, which the arithmetic mean smears into a star of 8 rays as high as the grain's
-  share of each kernel, is pulled down towards the surface around it."""
+def smooth(m: jnp.ndarray, sigma: float, line_sigma: float = 0.0) -> jnp.ndarray:
+  """The map's smoothing: Gaussian (line_sigma = 0) or the oriented line filter of width sigma."""
   if line_sigma > 0:
-    if power == 1.0:
-      return line_filter(m, line_sigma, sigma)
-    # the clip: a convolution of values >= 0 can round to -1e-9, whose non-integer power would be NaN
-    return jnp.maximum(line_filter(jnp.maximum(m, 0.0) ** power, line_sigma, sigma), 0.0) ** (1.0 / power)
+    return line_filter(m, line_sigma, sigma)
   return gaussian_smooth(m, sigma)
 
 
@@ -200,15 +182,15 @@ def localization_map(
   the image itself relative to its MEAN luminance, (mean(L) - L) / mean(L), L its luminance smoothed with `sigma`
   (img: uint8 [H, W, 3], the map's size), host side. `zscore` > 0 adds that much of the same darkness in units of
   the image's own spread, (mean(L) - L) / std(L): a faint crack on a smooth surface then lights up as a crack of
-  the same contrast on a rough one (session 17: pixel AUPRO on synthetic masks 0.589 at 0.05 against 0.546).
+  the same contrast on a rough one (pixel AUPRO on synthetic masks 0.589 at 0.05 against 0.546).
   `background` > 0 takes the reference per pixel, the luminance smoothed with that sigma, instead of the mean: a
   photo lit unevenly, or half in shadow, is then not dark on its darker side.
 
   A sum, where the image map fuses the darkness by a max (`darkness`): a dark line adds to the residual along it,
   so a crack the healing half repaints still lights up whole, and a surface brighter than the reference lowers
   the map. The mean, not the median of `relative_darkness`: a gap covering half the photo is the median itself.
-  The image score keeps the max (session 15: the max ranks images best, the sum outlines cracks best); weight and
-  reference were chosen on synthetic-crack masks (docs/real_data.md, session 16). weight 0: the map itself."""
+  The image score keeps the max (the max ranks images best, the sum outlines cracks best); weight and reference
+  were chosen on synthetic-crack masks (docs/research_log.md). weight 0: the map itself."""
   m = np.asarray(m, np.float32)
   if weight == 0:
     return m
@@ -326,43 +308,15 @@ def anomaly_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cf
 
 
 def darkness_term(x0: jnp.ndarray, cfg: HealConfig) -> jnp.ndarray:
-  """[B, H, W, C] -> [B, H, W]: the input's relative darkness that the map is at least cfg.darkness times; with
-  cfg.darkness_line (and a line filter), passed through the map's own line filter, so a dark pit or pebble averages
-  down as it does in the residual while a dark line keeps its height."""
-  d = relative_darkness(x0, cfg.darkness_sigma)
-  if cfg.darkness_line and cfg.line_sigma > 0:
-    d = line_filter(d, cfg.line_sigma, cfg.smoothing_sigma)
-  return d
-
-
-def mirror(x: jnp.ndarray, view) -> jnp.ndarray:
-  """x [B, H, W, C] mirrored by VIEWS[view] (view traced); each view is its own inverse."""
-  return jax.lax.switch(view, [lambda x, axes=axes: jnp.flip(x, axes) if axes else x for axes in VIEWS], x)
-
-
-def member(eps_fn, i):
-  """Draw i's denoiser: eps_fn itself, or where it is a sequence of UNets' denoisers (anomaly.partner), the
-  (i mod their number)-th (i traced: one branch runs), so an antithetic pair's second draw is healed by the second
-  UNet and the mean healing averages the two UNets' repaints as it averages the pair's noise."""
-  if callable(eps_fn):
-    return eps_fn
-  fns = list(eps_fn)
-  if len(fns) == 1:
-    return fns[0]
-  return lambda x_t, t: jax.lax.switch(i % len(fns), fns, x_t, t)
+  """[B, H, W, C] -> [B, H, W]: the input's relative darkness that the map is at least cfg.darkness times."""
+  return relative_darkness(x0, cfg.darkness_sigma)
 
 
 def _draw(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, i) -> jnp.ndarray:
-  """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise;
-  with cfg.views > 1, draw (pair) j heals the input mirrored by VIEWS[j % views], mirrored back; with several
-  denoisers (a sequence), draw i is healed by member(eps_fn, i)."""
-  eps_fn = member(eps_fn, i)
+  """Healing draw number i (traced); antithetic pairs share draw i // 2's keys, the second with negated noise."""
   j, sign = (i // 2, 1.0 - 2.0 * (i % 2)) if cfg.antithetic else (i, 1.0)
   k = jax.vmap(lambda k: jax.random.fold_in(k, j))(keys)
-  if cfg.views == 1:
-    return heal(eps_fn, schedule, x0, k, cfg, sign)
-  view = j % cfg.views
-  return mirror(heal(eps_fn, schedule, mirror(x0, view), k, cfg, sign), view)
+  return heal(eps_fn, schedule, x0, k, cfg, sign)
 
 
 def mean_healing(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig) -> jnp.ndarray:
@@ -379,12 +333,12 @@ def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg
   if cfg.average == "healing":
     x_hat = mean_healing(eps_fn, schedule, x0, keys, cfg)
     r = residual_map(x0, x_hat, cfg.residual, cfg.channels)
-    return smooth(r, cfg.smoothing_sigma, cfg.line_sigma, cfg.line_power), x_hat
+    return smooth(r, cfg.smoothing_sigma, cfg.line_sigma), x_hat
 
   def one_draw(carry, i):
     x_hat = _draw(eps_fn, schedule, x0, keys, cfg, i)
     return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
-  m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma, cfg.line_power)
+  m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma)
   return m, x_hats[0]

@@ -100,4 +100,4 @@ def decision(
     d = calibrate(config, workdir, scorer, sound)
   m = config.mask
   over = {k: float(m[k]) for k in ("low", "high", "min_length") if m[k] >= 0}
-  return dataclasses.replace(d, on_good=bool(m.on_good), **over)
+  return dataclasses.replace(d, on_good=bool(m.on_good), explain=bool(m.explain), **over)

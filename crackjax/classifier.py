@@ -45,7 +45,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import report
+from crackjax import choices, pool, report
 from crackjax import train as train_lib
 from crackjax.data import builders
 from crackjax.scorer import Scorer, cache_key, compute_maps, count_params, sharded_cache, tiling
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 SHAPE_FIELDS = ("channels", "topk", "input")  # a checkpoint's shape: another value needs another classifier.name
 STATS = ("score_median", "score_mad", "logit_median", "logit_mad")  # the shift's statistics, written last
 MIN_PSEUDO_CRACKS = 8  # fewer pseudo-cracks than this: nothing to learn from, the teacher's score stays alone
-INPUTS = {"photo": 3, "photo_map": 4, "map": 1}  # classifier.input -> input channels
+INPUTS = choices.CLASSIFIER_INPUTS  # classifier.input -> input channels
 MAP_QUANTILE = 99.5  # the map channel: the map is scaled by this percentile of itself (less its median)
 MAP_CLIP = (-1.0, 3.0)  # ... and clipped to this range
 
@@ -269,7 +269,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   """Pool scores (cached), pseudo-labels, then the classifier to classifier.num_steps (resumable), then the shift's
   median and MAD over the unlabeled folder. Skipped, with the reason logged, where the root has no unlabeled/
   folder or the teacher finds too few cracks in it."""
-  from crackjax.student import load_pool, teacher_maps
 
   c = config.classifier
   saved = check_compatible(config, workdir)
@@ -285,7 +284,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   pool_config = config.copy_and_resolve_references()
   with pool_config.unlocked():
     pool_config.student.update(use_unlabeled=True, synthetic_cracks=0.0, max_pool_images=0)
-  images, names = load_pool(pool_config, workdir)
+  images, names = pool.load_pool(pool_config, workdir)
   unl = np.array([n.startswith("unlabeled/") for n in names])
   t0 = time.time()
   scores = pool_scores(config, workdir, scorer, images, names)
@@ -309,7 +308,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> No
   info["canvas"] = list(canvas)
   # the pool's localization maps, for a classifier that reads them: the student's teacher-map cache (student.cache_dir
   # or <workdir>/teacher_maps), shared with any student of this teacher and pool
-  maps = teacher_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
+  maps = pool.teacher_maps(pool_config, workdir, scorer, images, names) if c.input != "photo" else [None] * len(images)
   unl_images = [im for im, u in zip(images, unl) if u]
   unl_maps = [m for m, u in zip(maps, unl) if u]
 

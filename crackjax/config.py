@@ -13,7 +13,7 @@ from typing import Any
 
 import ml_collections
 
-from crackjax import anomaly, samplers
+from crackjax import anomaly, choices, samplers, thresholds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,18 +52,14 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
 # Fields added to the code after runs were saved, with the value that reproduces what such a run did (a saved
 # config.json without the field was made when only that behaviour existed). Other new fields keep the template's.
 LEGACY = {
-  "anomaly.average": "residual",  # before session 10 the draws' residuals were averaged
+  "anomaly.average": "residual",  # until 914ac12 (2026-12-02) the draws' residuals were averaged
   "anomaly.antithetic": False,  # and the draws were independent
-  "anomaly.mad_floor": anomaly.MAD_FLOOR,  # before session 11 topk_mad's floor was this constant
+  "anomaly.mad_floor": anomaly.MAD_FLOOR,  # until 1ce8814 (2026-12-02) topk_mad's floor was this constant
   "anomaly.border": 0,  # and every map pixel counted
-  "anomaly.localization_darkness": 0.0,  # before session 16 the image map was the localization map
-  "anomaly.localization_zscore": 0.0,  # before session 17 its darkness was relative to the mean luminance alone
-  "anomaly.localization_background": 0.0,  # and that mean was its reference
-  "anomaly.localization_sigma": 1.0,  # and its luminance was smoothed with darkness.sigma, 1.0 in every config then
-  "anomaly.line_power": 1.0,  # before session 21 the line filter was a weighted mean
-  "anomaly.views": 1,  # before session 21 every draw healed the input as it is
-  "anomaly.partner": "",  # before session 24 one UNet healed every draw
-  "anomaly.darkness_line": False,  # before session 20 the image map's darkness term was not line-filtered
+  "anomaly.localization_darkness": 0.0,  # until 11251b4 (2026-12-04) the image map was the localization map
+  "anomaly.localization_zscore": 0.0,  # until 8560f2b (2026-12-04) its darkness was relative to the mean luminance
+  "anomaly.localization_background": 0.0,  # until 2f9cdf8 (2026-12-04) that mean was its reference
+  "anomaly.localization_sigma": 1.0,  # until 994e389 (2026-12-04) its luminance was smoothed with darkness.sigma (1.0)
 }
 
 
@@ -101,9 +97,7 @@ def _check(cond: bool, field: str, msg: str):
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Raises ValueError naming the field whose value breaks an invariant; returns config."""
-  from crackjax import classifier, head, kinds, student, teacher, thresholds  # the allowed values live with their ideas
-
-  _check(config.model.kind in kinds.KINDS, "model.kind", f"must be one of {tuple(kinds.KINDS)}, got {config.model.kind!r}")
+  _check(config.model.kind in choices.KINDS, "model.kind", f"must be one of {choices.KINDS}, got {config.model.kind!r}")
   T = config.schedule.num_timesteps
   _check(
     config.schedule.kind in ("linear", "cosine"), "schedule.kind", f"must be 'linear' or 'cosine', got {config.schedule.kind!r}"
@@ -156,23 +150,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "anomaly.antithetic",
     f"pairs the draws: anomaly.num_draws must be even, got {config.anomaly.num_draws}",
   )
-  per_view = config.anomaly.views * (2 if config.anomaly.antithetic else 1)
-  _check(
-    config.anomaly.views in (1, 2, 3, 4) and config.anomaly.num_draws % per_view == 0,
-    "anomaly.views",
-    f"must be 1-4 and divide anomaly.num_draws{' / 2 (antithetic pairs)' if config.anomaly.antithetic else ''}: "
-    f"views={config.anomaly.views}, num_draws={config.anomaly.num_draws}",
-  )
-  _check(
-    not config.anomaly.partner or (config.anomaly.score == "residual" and config.anomaly.num_draws >= 2),
-    "anomaly.partner",
-    "a second UNet heals every second draw of the residual score: needs anomaly.score='residual' and "
-    f"anomaly.num_draws >= 2, got score={config.anomaly.score!r}, num_draws={config.anomaly.num_draws}",
-  )
   _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
   a = config.anomaly
   _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")
-  _check(0 < a.line_power <= 1, "anomaly.line_power", f"must be in (0, 1], got {a.line_power}")
   _check(
     isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
   )
@@ -225,14 +205,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   )
   _check(config.anomaly.guidance >= 0, "anomaly.guidance", f"must be >= 0, got {config.anomaly.guidance}")
   _check(
-    config.anomaly.score in teacher.SCORES, "anomaly.score", f"must be one of {teacher.SCORES}, got {config.anomaly.score!r}"
+    config.anomaly.score in choices.SCORES, "anomaly.score", f"must be one of {choices.SCORES}, got {config.anomaly.score!r}"
   )
   _check(0 <= config.anomaly.feature_t < T, "anomaly.feature_t", f"must be in [0, {T - 1}], got {config.anomaly.feature_t}")
   h = config.head
   _check(
-    len(h.inputs) > 0 and all(i in head.INPUTS for i in h.inputs) and len(set(h.inputs)) == len(h.inputs),
+    len(h.inputs) > 0 and all(i in choices.HEAD_INPUTS for i in h.inputs) and len(set(h.inputs)) == len(h.inputs),
     "head.inputs",
-    f"must be a non-empty tuple of distinct names from {head.INPUTS}, got {h.inputs}",
+    f"must be a non-empty tuple of distinct names from {choices.HEAD_INPUTS}, got {h.inputs}",
   )
   _check(bool(h.name) and "/" not in h.name and h.name not in (".", ".."), "head.name", f"must be a folder name, got {h.name!r}")
   cl = config.classifier
@@ -242,7 +222,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     "classifier.name",
     f"must be a folder name, got {cl.name!r}",
   )
-  _check(cl.input in classifier.INPUTS, "classifier.input", f"must be one of {tuple(classifier.INPUTS)}, got {cl.input!r}")
+  _check(
+    cl.input in choices.CLASSIFIER_INPUTS,
+    "classifier.input",
+    f"must be one of {tuple(choices.CLASSIFIER_INPUTS)}, got {cl.input!r}",
+  )
   _check(0 < cl.quantile < 1, "classifier.quantile", f"must be in (0, 1), got {cl.quantile}")
   _check(
     len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",
@@ -274,11 +258,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(h.focal_gamma >= 0, "head.focal_gamma", f"must be >= 0, got {h.focal_gamma}")
   st = config.student
   _check(
-    st.architecture in student.ARCHITECTURES,
+    st.architecture in choices.STUDENT_ARCHITECTURES,
     "student.architecture",
-    f"must be one of {student.ARCHITECTURES}, got {st.architecture!r}",
+    f"must be one of {choices.STUDENT_ARCHITECTURES}, got {st.architecture!r}",
   )
-  _check(st.target in student.TARGETS, "student.target", f"must be one of {student.TARGETS}, got {st.target!r}")
+  _check(st.target in choices.STUDENT_TARGETS, "student.target", f"must be one of {choices.STUDENT_TARGETS}, got {st.target!r}")
   _check(
     st.teacher_sampler in ("", *samplers.VARIANTS),
     "student.teacher_sampler",
@@ -292,11 +276,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(st.batch_size >= 1 and st.num_steps >= 0, "student.batch_size", "batch_size must be >= 1 and num_steps >= 0")
   _check(st.cache_shard_size >= 1, "student.cache_shard_size", f"must be >= 1, got {st.cache_shard_size}")
   _check(
-    st.input_stride in student.INPUT_STRIDES,
+    st.input_stride in choices.STUDENT_INPUT_STRIDES,
     "student.input_stride",
-    f"must be one of {student.INPUT_STRIDES}, got {st.input_stride}",
+    f"must be one of {choices.STUDENT_INPUT_STRIDES}, got {st.input_stride}",
   )
-  sf = student.StudentConfig(st.architecture, st.channels, st.stages, st.input_stride).multiple
+  sf = choices.StudentConfig(st.architecture, st.channels, st.stages, st.input_stride).multiple
   _check(
     st.crop_size % sf == 0,
     "student.crop_size",
@@ -345,6 +329,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.predict.mm_per_pixel >= 0, "predict.mm_per_pixel", f"must be >= 0 (0: pixels only), got {config.predict.mm_per_pixel}"
   )
   m = config.mask
+  for f in ("low", "high", "min_length"):
+    _check(-float("inf") < m[f] < float("inf"), f"mask.{f}", f"must be a finite number (< 0: calibrated), got {m[f]}")
   if m.low >= 0 and m.high >= 0:
     _check(m.high >= m.low, "mask.high", f"must be >= mask.low ({m.low}), got {m.high}")
   _check(m.calibration_images >= 1, "mask.calibration_images", f"must be >= 1, got {m.calibration_images}")
@@ -352,8 +338,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     len(m.crack_width) == 2 and 0 < m.crack_width[0] <= m.crack_width[1], "mask.crack_width",
     f"must be (min, max) with 0 < min <= max, got {tuple(m.crack_width)}",
   )  # fmt: skip
-  from crackjax.baselines import darkness, vae
-
   b = config.baseline
   _check(b.crop_size % 8 == 0, "baseline.crop_size", f"must be divisible by 8, got {b.crop_size}")
   _check(min(b.channels, b.latent_channels, b.memory_size, b.disc_channels) >= 1, "baseline.channels", "sizes must be >= 1")
@@ -361,11 +345,15 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _check(
     b.vae_sigma > 0 and b.beta >= 0 and b.mc_samples >= 1, "baseline.vae_sigma", "need vae_sigma > 0, beta >= 0, mc_samples >= 1"
   )
-  _check(b.vae_map in vae.MAPS, "baseline.vae_map", f"must be one of {vae.MAPS}, got {b.vae_map!r}")
+  _check(b.vae_map in choices.VAE_MAPS, "baseline.vae_map", f"must be one of {choices.VAE_MAPS}, got {b.vae_map!r}")
   _check(0 <= b.shrink_threshold < 1, "baseline.shrink_threshold", f"must be in [0, 1), got {b.shrink_threshold}")
   _check(0 <= b.draem_p_anomaly <= 1, "baseline.draem_p_anomaly", f"must be in [0, 1], got {b.draem_p_anomaly}")
 
-  _check(config.darkness.map in darkness.MAPS, "darkness.map", f"must be one of {darkness.MAPS}, got {config.darkness.map!r}")
+  _check(
+    config.darkness.map in choices.DARKNESS_MAPS,
+    "darkness.map",
+    f"must be one of {choices.DARKNESS_MAPS}, got {config.darkness.map!r}",
+  )
   _check(config.darkness.sigma >= 0, "darkness.sigma", f"must be >= 0 pixels, got {config.darkness.sigma}")
   _check(config.darkness.tophat_size >= 3, "darkness.tophat_size", f"must be >= 3, got {config.darkness.tophat_size}")
   _check(

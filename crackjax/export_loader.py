@@ -187,7 +187,7 @@ class Exported:
     amap = self.map(img, image_id)
     score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
     w, k, bg = (m.get(f"localization_{f}", 0.0) for f in ("darkness", "zscore", "background"))
-    sigma = m.get("localization_sigma", m.get("darkness_sigma", 1.0))  # exports before session 18: darkness_sigma
+    sigma = m.get("localization_sigma", m.get("darkness_sigma", 1.0))  # exports before 994e389 (2026-12-04): darkness_sigma
     loc = localization_map(amap, img, w, sigma, k, bg)
     return score, ("crack" if score >= m["threshold"] else "good"), loc
 

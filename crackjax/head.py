@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import anomaly, precision, synth
+from crackjax import anomaly, choices, precision, synth
 from crackjax import train as train_lib
 from crackjax.data import pipeline
 from crackjax.scorer import count_params
@@ -44,7 +44,7 @@ from crackjax.unet import upsample_nearest
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("image", "healed", "residual", "feature")
+INPUTS = choices.HEAD_INPUTS
 _CHANNELS = {"image": 3, "healed": 3, "residual": 1, "feature": 1}
 SHAPE_FIELDS = ("head.inputs", "head.channels", "head.levels")
 
@@ -297,8 +297,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, heal_fn, images: list
   heal_info = {"teacher_step": train_lib.checkpoint_manager(workdir, config, create=False).latest_step() if heal_fn else None}
   fields = ("t_start", "heal_steps", "guidance", "num_draws", "average", "antithetic", "feature_t")
   heal_info.update({k: config.anomaly[k] for k in fields})
-  if config.anomaly.views != 1:  # keyed only when used: a cache from before the field stays valid
-    heal_info["views"] = config.anomaly.views
   heal_info["sampler"] = [config.sampler.kind, config.sampler.num_steps, config.sampler.eta]
   t0 = time.time()
   data = training_set(config, workdir, heal_fn, heal_info, images)
@@ -350,7 +348,7 @@ def _residual_scale(config, data: dict) -> float:
   r = anomaly.residual_map(
     jnp.asarray(x), jnp.asarray(data["healed"][clean], jnp.float32), config.anomaly.residual, config.anomaly.channels
   )
-  r = anomaly.smooth(r, config.anomaly.smoothing_sigma, config.anomaly.line_sigma, config.anomaly.line_power)
+  r = anomaly.smooth(r, config.anomaly.smoothing_sigma, config.anomaly.line_sigma)
   return max(float(np.percentile(np.asarray(r), 99)), 1e-6)
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from crackjax import choices
+
 KINDS = {
   "teacher": "crackjax.teacher",  # the diffusion epsilon-UNet; its map: residual, feature distance or head
   "student": "crackjax.student",  # diffusion-free student distilled from a teacher's maps
@@ -25,6 +27,9 @@ KINDS = {
   "draem": "crackjax.baselines.draem",  # reconstructive + discriminative networks on synthetic anomalies
   "darkness": "crackjax.baselines.darkness",  # no learning: darkness of the smoothed luminance, or its black top-hat
 }
+
+
+assert tuple(KINDS) == choices.KINDS  # the names config.validate allows are the table's
 
 
 def get(kind: str) -> ModuleType:

@@ -11,8 +11,11 @@ absolute units for every photo of a model, by hysteresis:
              (the diagonal of their bounding box, working-resolution pixels): a crack's strongest pixels seed it,
              its fainter continuation is kept where it connects, and an isolated rough grain or pit is dropped
 
-and a photo whose verdict is "good" carries no red (`mask.on_good` asks for it anyway). The map's outer `border`
-pixels, which the image score does not see either, are never red.
+and a photo whose verdict is "good" carries no red (`mask.on_good` asks for it anyway). A photo flagged as "crack"
+whose map holds no such region (a faint crack on a quiet surface: its score is high for that surface, its map low
+in absolute units) shows its strongest region instead, the connected part of its top EXPLAIN_SHARE around the
+map's peak (`mask.explain`), so every verdict of "crack" points somewhere. The map's outer `border` pixels, which
+the image score does not see either, are never red.
 
 `calibrate` chooses (low, high, min_length) without any real crack label: cracks of the synthetic model
 (crackjax/synth.py: draw_fine_crack, from hairlines to wide dark cracks) are drawn into a model's own sound val
@@ -42,7 +45,8 @@ FILE = "mask_decision.json"
 # their crack pixels' (so candidates lie in the cracks' own range however few pixels they cover); lengths in pixels
 QUANTILES = (0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997, 0.999)
 CRACK_QUANTILES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
-MIN_LENGTHS = (0.0, 4.0, 8.0, 12.0, 16.0, 24.0)
+MIN_LENGTHS = (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0)
+EXPLAIN_SHARE = 0.005  # a flagged photo with an empty mask shows the connected part of its top 0.5% around its peak
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Decision:
   min_length: float  # its bounding box's diagonal, pixels at the working resolution
   colour_max: float  # the heatmap's top colour (0 is the bottom), the same for every photo of the model
   on_good: bool = False  # red also on photos whose verdict is "good"
+  explain: bool = True  # a flagged photo with an empty mask shows its strongest region (EXPLAIN_SHARE)
   source: str = ""  # how it was chosen
   calibration: dict = dataclasses.field(default_factory=dict)  # what it scored on the synthetic cracks
 
@@ -69,11 +74,23 @@ def decide(m: np.ndarray, d: Decision, *, scale: float = 1.0, border: int = 0, f
     return np.zeros(m.shape, bool)
   weak = _weak(m, d.low, int(round(border * scale)))
   lab, n = ndimage.label(weak, EIGHT)
-  if n == 0:
-    return weak
   keep = np.zeros(n + 1, bool)
-  keep[1:] = _keep(ndimage.maximum(m, lab, np.arange(1, n + 1)), ndimage.find_objects(lab), d.high, d.min_length * scale)
-  return keep[lab]
+  if n:
+    keep[1:] = _keep(ndimage.maximum(m, lab, np.arange(1, n + 1)), ndimage.find_objects(lab), d.high, d.min_length * scale)
+  hot = keep[lab]
+  if flagged and d.explain and not hot.any():
+    return strongest_region(m, int(round(border * scale)))
+  return hot
+
+
+def strongest_region(m: np.ndarray, border: int = 0) -> np.ndarray:
+  """bool [H, W]: the 8-connected part of the map's top EXPLAIN_SHARE (outside the border) that holds its peak."""
+  inner = anomaly.interior(m, border)
+  level = np.quantile(inner, 1.0 - EXPLAIN_SHARE)
+  lab, _ = ndimage.label(_weak(m, level, border), EIGHT)
+  off = (m.shape[0] - inner.shape[0]) // 2, (m.shape[1] - inner.shape[1]) // 2
+  peak = np.unravel_index(np.argmax(inner), inner.shape)
+  return lab == lab[peak[0] + off[0], peak[1] + off[1]]
 
 
 def _weak(m: np.ndarray, low: float, border: int) -> np.ndarray:

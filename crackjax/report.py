@@ -39,7 +39,7 @@ def write_scores(path: str, filenames, labels, scores, threshold: float) -> None
 
 def write_maps(path: str, filenames, labels, maps, localization_darkness: float = 0.0) -> None:
   """Every (localization) map of a split (float32, each at its image's own size) with its file name and label, for
-  offline study of poolings (benchmarks/pooling_lab.py); written whole or not at all. localization_darkness: the
+  offline study; written whole or not at all. localization_darkness: the
   weight of the darkness the maps have added (0: they are the image maps that the scores pool)."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   arrays = {f"map_{i:06d}": np.asarray(m, np.float32) for i, m in enumerate(maps)}
@@ -49,18 +49,6 @@ def write_maps(path: str, filenames, labels, maps, localization_darkness: float 
     localization_darkness=np.float32(localization_darkness), **arrays,
   )  # fmt: skip
   os.replace(tmp, path)
-
-
-def check_image_maps(path: str) -> None:
-  """Raises ValueError unless the maps in `path` (write_maps) are image maps, as the labs need: a file written
-  with a localization weight (files from before session 16 have none) holds maps the scores did not pool."""
-  with np.load(path) as z:
-    w = float(z["localization_darkness"]) if "localization_darkness" in z.files else 0.0
-  if w:
-    raise ValueError(
-      f"{path}: localization maps (anomaly.localization_darkness={w:g}), not the image maps the scores pool; "
-      "evaluate again with --config.anomaly.localization_darkness=0"
-    )
 
 
 def load_maps(path: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:

@@ -4,8 +4,7 @@ Diffusion is used for training only. The teacher (the epsilon-UNet that heals) s
 the student, a small fully convolutional network, learns to reproduce those maps and replaces healing at
 inference. Nothing labelled is ever used: the pool is train/good plus the unlabeled folder (labels withheld),
 optionally plus good images with a crack drawn by the synthetic generator, and the targets are teacher maps.
-The pool is read with `pipeline.load_images`, which returns pixels and file names only (a test poisons every
-label and mask field and trains anyway).
+The pool and its cached teacher maps are crackjax/pool.py's.
 
 Architectures (config.student.architecture; model kind 'student'):
   single_step      encoder to 1/4 resolution, dilated context, U-decoder with skips, one map at full resolution.
@@ -41,49 +40,18 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import anomaly, kinds, precision, synth
+from crackjax import anomaly, choices, kinds, pool, precision, runs
 from crackjax import train as train_lib
-from crackjax.config import config_from_saved, validate, without_legacy
-from crackjax.data import builders, pipeline
-from crackjax.scorer import Scorer, cache_key, compute_maps, count_params, flops_of, micro_batched, sharded_cache, tiling
+from crackjax.choices import StudentConfig
+from crackjax.config import config_from_saved, validate
+from crackjax.data import pipeline
+from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
 from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("single_step", "coarse_to_fine")
-TARGETS = ("soft", "binary")
+ARCHITECTURES, TARGETS, INPUT_STRIDES = choices.STUDENT_ARCHITECTURES, choices.STUDENT_TARGETS, choices.STUDENT_INPUT_STRIDES
 SHAPE_FIELDS = ("student.architecture", "student.channels", "student.stages", "student.input_stride")
-INPUT_STRIDES = (1, 2, 4)
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentConfig:
-  architecture: str  # see ARCHITECTURES
-  channels: int  # features at full resolution (2x below)
-  stages: int  # K, coarse_to_fine only
-  input_stride: int = 1  # the network sees s x s pixel blocks as channels (space to depth)
-
-  @property
-  def levels(self) -> list[int]:
-    """Pyramid levels of the network's output maps, coarse to fine (level l is 1/2^l of its input's resolution)."""
-    if self.architecture == "single_step":
-      return [0]
-    top = max(2, self.stages - 1)
-    return list(range(top, top - self.stages, -1))
-
-  @property
-  def map_levels(self) -> list[int]:
-    """The same maps' levels relative to the image (input_stride 2^j adds j)."""
-    shift = self.input_stride.bit_length() - 1
-    return [level + shift for level in self.levels]
-
-  @property
-  def depth(self) -> int:
-    return 2 if self.architecture == "single_step" else max(2, self.stages - 1)
-
-  @property
-  def multiple(self) -> int:
-    return 2**self.depth * self.input_stride
 
 
 def space_to_depth(x: jnp.ndarray, s: int) -> jnp.ndarray:
@@ -157,77 +125,6 @@ def output_map(maps: list[jnp.ndarray], hw_padded: tuple[int, int], target: str,
   return jax.nn.sigmoid(m) if target == "binary" else m * scale
 
 
-# ----------------------------------------------------------------------------------------------- teacher maps
-
-
-def load_pool(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[np.ndarray], list[str]]:
-  """The student's training images: train/good, the unlabeled folder and, optionally, good images with a synthetic
-  crack. Pixels and names only: no label, mask or folder of origin is read."""
-  s = config.student
-  builder = builders.builder_for(config, workdir, config.data.root)
-  images, names = [], []
-  for split in ("train", "unlabeled") if s.use_unlabeled else ("train",):
-    if split in builder.info.splits:
-      imgs, fns = pipeline.load_images(builder, split, resize=config.data.resize)
-      images += imgs
-      names += [f"{split}/{f}" for f in fns]
-  if not images:
-    raise FileNotFoundError(f"{config.data.root or 'synthetic data'} has no train/good or unlabeled images for the student")
-  if not any(n.startswith("unlabeled/") for n in names) and not s.synthetic_cracks:
-    log.warning(
-      "The student's pool is train/good only (no unlabeled/ folder%s) and student.synthetic_cracks=0: it never sees "
-      "the teacher's map of a crack and learns the maps of sound concrete alone. On DeepCrack, "
-      "--config.student.synthetic_cracks=1.0 raised the student's pixel AUROC from 0.70 to 0.76 (README).",
-      "" if s.use_unlabeled else ", or student.use_unlabeled=False",
-    )
-  if s.max_pool_images and len(images) > s.max_pool_images:
-    keep = np.random.default_rng([config.seed, 7]).permutation(len(images))[: s.max_pool_images]
-    images, names = [images[i] for i in sorted(keep)], [names[i] for i in sorted(keep)]
-  n_syn = int(round(s.synthetic_cracks * len(images)))
-  rng = np.random.default_rng([config.seed, 8])
-  for j, i in enumerate(rng.choice(len(images), n_syn, replace=False) if n_syn else []):
-    images.append(draw_synthetic_crack(images[i], np.random.default_rng([config.seed, 9, j])))
-    names.append(f"synthetic_crack/{j:05d}_{names[i]}")
-  return images, names
-
-
-def draw_synthetic_crack(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """uint8 [H, W, 3] -> a copy with one crack of the synthetic generator's model (drawn on a square canvas)."""
-  h, w = img.shape[:2]
-  side = max(h, w)
-  canvas = np.pad(img, ((0, side - h), (0, side - w), (0, 0)), mode="edge").astype(np.float32) / 255.0
-  out, _ = synth.draw_crack(rng, canvas)  # the mask is dropped: the teacher's map is the only target
-  return (np.clip(out[:h, :w], 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray], names: list[str]):
-  """Teacher maps of the pool, computed once in shards and reused (a killed run keeps its finished shards).
-
-  The shards live in <student.cache_dir or <workdir>/teacher_maps>/<key>/, the key a digest of the teacher's
-  map settings (its scoring settings less the image score's pooling), its weights, the resize factor and the pool's
-  names: students of one teacher can share a cache_dir, and a changed or retrained teacher or pool never reads
-  stale maps. Returns a list of float32 [H, W]."""
-  # The maps do not depend on how they are pooled, nor on fields at their LEGACY value: neither re-keys the cache.
-  info = {k: v for k, v in without_legacy("anomaly", scorer.info).items() if k not in anomaly.POOLING_FIELDS}
-  digest = cache_key(scorer, info, config.data.resize, config.seed, names)
-  cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
-  shard = config.student.cache_shard_size
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
-  t0 = time.time()
-  n_shards = (len(images) + shard - 1) // shard
-
-  def compute(lo, hi, k):
-    res = compute_maps(
-      scorer, images[lo:hi], jax.random.fold_in(key, k), batch_size=config.eval.batch_size, tile=tiling(config),
-      desc=f"teacher maps {k + 1}/{n_shards}",
-    )  # fmt: skip
-    rate = hi / max(time.time() - t0, 1e-9)
-    log.info("teacher maps: %d/%d images cached in %s (ETA %.0f s)", hi, len(images), cache, (len(images) - hi) / rate)
-    return {f"m{i}": m.astype(np.float16) for i, m in enumerate(res.maps)}, [np.asarray(m, np.float32) for m in res.maps]
-
-  return sharded_cache(cache, names, shard, compute, lambda z, n: [z[f"m{i}"].astype(np.float32) for i in range(n)])
-
-
 # ----------------------------------------------------------------------------------------------- the teacher
 
 
@@ -265,8 +162,6 @@ def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> m
 
 def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   """The student's teacher: config.student.teacher_workdir, or one trained (and evaluated) in <workdir>/teacher."""
-  from crackjax import jobs
-
   teacher_dir = config.student.teacher_workdir
   if not teacher_dir:
     teacher_dir = os.path.join(workdir, "teacher")
@@ -276,7 +171,7 @@ def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
       tc.data.tfds_dir = config.data.tfds_dir or os.path.join(workdir, "tfds")  # one prepared copy for both
     if not os.path.exists(os.path.join(teacher_dir, "metrics.json")):
       log.info("No student.teacher_workdir: training the teacher in %s first", teacher_dir)
-      jobs.train_and_evaluate(tc, teacher_dir)
+      runs.train_and_evaluate(tc, teacher_dir)
   tc = teacher_config(config, teacher_dir)
   return kinds.get(tc.model.kind).make_scorer(tc, teacher_dir)
 
@@ -355,12 +250,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   teacher = teacher_scorer(config, workdir)
   s = config.student
   t0 = time.time()
-  images, names = load_pool(config, workdir)
-  maps = teacher_maps(config, workdir, teacher, images, names)
+  images, names = pool.load_pool(config, workdir)
+  maps = pool.teacher_maps(config, workdir, teacher, images, names)
   log.info("teacher maps of %d pool images ready (%.0f s)", len(maps), time.time() - t0)
   scale = max(float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile)), 1e-6)
-  pool = anomaly.pooling_of(teacher.info)
-  info = TargetInfo(scale, s.target, pool["pooling"], pool["topk_fraction"], len(images), pool["mad_floor"], pool["border"])
+  pooling = anomaly.pooling_of(teacher.info)
+  info = TargetInfo(
+    scale, s.target, pooling["pooling"], pooling["topk_fraction"], len(images), pooling["mad_floor"], pooling["border"]
+  )
   info.save(os.path.join(workdir, "student_targets.json"))
   targets = [m / scale if s.target == "soft" else (m >= scale).astype(np.float32) for m in maps]
 

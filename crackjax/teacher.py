@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, classifier, distributed, head, precision, samplers
+from crackjax import anomaly, choices, distributed, head, precision, samplers
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
@@ -31,7 +31,7 @@ from crackjax.unet import UNet, upsample_nearest
 log = logging.getLogger(__name__)
 
 SHAPE_FIELDS = ("model", "schedule", "data.stream")  # data.stream: streamed checkpoints hold the data position
-SCORES = ("residual", "feature", "head", "head_residual")
+SCORES = choices.SCORES
 
 
 def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
@@ -50,16 +50,13 @@ def heal_config(config: ml_collections.ConfigDict) -> anomaly.HealConfig:
     channels=a.channels,
     smoothing_sigma=a.smoothing_sigma,
     line_sigma=a.line_sigma,
-    line_power=a.line_power,
     pooling=a.pooling,
     topk_fraction=a.topk_fraction,
     pyramid=a.pyramid,
     darkness=a.darkness,
     darkness_sigma=config.darkness.sigma,
-    darkness_line=a.darkness_line,
     average=a.average,
     antithetic=a.antithetic,
-    views=a.views,
   )
 
 
@@ -113,32 +110,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     heal_fn = make_heal_fn(config, train_lib.train(config, workdir, images).ema_params)
   if uses_head(config):
     head.train(config, workdir, heal_fn, images)
-  if config.classifier.weight:  # after the UNet and the head: it learns from the scorer's verdicts
-    classifier.train(config, workdir, make_scorer(config, workdir, prior=False))
   return info
-
-
-def load_partner(config: ml_collections.ConfigDict) -> dict:
-  """anomaly.partner's EMA parameters: a teacher trained to the end with this config's UNet shape (another seed)."""
-  partner = config.anomaly.partner
-  if not os.path.isdir(os.path.join(partner, "checkpoints")):
-    raise FileNotFoundError(f"config.anomaly.partner={partner!r} holds no trained teacher (no checkpoints/ there)")
-  from crackjax import jobs  # jobs imports the modules that import this one
-
-  jobs.check_workdir_compatible(config, partner)  # names a UNet shape field that differs
-  state = train_lib.load_trained(config, partner)
-  if int(state.step) < config.train.num_steps:
-    raise ValueError(
-      f"config.anomaly.partner={partner!r} is trained to step {int(state.step)} of train.num_steps="
-      f"{config.train.num_steps}: finish its training first (its own command, --mode=train)"
-    )
-  return state.ema_params
 
 
 def load_params(config: ml_collections.ConfigDict, workdir: str) -> dict:
   params = {"unet": train_lib.load_trained(config, workdir).ema_params} if uses_unet(config) else {}
-  if config.anomaly.partner:
-    params["partner"] = load_partner(config)
   if uses_head(config):
     params["head"], head_info = head.load(config, workdir)
     params["residual_scale"] = jnp.float32(head_info["residual_scale"])
@@ -199,11 +175,7 @@ def make_maps_fn(config: ml_collections.ConfigDict):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
     if score == "head" and not head.needs_healing(hcfg):  # the image-only (DRAEM-like) head
       return head.head_map(hcfg, params["head"], x, None, None, hc.smoothing_sigma, dt)
-    eps_fn = [
-      lambda x_t, t, p=params[k]: precision.apply(unet.apply, p, x_t, t, compute_dtype=dt)
-      for k in ("unet", "partner")
-      if k in params
-    ]  # the partner's UNet, where there is one, heals every second draw
+    eps_fn = lambda x_t, t: precision.apply(unet.apply, params["unet"], x_t, t, compute_dtype=dt)  # noqa: E731
     m, x_hat = anomaly.anomaly_map(eps_fn, schedule, x, keys, hc)
     if score == "residual":
       return m
@@ -264,15 +236,11 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
     **anomaly.pooling_of(config.anomaly),
     "smoothing_sigma": hc.smoothing_sigma,
     "line_sigma": hc.line_sigma,
-    "line_power": hc.line_power,
     "num_draws": hc.num_draws,
     "pyramid": hc.pyramid,
     "darkness": hc.darkness,
-    "darkness_line": hc.darkness_line,
     "average": hc.average,
     "antithetic": hc.antithetic,
-    "views": hc.views,
-    "partner": config.anomaly.partner,
     "description": (
       f"diffusion teacher ({n:,} params): {hc.sampler} healing from t={hc.t_start}, {hc.steps} step(s) "
       f"x {hc.num_draws} draw(s), score {config.anomaly.score}"
@@ -287,22 +255,15 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
   return Scorer(make_maps_fn(config), params, multiple, flops, info)
 
 
-def make_scorer(config: ml_collections.ConfigDict, workdir: str, *, prior: bool = True) -> Scorer:
-  """The trained teacher; with `prior`, its image scores shifted by the pool classifier (classifier.weight > 0)."""
-  scorer = scorer_from_params(config, load_params(config, workdir))
-  if prior and config.classifier.weight:
-    scorer.prior = classifier.load_prior(config, workdir)
-    if scorer.prior is not None:
-      scorer.info["classifier"] = {"name": config.classifier.name, "weight": config.classifier.weight}
-  return scorer
+def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
+  """The trained teacher (the pool classifier's shift, where there is one, is attached by crackjax/runs.py)."""
+  return scorer_from_params(config, load_params(config, workdir))
 
 
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
   """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
   key = jax.random.PRNGKey(config.seed)
   params = {"unet": train_lib.create_train_state(config, key).params} if uses_unet(config) else {}
-  if config.anomaly.partner:
-    params["partner"] = params["unet"]
   if uses_head(config):
     params["head"] = head.create_state(config, key).params
     params["residual_scale"] = jnp.float32(1.0)

@@ -9,9 +9,9 @@ FAST_COMPILE = "--xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count=4 {FAST_COMPILE}"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# One persistent compilation cache for the session, shared with the subprocesses (main.py, the notebook's kernel,
-# the distributed processes): the same tiny functions are compiled by many tests. A fresh folder per session, so
-# no test depends on what an earlier session left behind.
+# One persistent compilation cache for the test run, shared with the subprocesses (main.py, the notebook's kernel,
+# the distributed processes): the same tiny functions are compiled by many tests. A fresh folder per test run, so
+# no test depends on what an earlier test run left behind.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   import tempfile
 

@@ -93,10 +93,10 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.localization_sigma", float("nan"), "anomaly.localization_sigma"),
     ("darkness.sigma", -1.0, "darkness.sigma"),
     ("anomaly.average", "median", "anomaly.average"),
-    ("anomaly.views", 0, "anomaly.views"),
-    ("anomaly.line_power", 0.0, "anomaly.line_power"),
-    ("anomaly.line_power", float("nan"), "anomaly.line_power"),
-    ("anomaly.views", 3, "anomaly.views.*num_draws=2"),  # 2 draws cannot be split over 3 views
+    ("mask.low", float("nan"), "mask.low"),
+    ("mask.calibration_images", 0, "mask.calibration_images"),
+    ("mask.crack_width", (2.0, 1.0), "mask.crack_width"),
+    ("predict.mm_per_pixel", -0.1, "predict.mm_per_pixel"),
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),
     ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
     ("anomaly.border", -1, "anomaly.border"),
@@ -115,48 +115,11 @@ def test_wrong_values_name_the_field(field, value, match):
     validate(config)
 
 
-def test_a_partner_needs_a_second_draw_of_the_residual_score():
-  """anomaly.partner heals every second draw of the residual: one draw, or a head score, is refused by name."""
+def test_the_mask_thresholds_must_be_ordered():
   from configs import ddim_50
 
-  for field, value, match in (("num_draws", 1, "num_draws=1"), ("score", "head", "score='head'")):
-    config = ddim_50.get_config()
-    with config.unlocked():
-      config.anomaly.partner = "runs/other"
-      config.anomaly[field] = value
-    with pytest.raises(ValueError, match="anomaly.partner.*" + match):
-      validate(config)
-
-
-def test_the_teacher_heals_with_the_configs_darkness_line():
-  """anomaly.darkness_line reaches the healing's config (off by default, also in the real-data defaults)."""
-  from configs import ddim_50
-  from crackjax import teacher
-
-  c = ddim_50.get_config("data=/some/root")
-  assert teacher.heal_config(c).darkness_line is False
-  with c.unlocked():
-    c.anomaly.darkness_line = True
-  assert teacher.heal_config(c).darkness_line is True
-
-
-def test_the_teacher_heals_with_the_configs_views():
-  """anomaly.views and anomaly.line_power reach the healing's config and the scorer's info (1 by default, also with :data=); with
-  antithetic pairs it must divide the number of pairs."""
-  from configs import ddim_50
-  from crackjax import teacher
-
-  c = ddim_50.get_config("data=/some/root")
-  assert teacher.heal_config(c).views == 1
-  assert teacher.heal_config(c).line_power == 1.0
-  with c.unlocked():
-    c.anomaly.line_power = 0.5
-  assert teacher.heal_config(c).line_power == 0.5
-  with c.unlocked():
-    c.anomaly.views = 2
-  with pytest.raises(ValueError, match="anomaly.views.*pairs"):  # one antithetic pair cannot be split over 2 views
-    validate(c)
-  with c.unlocked():
-    c.anomaly.num_draws = 4
-  validate(c)
-  assert teacher.heal_config(c).views == 2
+  config = ddim_50.get_config()
+  with config.unlocked():
+    config.mask.update(low=0.5, high=0.4)
+  with pytest.raises(ValueError, match="mask.high.*>= mask.low"):
+    validate(config)

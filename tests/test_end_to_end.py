@@ -320,8 +320,7 @@ def test_a_streamed_evaluation_decodes_as_it_scores_and_reports_the_same(tmp_pat
 
 def test_saved_maps_pool_to_the_scores_reported(tmp_path):
   """eval.save_maps: every val and test map is written (also when streaming), each pools to the score in
-  val_scores.csv / scores.csv, and the pooling lab's 'as run' row reproduces metrics.json's val AUROC."""
-  from benchmarks import pooling_lab
+  val_scores.csv / scores.csv."""
   from configs import darkness
   from crackjax import anomaly, report
 
@@ -341,60 +340,10 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
       assert m.dtype == np.float32 and m.ndim == 2 and m.size > 0 and int(rows[n]["label"]) == y
       s = anomaly.image_score(m, **anomaly.pooling_of(out["model"]))
       assert s == pytest.approx(float(rows[n]["score"]), rel=1e-6)
-  lab = pooling_lab.main([os.path.join(workdir, "maps_val.npz"), "--lengths=5"])
-  assert lab[0][0].startswith("as run") and lab[0][1] == pytest.approx(out["val"]["auroc"])
   c.eval.test, c.eval.name = False, "v"  # val only: the maps go beside its metrics.json
   jobs.evaluate(c, workdir)
   assert os.path.exists(os.path.join(workdir, "eval", "v", "maps_val.npz"))
   assert not os.path.exists(os.path.join(workdir, "eval", "v", "maps_test.npz"))
-
-
-def test_the_darkness_lab_reports_a_split_as_evaluation_does(tmp_path):
-  """benchmarks/darkness_lab.py --split=test on a run's saved test maps, in another order: the maps as saved
-  give the run's image AUROC and pixel metrics (matched to their images and masks by name); its global-median D is
-  the darkness kind's own map away from the borders (up to the median they share); and map + 1 x D of that map
-  (the 'sum' fusion) ranks pixels almost alike."""
-  from benchmarks import darkness_lab
-  from configs import darkness
-  from crackjax import report
-  from crackjax.data import builders, pipeline
-
-  root = make_root(tmp_path / "root")
-  c = darkness.get_config(f"data={root}")
-  c.data.tfds_dir = str(tmp_path / "tfds")
-  c.eval.save_maps = True
-  workdir = str(tmp_path / "run")
-  out = jobs.train_and_evaluate(c, workdir)
-  names, labels, maps = report.load_maps(os.path.join(workdir, "maps_test.npz"))
-  maps_file = str(tmp_path / "reversed" / "maps_test.npz")  # another order than the split's: matched by name
-  report.write_maps(maps_file, names[::-1], labels[::-1], maps[::-1])
-  args = ["--config=configs/darkness.py", f"--tfds_dir={tmp_path / 'tfds'}", "--split=test", "--fusions=max,sum"]
-  rows = darkness_lab.main([maps_file, f"--root={root}", *args, "--darkness=global median", "--weights=1.0"])
-  assert [r[:3] for r in rows[1:]] == [("global median", "max", 1.0), ("global median", "sum", 1.0)]
-  as_saved = rows[0][3]
-  assert as_saved[0] == pytest.approx(out["image"]["auroc"])
-  assert as_saved[1:] == pytest.approx([out["pixel"][k] for k in ("auroc", "aupro", "ap")])
-  assert abs(rows[2][3][1] - as_saved[1]) < 0.05
-  test = pipeline.load_split(builders.builder_for(c, workdir, root), "test", resize=c.data.resize)
-  img = test.images[test.filenames.index(names[0])]
-  d = darkness_lab.DARKNESS["global median"](darkness_lab.luminance(img))
-  np.testing.assert_allclose(d[3:-3, 3:-3], maps[0][3:-3, 3:-3], atol=2e-3)  # scipy's and the scorer's borders differ
-  # --sum_sigma smooths the summed term's luminance alone: max(map, a D at 1) + w D at 0.5, a the config's darkness
-  pick = [maps_file, f"--root={root}", *args[:3], "--darkness=global mean", "--weights=2.0", "--fusions=max+sum"]
-  got = darkness_lab.main([*pick, "--sum_sigma=0.5"])[1][3]
-  idx = [test.filenames.index(str(n)) for n in names]
-  sub = pipeline.Split(
-    images=[test.images[i] for i in idx], masks=[test.masks[i] for i in idx], has_mask=test.has_mask[idx],
-    labels=test.labels[idx], filenames=[test.filenames[i] for i in idx],
-  )  # fmt: skip
-  dark = darkness_lab.DARKNESS["global mean"]
-  fused = [
-    np.maximum(m, c.anomaly.darkness * dark(darkness_lab.luminance(img))) + 2.0 * dark(darkness_lab.luminance(img, 0.5))
-    for m, img in zip(maps, sub.images)
-  ]
-  want = report.split_pixel_metrics(sub, fused)
-  assert c.anomaly.darkness > 0 and got[1:] == pytest.approx([want[k] for k in ("auroc", "aupro", "ap")])
-  assert got != pytest.approx(darkness_lab.main(pick)[1][3])  # and that differs from sigma 1 for both
 
 
 def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tmp_path):
@@ -402,8 +351,7 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
   localization_sigma = 0.5 on the darkness kind's black top-hat map: the scores are those of w = 0 to the last
   digit, the saved maps are L = map + 2 (R - L)(1 / R + 0.5 / std(L)), L the luminance smoothed with sigma 0.5 and
   R L smoothed with sigma 3, the pixel
-  metrics are L's, the file says so, the export carries the settings, and the labs, which need image maps, refuse it."""
-  from benchmarks import pooling_lab
+  metrics are L's, the file says so, and the export carries the settings."""
   from configs import darkness
   from crackjax import report
   from crackjax.data import builders, pipeline
@@ -449,9 +397,8 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
   spec.loader.exec_module(loader)
   for name, m2 in list(zip(*maps["tophat", 2.0][::2]))[:3]:  # the loader's localization map is the saved one
     np.testing.assert_allclose(loader.Exported(exp).predict(os.path.join(root, name))[2], m2, atol=1e-4)
-  report.check_image_maps(os.path.join(tmp_path / "tophat0", "maps_test.npz"))
-  with pytest.raises(SystemExit, match="localization_darkness=2"):
-    pooling_lab.main([os.path.join(tmp_path / "tophat2", "maps_val.npz")])
+  with np.load(os.path.join(tmp_path / "tophat2", "maps_test.npz")) as z:
+    assert float(z["localization_darkness"]) == 2.0  # the file says which maps it holds
 
 
 def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
@@ -475,21 +422,6 @@ def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
   c.eval.test = True
   with pytest.raises(FileNotFoundError, match="no test split"):
     jobs.evaluate(c, workdir)
-
-
-def test_the_reference_lab_rescores_against_the_nearest_sound_photos():
-  """benchmarks/reference_lab.py: a photo is compared with the k reference photos nearest in standardized features,
-  not with all of them: two surfaces whose sound photos score 1 +- 0.1 and 5, a query on each (known answers)."""
-  from benchmarks import reference_lab
-
-  rng = np.random.default_rng(0)
-  ref_f = np.r_[
-    np.c_[rng.normal(0, 0.01, 20), rng.normal(0, 0.01, 20)], np.c_[rng.normal(10, 0.01, 20), rng.normal(0.05, 0.01, 20)]
-  ]
-  ref_s = np.r_[1 + 0.1 * np.tile([-1, 1], 10), np.full(20, 5.0)]
-  out = reference_lab.rescore(np.array([2.0, 2.0]), np.array([[0.0, 0.0], [10.0, 0.05]]), ref_s, ref_f, k=20)
-  np.testing.assert_allclose(out["shift"], [1.0, -3.0])
-  np.testing.assert_allclose(out["z"], [1.0 / 0.1, -3.0 / 1e-6])
 
 
 def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
@@ -603,9 +535,6 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   (d / "metrics.json").write_text("{}")
   (d / "selection.json").write_text(json.dumps(want))
   assert not selection.needs_scoring(str(d), want)
-  older = {**want, "anomaly": {k: v for k, v in want["anomaly"].items() if k not in ("views", "line_power")}}
-  (d / "selection.json").write_text(json.dumps(older))  # stamped before those fields: at their LEGACY value, the same
-  assert not selection.needs_scoring(str(d), want)
   other = {**want, "anomaly": {**want["anomaly"], "line_sigma": 6.0}}
   assert selection.needs_scoring(str(d), other)
   assert not d.exists() and (tmp_path / "sel_val_default.stale1" / "selection.json").exists()
@@ -615,19 +544,3 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   monkeypatch.chdir(tmp_path)  # no runs/ here: the default folder is missing, nothing is scored
   with pytest.raises(SystemExit, match="cp_syncracks_neg_ptr/ does not exist: write it first: .* --start=1000 --count=1000"):
     selection.main(["--name=cand", "--set=anomaly.line_sigma=10", f"--folders={tmp_path},runs/cp_syncracks_neg_ptr/"])
-
-
-def test_the_darkness_labs_full_resolution_term_keeps_a_hairline_that_the_box_halves():
-  """darkness_lab.to_map brings a full-resolution D to the map's size: a 1 px dark line (D = 1 on it, 0 around)
-  keeps D = 1 along it under 'max' (2x2 max, then a box), and 1/2 under 'mean' (the box alone), at the map's
-  side lengths, rounded as pipeline.resize_image rounds them (227 -> 114)."""
-  from benchmarks import darkness_lab
-
-  d = np.zeros((170, 227), np.float32)
-  d[:, 101] = 1.0  # a vertical hairline one full-resolution pixel wide, inside a 2x2 box at half resolution
-  shape = (85, 114)
-  top = darkness_lab.to_map(d, shape, "max")
-  box = darkness_lab.to_map(d, shape, "mean")
-  assert top.shape == box.shape == shape
-  np.testing.assert_allclose(top.max(1), 1.0, atol=0.02)
-  np.testing.assert_allclose(box.max(1), 0.5, atol=0.02)

@@ -35,10 +35,10 @@ def test_hysteresis_keeps_a_line_seeded_by_its_strongest_pixel_and_drops_the_res
   expected[30, 5:75] = True
   assert (hot == expected).all()  # the whole faint line; not the weak blob, not the short stub, not the noise
   # Without the strong seed the line is not red; with min_length 0 the stub is.
-  assert not mask_lib.decide(m, _decision(high=1.01)).any()
+  assert not mask_lib.decide(m, _decision(high=1.01, explain=False)).any()
   assert mask_lib.decide(m, _decision(min_length=0.0))[50, 60:64].all()
   # min_length is in working pixels: a map upsampled 2x keeps the same decision at twice the length
-  assert mask_lib.decide(np.repeat(np.repeat(m, 2, 0), 2, 1), _decision(min_length=75.0), scale=2.0).sum() == 0
+  assert mask_lib.decide(np.repeat(np.repeat(m, 2, 0), 2, 1), _decision(min_length=75.0, explain=False), scale=2.0).sum() == 0
   assert mask_lib.decide(np.repeat(np.repeat(m, 2, 0), 2, 1), _decision(min_length=60.0), scale=2.0)[61, 10:150].all()
 
 
@@ -48,6 +48,22 @@ def test_a_photo_passed_as_good_carries_no_red_unless_asked_and_the_border_never
   assert (mask_lib.decide(m, _decision(on_good=True), flagged=False) == mask_lib.decide(m, _decision())).all()
   hot = mask_lib.decide(m, _decision(), border=6)
   assert not hot[:, :6].any() and not hot[:, -6:].any() and hot[30, 6:74].all()
+
+
+def test_a_flagged_photo_without_a_red_region_shows_its_strongest_one():
+  """A faint line (0.3, below low) with its peak (0.35) flagged: the mask is the connected part of the map's top 0.5%
+  that holds the peak, on the line; not with mask.explain off, not on a photo passed as good."""
+  rng = np.random.default_rng(3)
+  m = rng.uniform(0.0, 0.1, (100, 100)).astype(np.float32)
+  m[40, 10:60] = 0.3
+  m[40, 30] = 0.35
+  m[80, 80] = 0.32  # a lone speck, also in the top 0.5%, not connected to the peak
+  hot = mask_lib.decide(m, _decision())
+  assert hot[40, 30] and hot[40].sum() == hot.sum() and 0 < hot.sum() <= 0.005 * m.size and not hot[80, 80]
+  assert not mask_lib.decide(m, _decision(explain=False)).any()
+  assert not mask_lib.decide(m, _decision(), flagged=False).any()
+  framed = mask_lib.decide(m, _decision(), border=35)  # the peak in the frame: the strongest region inside it
+  assert framed.any() and not framed[:, :35].any() and framed[40].sum() == framed.sum()
 
 
 def test_upsampling_is_bilinear_and_keeps_the_maps_level():

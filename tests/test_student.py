@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crackjax import jobs, student
+from crackjax import jobs, pool, student
 from crackjax.data import builders
 from crackjax.scorer import Scorer, count_params
 from tests.test_data import make_root
@@ -131,7 +131,7 @@ def test_the_student_never_reads_a_label(root, tmp_path, monkeypatch):
   monkeypatch.setattr(builders.AnomalyFolder, "as_data_source", poisoned)
   with c.unlocked():
     c.student.teacher_workdir = teacher_dir
-  images, names = student.load_pool(c, str(tmp_path / "s"))
+  images, names = pool.load_pool(c, str(tmp_path / "s"))
   assert len(images) == 12 + 4 and sum(n.startswith("unlabeled/") for n in names) == 4
   jobs.train_only(c, str(tmp_path / "s"))
   assert os.path.exists(tmp_path / "s" / "student_targets.json")
@@ -142,11 +142,11 @@ def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path, 
   images = [np.full((8 + i, 12, 3), 10 * i, np.uint8) for i in range(12)]
   names = [f"img{i}" for i in range(12)]
   scored = []
-  real = student.compute_maps
-  monkeypatch.setattr(student, "compute_maps", lambda sc, ims, *a, **k: scored.extend(ims) or real(sc, ims, *a, **k))
+  real = pool.compute_maps
+  monkeypatch.setattr(pool, "compute_maps", lambda sc, ims, *a, **k: scored.extend(ims) or real(sc, ims, *a, **k))
   info = {"kind": "test", "params": 0, "pooling": "max", "topk_fraction": 0.01}
   scorer = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda shape: 0.0, info)
-  first = student.teacher_maps(c, str(tmp_path), scorer, images, names)
+  first = pool.teacher_maps(c, str(tmp_path), scorer, images, names)
   (key_dir,) = os.listdir(tmp_path / "teacher_maps")
   cache = tmp_path / "teacher_maps" / key_dir
   assert sorted(os.listdir(cache)) == ["shard_0000.npz", "shard_0001.npz", "shard_0002.npz"]
@@ -156,33 +156,33 @@ def test_teacher_maps_are_cached_and_a_lost_shard_is_recomputed(root, tmp_path, 
   scored.clear()
   os.remove(cache / "shard_0001.npz")
   (cache / "shard_0002.npz").write_bytes(b"PK\x03\x04 truncated")  # a damaged shard is recomputed, not fatal
-  again = student.teacher_maps(c, str(tmp_path), scorer, images, names)
+  again = pool.teacher_maps(c, str(tmp_path), scorer, images, names)
   assert [im.shape[0] for im in scored] == [13, 14, 15, 16, 17, 18, 19]  # only the lost and the damaged shards
   for a, b in zip(first, again):
     np.testing.assert_allclose(a, b, atol=1e-2)
   # Another teacher (its settings differ) gets its own cache entry; nothing stale is read.
   other = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda shape: 0.0, {**info, "t_start": 1})
   scored.clear()
-  student.teacher_maps(c, str(tmp_path), other, images, names)
+  pool.teacher_maps(c, str(tmp_path), other, images, names)
   assert len(scored) == 12 and len(os.listdir(tmp_path / "teacher_maps")) == 2
   # Another pooling of the same maps, or a field at its LEGACY value, reads the same cache: the maps are the same.
-  for same in ({**info, "topk_fraction": 0.05, "mad_floor": 0.03}, {**info, "views": 1, "line_power": 1.0}):
+  for same in ({**info, "topk_fraction": 0.05, "mad_floor": 0.03}, {**info, "localization_zscore": 0.0}):
     scored.clear()
     pooled = Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), None, 4, lambda s: 0.0, same)
-    student.teacher_maps(c, str(tmp_path), pooled, images, names)
+    pool.teacher_maps(c, str(tmp_path), pooled, images, names)
     assert not scored and len(os.listdir(tmp_path / "teacher_maps")) == 2
   # The same settings with other weights (a teacher trained again into the same workdir) are another teacher too.
   weighted = [
     Scorer(jax.jit(lambda p, x, k, i: x.mean(-1)), {"w": jnp.full(3, v)}, 4, lambda shape: 0.0, info) for v in (0.0, 1.0)
   ]
   for sc in weighted:
-    student.teacher_maps(c, str(tmp_path), sc, images, names)
+    pool.teacher_maps(c, str(tmp_path), sc, images, names)
   assert len(os.listdir(tmp_path / "teacher_maps")) == 4
 
 
 def test_synthetic_cracks_darken_a_copy():
   img = np.full((20, 30, 3), 200, np.uint8)
-  out = student.draw_synthetic_crack(img, np.random.default_rng(0))
+  out = pool.draw_synthetic_crack(img, np.random.default_rng(0))
   assert out.shape == img.shape and (out < 200).any() and (out <= 200).all() and (img == 200).all()
 
 

@@ -1,5 +1,5 @@
 # call 1: train the :large teacher on concrete_pavement train/good, then val only for the two score variants
-# (VARIANTS="" trains only: session 17's run, whose second call scores DeepCrack)
+# (VARIANTS="" trains only: the 2026-12-04 run, whose second call scores DeepCrack)
 T0=$(date +%s)
 mkdir -p /tmp/data && cp -r .devdata1/* /tmp/data/
 [ -n "$LOCAL" ] || [ -d .whl ] || { echo "no wheels: see README.md here"; exit 1; }

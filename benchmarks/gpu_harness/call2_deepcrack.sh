@@ -1,4 +1,4 @@
-# call 2 (session 17): DeepCrack as it is, with the model call 1 trained (VARIANTS="") and the config's own score;
+# call 2 (2026-12-04): DeepCrack as it is, with the model call 1 trained (VARIANTS="") and the config's own score;
 # concrete_pavement test is not scored again. Carry .devdata2 = deepcrack/{test,ground_truth,val/good}.
 T0=$(date +%s)
 mkdir -p /tmp/data && cp -r .devdata2/* /tmp/data/

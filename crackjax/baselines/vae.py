@@ -14,11 +14,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from crackjax import anomaly, samplers
+from crackjax import anomaly, choices, samplers
 from crackjax.baselines import recon
 
 SHAPE_FIELDS = recon.SHAPE_FIELDS
-MAPS = ("nll", "residual")
+MAPS = choices.VAE_MAPS
 
 
 def kl_normal(mu: jnp.ndarray, logvar: jnp.ndarray) -> jnp.ndarray:
