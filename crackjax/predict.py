@@ -159,16 +159,21 @@ def _fmt(v) -> str:
 
 
 def ground_truth(folder: str, path: str, shape: tuple[int, int]) -> np.ndarray | None:
-  """The mask <folder>/<stem>_mask.png of photo `path` as bool [H, W] (None where there is none); a mask of another
-  size than the photo is an error naming both."""
+  """The mask <folder>/<stem>_mask.png of photo `path` as bool [H, W]; None where there is none, and (with a
+  warning naming it) where it cannot be read or is not the photo's size."""
   if not folder:
     return None
   gt = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + "_mask.png")
   if not os.path.exists(gt):
     return None
-  m = np.asarray(decode.read_image(gt))[..., 0] > 127
+  try:
+    m = np.asarray(decode.read_image(gt))[..., 0] > 127
+  except decode.BadImageError as e:
+    log.warning("%s: %s; its photo's red mask is not scored", gt, e.reason)
+    return None
   if m.shape != tuple(shape):
-    raise ValueError(f"{gt}: a mask of {m.shape[1]}x{m.shape[0]} for a photo of {shape[1]}x{shape[0]} ({path})")
+    log.warning("%s: a mask of %dx%d for a photo of %dx%d (%s); not scored", gt, m.shape[1], m.shape[0], shape[1], shape[0], path)
+    return None
   return m
 
 

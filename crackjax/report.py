@@ -7,6 +7,7 @@ elsewhere (crackjax/scorer.py) and a threshold chosen elsewhere (crackjax/thresh
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -94,7 +95,8 @@ def mask_metrics(split: pipeline.Split, maps: list, scores: np.ndarray, threshol
   """The red mask as shipped (decision, no red on photos passed as good unless decision.on_good), measured:
   "pixel_mask": precision, recall, F1, IoU pooled over pixel_metric_images (absent where no image has a mask);
   "mask_on_good": over the sound photos, the median red share of those passed and of those flagged, the share
-    of passed ones without a red pixel, and the same of the mask ungated by the verdict (what it would paint)."""
+    of passed ones without a red pixel, and the same of the decision alone, without the verdict's gate and the
+    flagged photos' fallback (what the thresholds themselves would paint)."""
   out = {}
   idx = np.flatnonzero(pixel_metric_images(split))
   if len(idx):
@@ -104,8 +106,9 @@ def mask_metrics(split: pipeline.Split, maps: list, scores: np.ndarray, threshol
     out["pixel_mask"] = mask_lib.scores_of(c)
   good = [i for i in np.flatnonzero(split.labels == 0) if maps[i] is not None]
   if good:
-    ungated = {i: float(mask_lib.decide(maps[i], decision, border=border, flagged=True).mean()) for i in good}
-    shipped = {i: ungated[i] if (scores[i] >= threshold or decision.on_good) else 0.0 for i in good}
+    alone = dataclasses.replace(decision, explain=False)
+    ungated = {i: float(mask_lib.decide(maps[i], alone, border=border, flagged=True).mean()) for i in good}
+    shipped = {i: float(mask_lib.decide(maps[i], decision, border=border, flagged=scores[i] >= threshold).mean()) for i in good}
     passed = [i for i in good if scores[i] < threshold]
     flagged = [i for i in good if scores[i] >= threshold]
     med = lambda v: float(np.median(v)) if len(v) else None  # noqa: E731

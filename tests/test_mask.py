@@ -178,6 +178,7 @@ def test_predict_writes_masks_at_the_photos_size_and_measures_its_cracks(darknes
   gts = tmp_path / "gt"
   gts.mkdir()
   Image.fromarray(band.astype(np.uint8) * 255).save(gts / "crack_mask.png")
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(gts / "sound_mask.png")  # not the photo's size: left out, named
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.data.resize = 0.5
