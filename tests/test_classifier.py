@@ -226,7 +226,9 @@ def test_the_classifier_trains_after_the_teacher_and_shifts_its_scores(clf_run):
     off.classifier.weight = 0.0
     off.eval.name = "off"
   plain = jobs.evaluate(off, workdir)
-  assert "classifier" not in plain["model"] and plain["pixel"] == out["pixel"]
+  # the maps are the teacher's: the threshold-free pixel metrics agree (the shipped mask follows each verdict)
+  threshold_free = lambda r: {k: v for k, v in r["pixel"].items() if k != "mask"}  # noqa: E731
+  assert "classifier" not in plain["model"] and threshold_free(plain) == threshold_free(out)
   a, b = (read_scores(os.path.join(workdir, *p, "scores.csv")) for p in ((), ("eval", "off")))
   assert set(a) == set(b) and not np.allclose([a[f][1] for f in a], [b[f][1] for f in a])
 
