@@ -101,9 +101,13 @@ def _weak(m: np.ndarray, low: float, border: int) -> np.ndarray:
   return weak
 
 
+def _diagonals(boxes: list) -> np.ndarray:
+  """Each component's length: the diagonal of its bounding box (ndimage.find_objects' slices), pixels."""
+  return np.array([np.hypot(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
+
+
 def _keep(peaks: np.ndarray, boxes: list, high: float, min_length: float) -> np.ndarray:
-  diag = np.array([np.hypot(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
-  return (np.asarray(peaks) >= high) & (diag >= min_length)
+  return (np.asarray(peaks) >= high) & (_diagonals(boxes) >= min_length)
 
 
 def upsample(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -163,7 +167,7 @@ def calibrate(maps: list[np.ndarray], masks: list[np.ndarray], *, border: int = 
         continue
       idx = np.arange(1, n + 1)
       peaks.append(ndimage.maximum(m, lab, idx))
-      diag.append([np.hypot(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in ndimage.find_objects(lab)])
+      diag.append(_diagonals(ndimage.find_objects(lab)))
       tps.append(ndimage.sum(np.asarray(g) > 0, lab, idx))
       sizes.append(np.bincount(lab.ravel(), minlength=n + 1)[1:])
     if not peaks:
