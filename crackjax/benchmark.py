@@ -1,6 +1,8 @@
 """Speed of the configured model on this machine (`--mode=benchmark`; run by hand, never a timed test).
 
-Prints and writes <workdir>/benchmark.json, with the command and the machine: the configured kind's Scorer
+Prints and writes <workdir>/benchmark.json, with the command and the machine: the machine's measured peak (a
+large matmul and a large convolution timed in the same run, so that every achieved GFLOP/s below is also given as
+a fraction of it, on any machine); the configured kind's Scorer
 (freshly initialised parameters: speed does not depend on training) in images/s and GFLOP/image at one image
 size; for the diffusion teacher also training steps/s and healing images/s for several step counts; for a
 student also its teacher as configured (healing, head) and DDIM-50 healing, timed in the same process.
@@ -47,6 +49,27 @@ def _time(fn, *args, repeats: int) -> float:
     out = fn(*args)
   jax.block_until_ready(out)
   return (time.perf_counter() - t0) / repeats
+
+
+PEAK_MATMUL = 2048  # n of the n x n x n float32 matmul
+PEAK_CONV = (16, 64, 64, 64, 64)  # batch, height, width, channels in, channels out of the 3x3 float32 convolution
+
+
+def machine_peak(repeats: int = 5) -> dict:
+  """GFLOP/s this device reaches on a large matmul and a large 3x3 convolution (float32, compiled by XLA): the
+  ceilings the models' achieved rates are read against."""
+  n = PEAK_MATMUL
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  t_mm = _time(jax.jit(jnp.matmul), a, a, repeats=repeats)
+  b, h, w, ci, co = PEAK_CONV
+  x = jax.random.normal(jax.random.PRNGKey(1), (b, h, w, ci), jnp.float32)
+  k = jax.random.normal(jax.random.PRNGKey(2), (3, 3, ci, co), jnp.float32)
+  conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  t_conv = _time(conv, x, k, repeats=repeats)
+  return {
+    "matmul_gflops_per_second": 2 * n**3 / t_mm / 1e9,
+    "conv_gflops_per_second": 2 * b * h * w * ci * co * 9 / t_conv / 1e9,
+  }
 
 
 def scorer_speed(scorer: Scorer, x: jnp.ndarray, key: jax.Array, repeats: int = 3) -> dict:
@@ -171,6 +194,7 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   out = {
     "command": " ".join(sys.argv),
     "machine": machine(),
+    "peak": machine_peak(),
     "image_size": size,
     "eval_batch": batch,
     "kind": config.model.kind,
@@ -191,17 +215,22 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def format_report(r: dict) -> str:
   m = r["model"]
+  peak = r["peak"]["matmul_gflops_per_second"]
+  share = lambda gflops: f"{gflops:.1f} GFLOP/s, {100 * gflops / peak:.0f}% of the matmul peak"  # noqa: E731
   lines = [
     f"command : {r['command']}",
     f"machine : {r['machine']}",
+    f"peak    : matmul {peak:.1f} GFLOP/s, 3x3 convolution {r['peak']['conv_gflops_per_second']:.1f} GFLOP/s "
+    f"(float32, {PEAK_MATMUL}^3; {'x'.join(map(str, PEAK_CONV))})",
     f"images  : {r['image_size']}x{r['image_size']}, batch {r['eval_batch']}",
     f"model   : {m['description']}: {m['params']:,} params, {m['gflops_per_image']:.3f} GFLOP/image, "
-    f"{m['images_per_second']:.2f} images/s (compile {m['compile_seconds']:.1f} s)",
+    f"{m['images_per_second']:.2f} images/s (compile {m['compile_seconds']:.1f} s), "
+    + share(m["gflops_per_image"] * m["images_per_second"]),
   ]
   if "train_steps_per_second" in r:
     lines.append(
       f"train   : {r['train_steps_per_second']:.2f} steps/s (batch {r['train_batch']}, {r['train_crop']}x{r['train_crop']} "
-      f"crops), {r['train_gflops_per_step']:.1f} GFLOP/step, {r['train_gflops_per_second']:.1f} GFLOP/s"
+      f"crops), {r['train_gflops_per_step']:.1f} GFLOP/step, " + share(r["train_gflops_per_second"])
     )
     lines.append("healing : steps  images/s  GFLOP/image  compile s   (one noise draw)")
     lines += [

@@ -234,3 +234,23 @@ def test_evaluating_in_the_workdir_records_the_healing_the_metrics_were_made_wit
   assert saved["anomaly"]["topk_fraction"] == 0.1 and saved["train"]["num_steps"] == config.train.num_steps
   tc = student_lib.teacher_config(student_single_step.get_config("tiny"), copy)  # the student distils that teacher
   assert (tc.anomaly.t_start, tc.anomaly.topk_fraction) == (config.anomaly.t_start // 2, 0.1)
+
+
+def test_the_benchmark_reads_each_rate_against_the_machines_measured_peak(tmp_path, monkeypatch, tiny_config):
+  """--mode=benchmark times a matmul and a convolution as the machine's peak and gives every achieved rate as a share
+  of it: with the peak held at 100 GFLOP/s, the model's share is its GFLOP/s itself."""
+  from crackjax import benchmark
+
+  peak = benchmark.machine_peak(repeats=1)
+  assert peak["matmul_gflops_per_second"] > 0 and peak["conv_gflops_per_second"] > 0
+  monkeypatch.setattr(benchmark, "machine_peak", lambda: {"matmul_gflops_per_second": 100.0, "conv_gflops_per_second": 50.0})
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.benchmark.predict = False
+  out = benchmark.benchmark(c, str(tmp_path))
+  m = out["model"]
+  text = benchmark.format_report(out)
+  rate = m["gflops_per_image"] * m["images_per_second"]
+  assert f"{rate:.1f} GFLOP/s, {rate:.0f}% of the matmul peak" in text
+  assert f"{out['train_gflops_per_second']:.0f}% of the matmul peak" in text and "peak    : matmul 100.0 GFLOP/s" in text
+  assert json.load(open(tmp_path / "benchmark.json"))["peak"]["conv_gflops_per_second"] == 50.0
