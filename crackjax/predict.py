@@ -34,7 +34,7 @@ from crackjax import calibration, cracks, html_report, overlay, thresholds
 from crackjax import mask as mask_lib
 from crackjax.data import decode, pipeline
 from crackjax.report import verdict
-from crackjax.scorer import Scorer, Stats, iter_maps, tiling
+from crackjax.scorer import Scorer, Stats, iter_maps, prefetch, tiling
 
 log = logging.getLogger(__name__)
 
@@ -254,19 +254,23 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   gt_counts = np.zeros(3, np.int64)
   n_gt = 0
 
-  def items():
+  def decoded():
+    """(path, photo at the working resolution, the photo's own size, error): read in a background thread."""
     for path in todo:
       try:
         full = _read_full(path, int(p.max_megapixels * 1e6))
-        img = pipeline.resize_image(full, config.data.resize)
+        yield path, pipeline.resize_image(full, config.data.resize), full.shape[:2], None
       except (decode.BadImageError, OSError) as e:
-        reason = e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
+        yield path, None, None, e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
+
+  def items():
+    for path, img, shape, reason in prefetch(decoded()):  # the next photos decode while the model works
+      if reason is not None:
         w.row({"file": path, "threshold": f"{threshold:.6g}", "error": reason})
         n_err[0] += 1
         log.warning("%s: %s", path, reason)
         continue
-      pending[path] = (img, full.shape[:2])
-      del full
+      pending[path] = (img, shape)
       yield path, image_id(path, p.input), img
 
   stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0

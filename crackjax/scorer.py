@@ -26,6 +26,8 @@ import hashlib
 import json
 import logging
 import os
+import queue
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -271,6 +273,45 @@ def iter_maps(
     yield from flush(shape)
 
 
+_DONE = object()
+
+
+def prefetch(iterable: Iterable, depth: int = 2) -> Iterator:
+  """The items of `iterable` in order, produced by a background thread up to `depth` ahead, so that decoding the next
+  photos overlaps the model's work on the current batch. An exception raised while producing an item is raised
+  here, where that item would have come; leaving early stops the thread (it blocks at most one put)."""
+  q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+  stop = threading.Event()
+
+  def produce():
+    try:
+      for item in iterable:
+        if stop.is_set():
+          return
+        q.put((item, None))
+      q.put((_DONE, None))
+    except BaseException as e:  # handed over, raised in the consumer
+      q.put((_DONE, e))
+
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item, error = q.get()
+      if item is _DONE:
+        if error is not None:
+          raise error
+        return
+      yield item
+  finally:
+    stop.set()
+    while thread.is_alive():  # unblock a producer waiting on a full queue
+      try:
+        q.get_nowait()
+      except queue.Empty:
+        thread.join(0.05)
+
+
 @dataclasses.dataclass
 class MapResult:
   scores: np.ndarray  # [N]
@@ -316,7 +357,7 @@ def compute_maps(
   stats = Stats()
   t_log = time.time()
   ids = range(n) if ids is None else ids
-  items = ((i, ids[i], img) for i, img in enumerate(images))
+  items = prefetch((i, ids[i], img) for i, img in enumerate(images))  # a streamed split decodes ahead
   for done, (i, m, s, b) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
     scores[i], shifts[i] = s, b
     if keep is None or keep[i]:

@@ -171,3 +171,40 @@ def test_micro_batches_give_each_kind_the_maps_of_one_pass(key, name):
     out[micro] = np.asarray(sc.maps(sc.params, x, key, ids))
   assert out[0].shape == (5, 32, 32) and out[0].std() > 0
   np.testing.assert_allclose(out[2], out[0], rtol=1e-4, atol=1e-5)
+
+
+def test_prefetch_keeps_the_order_raises_where_the_item_failed_and_stops_when_left():
+  """Produced ahead by a thread: the same items in the same order; an error raised by the producer comes where its
+  item would have; a consumer that leaves early does not leave the producer running."""
+  import threading
+  import time
+
+  from crackjax.scorer import prefetch
+
+  assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+  def failing():
+    yield 1
+    yield 2
+    raise OSError("disk gone")
+
+  got = []
+  with pytest.raises(OSError, match="disk gone"):
+    for x in prefetch(failing()):
+      got.append(x)
+  assert got == [1, 2]
+  made = []
+
+  def endless():
+    i = 0
+    while True:
+      made.append(i)
+      yield i
+      i += 1
+
+  before = threading.active_count()
+  for x in prefetch(endless(), depth=2):
+    if x == 5:
+      break
+  time.sleep(0.2)
+  assert threading.active_count() == before and len(made) <= 5 + 1 + 2 + 1  # at most depth ahead, then stopped
