@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import platform
+import resource
 import sys
+import tempfile
 import time
 
 import jax
@@ -51,6 +53,22 @@ def _time(fn, *args, repeats: int) -> float:
   return (time.perf_counter() - t0) / repeats
 
 
+class Busy:
+  """Cores busy over a block: the process's CPU seconds over the wall seconds (2.0: both cores of two)."""
+
+  def __enter__(self):
+    self.cpu, self.wall = time.process_time(), time.perf_counter()
+    return self
+
+  def __exit__(self, *exc):
+    self.cores = (time.process_time() - self.cpu) / max(time.perf_counter() - self.wall, 1e-9)
+
+
+def peak_memory_gib() -> float:
+  """The process's peak resident memory so far (ru_maxrss: KiB on Linux)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 PEAK_MATMUL = 2048  # n of the n x n x n float32 matmul
 PEAK_CONV = (16, 64, 64, 64, 64)  # batch, height, width, channels in, channels out of the 3x3 float32 convolution
 
@@ -78,8 +96,10 @@ def scorer_speed(scorer: Scorer, x: jnp.ndarray, key: jax.Array, repeats: int = 
   t0 = time.perf_counter()
   compiled = scorer.maps.lower(scorer.params, x, key, ids).compile()
   compile_s = time.perf_counter() - t0
-  dt = _time(compiled, scorer.params, x, key, ids, repeats=repeats)
+  with Busy() as busy:
+    dt = _time(compiled, scorer.params, x, key, ids, repeats=repeats)
   return {
+    "cores_busy": busy.cores,
     "description": scorer.info.get("description", scorer.info["kind"]),
     "params": scorer.info["params"],
     "images_per_second": x.shape[0] / dt,
@@ -98,12 +118,14 @@ def train_speed(config, key, steps: int = 5) -> tuple[dict, object]:
   train_flops = compiled_flops(compiled)
   st, _ = compiled(state, xb, key)
   jax.block_until_ready(st)
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    st, m = compiled(st, xb, key)
-  jax.block_until_ready(m)
-  dt = (time.perf_counter() - t0) / steps
+  with Busy() as busy:
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      st, m = compiled(st, xb, key)
+    jax.block_until_ready(m)
+    dt = (time.perf_counter() - t0) / steps
   row = {
+    "train_cores_busy": busy.cores,
     "train_batch": tb,
     "train_crop": crop,
     "train_steps_per_second": 1.0 / dt,
@@ -113,10 +135,31 @@ def train_speed(config, key, steps: int = 5) -> tuple[dict, object]:
   return row, state
 
 
+LOOP_INTERVAL = 20  # steps per log interval of the timed training loop: one to compile, two timed
+
+
+def loop_speed(config, images: int = 64) -> dict:
+  """The training loop as main.py runs it (train.train: host crops, device transfer, the step, logging, a
+  checkpoint) on random photos of twice the crop size, for three log intervals; its steady rate is the one after
+  the first interval (compilation left out), as training.json records it."""
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.train.update(num_steps=3 * LOOP_INTERVAL, log_every=LOOP_INTERVAL, checkpoint_every=3 * LOOP_INTERVAL)
+    c.data.stream = False
+  rng = np.random.default_rng(0)
+  side = 2 * c.data.crop_size
+  photos = [rng.integers(60, 200, (side, side + side // 2, 3), dtype=np.uint8) for _ in range(images)]
+  with tempfile.TemporaryDirectory() as workdir, Busy() as busy:
+    train_lib.train(c, workdir, photos)
+    with open(os.path.join(workdir, "training.json")) as f:
+      steady = json.load(f)["steady_steps_per_second"]
+  return {"loop_steps_per_second": steady, "loop_cores_busy": busy.cores}
+
+
 def _teacher_rows(config, x, key) -> dict:
-  """Training steps/s and healing images/s per step count of the diffusion teacher."""
+  """Training steps/s (the bare step and the loop around it) and healing images/s per step count of the teacher."""
   row, state = train_speed(config, key)
-  out = {**row, "healing": []}
+  out = {**row, **loop_speed(config), "healing": []}
   residual = config.copy_and_resolve_references()
   with residual.unlocked():
     residual.anomaly.score, residual.anomaly.num_draws = "residual", 1
@@ -207,6 +250,7 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.benchmark.predict:
     out["predict"] = predict_rows(config, key)
   os.makedirs(workdir, exist_ok=True)
+  out["peak_memory_gib"] = peak_memory_gib()
   with open(os.path.join(workdir, "benchmark.json"), "w") as f:
     json.dump(out, f, indent=2)
   print(format_report(out), flush=True)
@@ -225,12 +269,20 @@ def format_report(r: dict) -> str:
     f"images  : {r['image_size']}x{r['image_size']}, batch {r['eval_batch']}",
     f"model   : {m['description']}: {m['params']:,} params, {m['gflops_per_image']:.3f} GFLOP/image, "
     f"{m['images_per_second']:.2f} images/s (compile {m['compile_seconds']:.1f} s), "
-    + share(m["gflops_per_image"] * m["images_per_second"]),
+    + share(m["gflops_per_image"] * m["images_per_second"])
+    + f", {m['cores_busy']:.2f} cores busy",
   ]
   if "train_steps_per_second" in r:
     lines.append(
       f"train   : {r['train_steps_per_second']:.2f} steps/s (batch {r['train_batch']}, {r['train_crop']}x{r['train_crop']} "
-      f"crops), {r['train_gflops_per_step']:.1f} GFLOP/step, " + share(r["train_gflops_per_second"])
+      f"crops), {r['train_gflops_per_step']:.1f} GFLOP/step, "
+      + share(r["train_gflops_per_second"])
+      + f", {r['train_cores_busy']:.2f} cores busy"
+    )
+    lines.append(
+      f"loop    : {r['loop_steps_per_second']:.2f} steps/s as main.py trains (crops, transfer, logs, a checkpoint; "
+      f"compilation left out), {100 * r['loop_steps_per_second'] / r['train_steps_per_second']:.0f}% of the bare "
+      f"step, {r['loop_cores_busy']:.2f} cores busy"
     )
     lines.append("healing : steps  images/s  GFLOP/image  compile s   (one noise draw)")
     lines += [
@@ -250,4 +302,5 @@ def format_report(r: dict) -> str:
       f"images/s -> student {m['images_per_second'] / t['images_per_second']:.0f}x faster, "
       f"{t['params'] / m['params']:.1f}x fewer params"
     )
+  lines.append(f"memory  : peak {r['peak_memory_gib']:.2f} GiB resident")
   return "\n".join(lines)

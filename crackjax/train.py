@@ -250,11 +250,15 @@ def training_seconds(workdir: str, start: int) -> float:
     return 0.0
 
 
-def write_training_record(workdir: str, steps: int, seconds: float) -> None:
-  """<workdir>/training.json: steps trained and the wall seconds they took over every resumed segment."""
+def write_training_record(workdir: str, steps: int, seconds: float, steady: float | None = None) -> None:
+  """<workdir>/training.json: steps trained and the wall seconds they took over every resumed segment, and the
+  loop's steady rate in this segment (steps/s after its first log interval: compilation left out)."""
   path = os.path.join(workdir, "training.json")
+  rec = {"steps": steps, "seconds": round(seconds, 1)}
+  if steady is not None:
+    rec["steady_steps_per_second"] = round(steady, 4)
   with open(path + ".tmp", "w") as f:
-    json.dump({"steps": steps, "seconds": round(seconds, 1)}, f)
+    json.dump(rec, f)
   os.replace(path + ".tmp", path)
 
 
@@ -283,6 +287,7 @@ def fit(
   t0 = time.time()
   seconds_before = training_seconds(workdir, start)
   rows = None
+  first = None  # (step, time) at the first log: the steady rate is measured from there
   for step in range(start + 1, total + 1):
     batch = next(batches)
     if jax.process_count() > 1 and data_iter is None:  # each process builds the global batch, feeds its own rows
@@ -307,6 +312,7 @@ def fit(
       if step % log_every == 0 or step == total:
         elapsed = time.time() - t0
         rate = (step - start) / max(elapsed, 1e-9)
+        first = first or (step, time.time())
         log.info(
           "step %d/%d  loss %.4f  grad_norm %.3f  %.2f steps/s  elapsed %.0f s  ETA %.0f s",
           step, total, summary["loss"], summary["grad_norm"], rate, elapsed, (total - step) / max(rate, 1e-9),
@@ -320,6 +326,7 @@ def fit(
         mngr.wait_until_finished()
         last_good = step
         if distributed.is_writer():
-          write_training_record(workdir, step, seconds_before + time.time() - t0)
+          steady = (step - first[0]) / (time.time() - first[1]) if first and step > first[0] else None
+          write_training_record(workdir, step, seconds_before + time.time() - t0, steady)
   writer.flush()
   return state

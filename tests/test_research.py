@@ -254,3 +254,9 @@ def test_the_benchmark_reads_each_rate_against_the_machines_measured_peak(tmp_pa
   assert f"{rate:.1f} GFLOP/s, {rate:.0f}% of the matmul peak" in text
   assert f"{out['train_gflops_per_second']:.0f}% of the matmul peak" in text and "peak    : matmul 100.0 GFLOP/s" in text
   assert json.load(open(tmp_path / "benchmark.json"))["peak"]["conv_gflops_per_second"] == 50.0
+  # the loop as main.py trains, read against the bare step; cores busy and the peak memory
+  assert (
+    out["loop_steps_per_second"] > 0
+    and f"{100 * out['loop_steps_per_second'] / out['train_steps_per_second']:.0f}% of the bare step" in text
+  )
+  assert "cores busy" in text and out["peak_memory_gib"] > 0.1
