@@ -544,3 +544,23 @@ def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path
   monkeypatch.chdir(tmp_path)  # no runs/ here: the default folder is missing, nothing is scored
   with pytest.raises(SystemExit, match="cp_syncracks_neg_ptr/ does not exist: write it first: .* --start=1000 --count=1000"):
     selection.main(["--name=cand", "--set=anomaly.line_sigma=10", f"--folders={tmp_path},runs/cp_syncracks_neg_ptr/"])
+
+
+def test_main_gives_the_cpu_one_xla_device_per_core_unless_told_otherwise():
+  """main.cpu_devices: the largest power of two <= the cores (at most 8) as host devices, before jax starts; an
+  XLA_FLAGS that sets a count (the tests' own) is left alone, CRACKJAX_CPU_DEVICES chooses, and a bad value is one
+  line."""
+  spec = importlib.util.spec_from_file_location("crackjax_main", os.path.join(REPO, "main.py"))
+  main = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(main)
+  for cores, want in ((1, 1), (2, 2), (3, 2), (6, 4), (16, 8)):
+    env = {"XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    assert main.cpu_devices(env, cores) == want
+    expect = "--xla_backend_optimization_level=0" + (f" --xla_force_host_platform_device_count={want}" if want > 1 else "")
+    assert env["XLA_FLAGS"] == expect
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  assert main.cpu_devices(env, 2) == 0 and env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
+  env = {"CRACKJAX_CPU_DEVICES": "1"}
+  assert main.cpu_devices(env, 8) == 1 and "XLA_FLAGS" not in env
+  with pytest.raises(SystemExit, match="CRACKJAX_CPU_DEVICES='two'"):
+    main.cpu_devices({"CRACKJAX_CPU_DEVICES": "two"}, 2)
