@@ -275,14 +275,15 @@ def format_report(r: dict) -> str:
   if "train_steps_per_second" in r:
     lines.append(
       f"train   : {r['train_steps_per_second']:.2f} steps/s (batch {r['train_batch']}, {r['train_crop']}x{r['train_crop']} "
-      f"crops), {r['train_gflops_per_step']:.1f} GFLOP/step, "
+      f"crops, one device), {r['train_gflops_per_step']:.1f} GFLOP/step, "
       + share(r["train_gflops_per_second"])
       + f", {r['train_cores_busy']:.2f} cores busy"
     )
     lines.append(
-      f"loop    : {r['loop_steps_per_second']:.2f} steps/s as main.py trains (crops, transfer, logs, a checkpoint; "
-      f"compilation left out), {100 * r['loop_steps_per_second'] / r['train_steps_per_second']:.0f}% of the bare "
-      f"step, {r['loop_cores_busy']:.2f} cores busy"
+      f"loop    : {r['loop_steps_per_second']:.2f} steps/s as main.py trains on {jax.device_count()} device(s) (crops, "
+      f"transfer, logs, a checkpoint; compilation left out), "
+      f"{100 * r['loop_steps_per_second'] / r['train_steps_per_second']:.0f}% of the one-device step, "
+      f"{r['loop_cores_busy']:.2f} cores busy"
     )
     lines.append("healing : steps  images/s  GFLOP/image  compile s   (one noise draw)")
     lines += [
