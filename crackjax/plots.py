@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crackjax import metrics  # noqa: E402
+from crackjax import metrics, overlay  # noqa: E402
 
 
 def _save(fig, path: str) -> str:
@@ -78,18 +78,6 @@ def confusion(conf: dict, path: str) -> str:
   return _save(fig, path)
 
 
-def overlay(image: np.ndarray, amap: np.ndarray, vmax: float) -> np.ndarray:
-  """image: uint8 [H, W, 3]; amap: [H, W] -> uint8 [H, W, 3], jet heatmap blended onto the image."""
-  heat = plt.get_cmap("jet")(np.clip(amap / max(vmax, 1e-12), 0, 1))[..., :3]
-  return (0.55 * image / 255.0 + 0.45 * heat).clip(0, 1)
-
-
-def red_mask(image: np.ndarray, hot: np.ndarray) -> np.ndarray:
-  out = image.astype(np.float32) / 255.0
-  out[hot] = 0.3 * out[hot] + 0.7 * np.array([1.0, 0.0, 0.0])
-  return out
-
-
 def four_panel_rows(rows: list[dict], decision, threshold: float, path: str, title: str = "") -> str:
   """rows: dicts with image uint8 [H,W,3], map [H,W], hot (the red mask, bool [H,W]), score, label, filename,
   (optional) gt mask [H,W]. decision: the red mask's (mask.Decision): the maps share its colour scale, and its
@@ -103,8 +91,8 @@ def four_panel_rows(rows: list[dict], decision, threshold: float, path: str, tit
     panels = [
       row["image"] / 255.0,
       None,
-      overlay(row["image"], row["map"], vmax),
-      red_mask(row["image"], row["hot"]),
+      overlay.heat(row["image"], row["map"], vmax),  # the same panels predict's figure composes
+      overlay.red(row["image"], row["hot"]),
     ]
     names = [
       f"{os.path.basename(row['filename'])} (true: {truth})",

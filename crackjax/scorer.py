@@ -322,13 +322,6 @@ class MapResult:
   sample: np.ndarray | None = None  # every SAMPLE_STRIDE-th pixel of every map, where not all maps are kept
   shifts: np.ndarray | None = None  # [N] each score's shift (Scorer.shift), included in scores; compute_maps sets it
 
-  def colour_max(self) -> float:
-    """The figures' colour scale: the 99.9th percentile of the map pixels (of the sample where maps were dropped)."""
-    pixels = self.sample
-    if pixels is None:
-      pixels = np.concatenate([m.ravel() for m in self.maps if m is not None] or [np.zeros(0)])
-    return float(np.percentile(pixels, 99.9)) if pixels.size else 1.0
-
 
 SAMPLE_STRIDE = 61  # a prime, so the sample does not line up with image rows
 
