@@ -28,7 +28,7 @@ from crackjax import kinds
 from crackjax import teacher as teacher_lib
 from crackjax import train as train_lib
 from crackjax.data import pipeline
-from crackjax.scorer import Scorer, Stats, compiled_flops, iter_maps, tiling
+from crackjax.scorer import Scorer, Stats, compile_maps, compiled_flops, iter_maps, spread, tiling
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +91,40 @@ def machine_peak(repeats: int = 5) -> dict:
 
 
 def scorer_speed(scorer: Scorer, x: jnp.ndarray, key: jax.Array, repeats: int = 3) -> dict:
-  """images/s and GFLOP/image of scorer.maps on the batch x (compilation timed apart)."""
-  ids = jnp.arange(x.shape[0], dtype=jnp.int32)
+  """images/s and GFLOP/image of the scorer on the batch x as evaluation runs it (scorer.compile_maps: split over
+  the local devices that divide the batch), compilation timed apart."""
+  x = np.asarray(x)
+  ids = np.arange(x.shape[0], dtype=np.int32)
   t0 = time.perf_counter()
-  compiled = scorer.maps.lower(scorer.params, x, key, ids).compile()
+  run, flops = compile_maps(scorer, x, key, ids)
   compile_s = time.perf_counter() - t0
   with Busy() as busy:
-    dt = _time(compiled, scorer.params, x, key, ids, repeats=repeats)
+    dt = _time(run, x, key, ids, repeats=repeats)
+  mesh = spread(x.shape[0])
   return {
     "cores_busy": busy.cores,
     "description": scorer.info.get("description", scorer.info["kind"]),
     "params": scorer.info["params"],
     "images_per_second": x.shape[0] / dt,
-    "gflops_per_image": scorer.flops_per_image(x.shape) / 1e9,
+    "gflops_per_image": flops / 1e9,
     "compile_seconds": compile_s,
+    "devices": 1 if mesh is None else mesh.devices.size,
   }
 
 
 def train_speed(config, key, steps: int = 5) -> tuple[dict, object]:
-  """The diffusion teacher's training step on random crops of the configured size: (speed row, its state)."""
-  state = train_lib.create_train_state(config, key)
+  """The diffusion teacher's bare training step as main.py compiles it (train.sharded_step: the batch split over
+  every device, the state replicated and donated) on random crops of the configured size: (speed row, a state)."""
   crop, tb = config.data.crop_size, config.train.batch_size
-  step = jax.jit(train_lib.make_train_step(config, train_lib.make_schedule(config)))
-  xb = jax.random.uniform(key, (tb, crop, crop, 3), minval=-1, maxval=1)
+  step, replicated, rows = train_lib.sharded_step(
+    train_lib.make_train_step(config, train_lib.make_schedule(config)), batch_size=tb, field="train.batch_size"
+  )
+  state = jax.device_put(train_lib.create_train_state(config, key), replicated)
+  xb = jax.device_put(jax.random.uniform(key, (tb, crop, crop, 3), minval=-1, maxval=1), rows)
   compiled = step.lower(state, xb, key).compile()
   train_flops = compiled_flops(compiled)
+  if jax.device_count() > 1 and np.isfinite(train_flops):  # XLA counts one device's share of a sharded program
+    train_flops *= jax.device_count()
   st, _ = compiled(state, xb, key)
   jax.block_until_ready(st)
   with Busy() as busy:
@@ -131,8 +140,9 @@ def train_speed(config, key, steps: int = 5) -> tuple[dict, object]:
     "train_steps_per_second": 1.0 / dt,
     "train_gflops_per_step": train_flops / 1e9,
     "train_gflops_per_second": train_flops / dt / 1e9,
+    "train_devices": jax.device_count(),
   }
-  return row, state
+  return row, st
 
 
 LOOP_INTERVAL = 20  # steps per log interval of the timed training loop: one to compile, two timed
@@ -209,23 +219,68 @@ def predict_rows(config: ml_collections.ConfigDict, key: jax.Array) -> list[dict
   for name, sizes in cases:
     scorer = kind.init_scorer(config)  # a fresh compilation cache per case
     images = (pipeline.resize_image(rng.integers(60, 200, (*hw, 3), dtype=np.uint8), config.data.resize) for hw in sizes)
-    stats = Stats()
-    t0 = time.perf_counter()
-    for _ in iter_maps(
-      scorer,
-      ((i, i, im) for i, im in enumerate(images)),
-      key,
-      batch_size=config.eval.batch_size,
-      tile=tiling(config),
-      stats=stats,
-    ):
-      pass
-    wall = time.perf_counter() - t0
+    stats, batch = Stats(), config.eval.batch_size
+    with Busy() as busy:
+      t0 = time.perf_counter()
+      for _ in iter_maps(
+        scorer, ((i, i, im) for i, im in enumerate(images)), key, batch_size=batch, tile=tiling(config), stats=stats
+      ):
+        pass
+      wall = time.perf_counter() - t0
+    run_s = max(wall - stats.compile_seconds, 1e-9)
     rows.append({
       "images": name, "n": len(sizes), "seconds": wall, "compile_seconds": stats.compile_seconds,
-      "compilations": len(scorer.compiled), "images_per_second": len(sizes) / max(wall - stats.compile_seconds, 1e-9),
+      "compilations": len(scorer.compiled), "images_per_second": len(sizes) / run_s,
+      "gflops_per_second": stats.flops / run_s / 1e9, "cores_busy": busy.cores,
     })  # fmt: skip
   return rows
+
+
+PREDICT_FOLDER = 32  # 227x227 JPEGs, each with a dark line, for the predict command's row
+
+
+def predict_folder_row(config: ml_collections.ConfigDict, key: jax.Array) -> dict:
+  """The predict command (predict.predict) on a folder of PREDICT_FOLDER 227x227 JPEGs, as a user runs it: decoding
+  in a background thread, scoring, the red mask, crack measures, the four-panel figure, thumbnail and CSV rows of
+  every photo (threshold 0: every photo flagged, the most work per photo), the report page. Freshly initialised
+  parameters and a fixed mask decision (no calibration), each in a temporary workdir."""
+  from PIL import Image
+
+  from crackjax import calibration, mask, predict
+
+  rng = np.random.default_rng(0)
+  scorer = kinds.get(config.model.kind).init_scorer(config)
+  with tempfile.TemporaryDirectory() as tmp:
+    folder, workdir = os.path.join(tmp, "photos"), os.path.join(tmp, "run")
+    os.makedirs(folder)
+    os.makedirs(workdir)
+    for i in range(PREDICT_FOLDER):
+      img = rng.integers(90, 170, (227, 227, 3), dtype=np.uint8)
+      img[100 + i % 20 : 103 + i % 20, 20:200] //= 3
+      Image.fromarray(img).save(os.path.join(folder, f"{i:03d}.jpg"), quality=90)
+    d = mask.Decision(low=1.0, high=1.0, min_length=8.0, colour_max=1.0, calibration={"model": calibration.digest(scorer)})
+    mask.save(os.path.join(workdir, mask.FILE), d)
+    c = config.copy_and_resolve_references()
+    with c.unlocked():
+      c.predict.update(input=folder, threshold=0.0, overlays="all", redo=True)
+    with Busy() as busy:
+      predict.predict(c, workdir, scorer)
+    with open(os.path.join(workdir, "predict", "photos", "summary.json")) as f:
+      s = json.load(f)
+  flops = scorer_flops(scorer)
+  model_s = s["model_seconds"]
+  return {
+    "images": PREDICT_FOLDER, "seconds": s["seconds"], "compile_seconds": s["compile_seconds"],
+    "images_per_second": PREDICT_FOLDER / max(s["seconds"] - s["compile_seconds"], 1e-9),
+    "model_share": model_s / max(s["seconds"] - s["compile_seconds"], 1e-9),
+    "gflops_per_second": flops * PREDICT_FOLDER / max(s["seconds"] - s["compile_seconds"], 1e-9) / 1e9,
+    "cores_busy": busy.cores,
+  }  # fmt: skip
+
+
+def scorer_flops(scorer: Scorer) -> float:
+  """FLOPs per image of the scorer's compiled maps (the mean over the shapes it compiled)."""
+  return float(np.mean([flops for run, flops in scorer.compiled.values()]))
 
 
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -249,6 +304,7 @@ def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
     out["teachers"] = student_teachers(config, x, key)
   if config.benchmark.predict:
     out["predict"] = predict_rows(config, key)
+    out["predict_folder"] = predict_folder_row(config, key)
   os.makedirs(workdir, exist_ok=True)
   out["peak_memory_gib"] = peak_memory_gib()
   with open(os.path.join(workdir, "benchmark.json"), "w") as f:
@@ -275,14 +331,14 @@ def format_report(r: dict) -> str:
   if "train_steps_per_second" in r:
     lines.append(
       f"train   : {r['train_steps_per_second']:.2f} steps/s (batch {r['train_batch']}, {r['train_crop']}x{r['train_crop']} "
-      f"crops, one device), {r['train_gflops_per_step']:.1f} GFLOP/step, "
+      f"crops, {r.get('train_devices', 1)} device(s)), {r['train_gflops_per_step']:.1f} GFLOP/step, "
       + share(r["train_gflops_per_second"])
       + f", {r['train_cores_busy']:.2f} cores busy"
     )
     lines.append(
       f"loop    : {r['loop_steps_per_second']:.2f} steps/s as main.py trains on {jax.device_count()} device(s) (crops, "
       f"transfer, logs, a checkpoint; compilation left out), "
-      f"{100 * r['loop_steps_per_second'] / r['train_steps_per_second']:.0f}% of the one-device step, "
+      f"{100 * r['loop_steps_per_second'] / r['train_steps_per_second']:.0f}% of the bare step, "
       f"{r['loop_cores_busy']:.2f} cores busy"
     )
     lines.append("healing : steps  images/s  GFLOP/image  compile s   (one noise draw)")
@@ -291,12 +347,25 @@ def format_report(r: dict) -> str:
       for h in r["healing"]
     ]
   if r.get("predict"):
-    lines.append("predict : images                               n  images/s  compilations  compile s  (resize, buckets, tiles)")
+    lines.append(
+      "predict : images                               n  images/s  compilations  compile s  GFLOP/s  of peak  cores"
+      "  (resize, buckets, tiles)"
+    )
     lines += [
       f"          {p['images']:<34} {p['n']:3d}  {p['images_per_second']:8.2f}  {p['compilations']:12d}  "
-      f"{p['compile_seconds']:9.1f}"
+      f"{p['compile_seconds']:9.1f}  {p.get('gflops_per_second', float('nan')):7.1f}  "
+      f"{100 * p.get('gflops_per_second', float('nan')) / peak:6.0f}%  {p.get('cores_busy', float('nan')):5.2f}"
       for p in r["predict"]
     ]
+  if r.get("predict_folder"):
+    pf = r["predict_folder"]
+    lines.append(
+      f"command : predict on a folder of {pf['images']} 227x227 JPEGs, every photo flagged (decode, score, red mask, "
+      f"cracks, figure, thumbnail, CSV, report): {pf['images_per_second']:.2f} images/s (compile "
+      f"{pf['compile_seconds']:.1f} s), the model {100 * pf['model_share']:.0f}% of the time, "
+      + share(pf["gflops_per_second"])
+      + f", {pf['cores_busy']:.2f} cores busy"
+    )
   for t in r.get("teachers", []):
     lines.append(
       f"teacher : {t['teacher']}: {t['description']}, {t['gflops_per_image']:.2f} GFLOP/image, {t['images_per_second']:.2f} "

@@ -36,8 +36,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from crackjax import anomaly
+from crackjax import anomaly, files
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ class Scorer:
   multiple: int  # input sides must be divisible by this
   flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
   info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
-  compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (executable, flops/image)
+  compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (run(x, key, ids), flops/image)
+  replicated: dict = dataclasses.field(default_factory=dict)  # devices -> params on each (compile_maps)
   # (uint8 photo, its localization map) -> a shift of its image score in the score's units (crackjax/classifier.py)
   prior: Callable[[np.ndarray, np.ndarray], float] | None = None
 
@@ -202,12 +205,46 @@ def pieces(tag, image_id: int, img: np.ndarray, multiple: int, tile: Tiling) -> 
 class Stats:
   seconds: float = 0.0  # running the compiled maps function, compilation excluded
   compile_seconds: float = 0.0
-  flops: list = dataclasses.field(default_factory=list)  # flops per image of each batch run
+  flops: float = 0.0  # the model's flops on the real rows of every batch run (padding rows left out)
   images: int = 0
 
   @property
   def flops_per_image(self) -> float:
-    return float(np.mean(self.flops)) if self.flops else float("nan")
+    return self.flops / self.images if self.images else float("nan")
+
+
+def spread(batch_size: int) -> Mesh | None:
+  """The mesh of this process's devices an evaluation batch is split over (one slice of rows per device, run side
+  by side: one XLA CPU device keeps about 1.3 cores busy, docs/benchmark.md): the most devices that divide the
+  batch, or None where that is one."""
+  devices = jax.local_devices()
+  n = max(k for k in range(1, len(devices) + 1) if batch_size % k == 0)
+  return None if n == 1 else Mesh(np.asarray(devices[:n]), ("data",))
+
+
+def compile_maps(scorer: Scorer, x: np.ndarray, key: jax.Array, ids: np.ndarray) -> tuple[Callable, float]:
+  """(run, flops per image) for a batch of x's shape, compiled once per shape and kept in scorer.compiled.
+
+  run(x, key, ids) -> maps [B, H, W] on the host. Where several local devices divide the batch, the scorer's maps
+  run under shard_map, each device on its slice of rows, the parameters replicated once per scorer: every row's
+  noise comes from its own id and no layer mixes rows, so the maps are those of one device."""
+  shape = x.shape
+  if shape not in scorer.compiled:
+    mesh = spread(shape[0])
+    if mesh is None:
+      fn, params = scorer.maps, scorer.params
+    else:
+      rows = P("data")
+      # no collectives inside, so the per-device types need no checking (a scan's zero carry is not "varying")
+      spec = {"in_specs": (P(), rows, P(), rows), "out_specs": rows, "check_vma": False}
+      fn = jax.jit(jax.shard_map(scorer.maps, mesh=mesh, **spec))
+      n = mesh.devices.size
+      if n not in scorer.replicated:  # the parameters on every device, once per mesh
+        scorer.replicated[n] = jax.device_put(scorer.params, NamedSharding(mesh, P()))
+      params = scorer.replicated[n]
+    executable = fn.lower(params, jnp.asarray(x), key, jnp.asarray(ids)).compile()
+    scorer.compiled[shape] = (lambda x, key, ids: executable(params, x, key, ids), scorer.flops_per_image(shape))
+  return scorer.compiled[shape]
 
 
 def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats) -> np.ndarray:
@@ -219,15 +256,26 @@ def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats
     ids[j] = (p.image_id * 1_000_003 + p.piece_id) % 2**31
   if shape not in scorer.compiled:
     t0 = time.time()
-    executable = scorer.maps.lower(scorer.params, jnp.asarray(x), key, jnp.asarray(ids)).compile()
-    scorer.compiled[shape] = (executable, scorer.flops_per_image(shape))
+    compile_maps(scorer, x, key, ids)
     stats.compile_seconds += time.time() - t0
-  executable, flops = scorer.compiled[shape]
+  run, flops = scorer.compiled[shape]
   t0 = time.time()
-  out = np.asarray(jax.device_get(executable(scorer.params, x, key, ids)))
+  out = np.asarray(jax.device_get(run(x, key, ids)))
   stats.seconds += time.time() - t0
-  stats.flops.append(flops * len(batch) / batch_size if np.isfinite(flops) else flops)
+  stats.flops += flops * len(batch)
   return out
+
+
+def last_batch(n: int, batch_size: int) -> int:
+  """The padded size of a shape's last batch of n < batch_size pieces: the next power of two, a multiple of the
+  local devices (so that it is split like a full one), at most batch_size. A mixed folder puts one or two photos
+  in most size buckets; padding each to a full batch computed up to 16x the rows needed (the benchmark's mixed
+  folder: 3% of the matmul peak), where a smaller shape costs one compilation more."""
+  rows, devices = 1, len(jax.local_devices())
+  while rows < n:
+    rows *= 2
+  rows = -(-rows // devices) * devices
+  return min(rows, batch_size)
 
 
 def iter_maps(
@@ -242,9 +290,9 @@ def iter_maps(
   queues: dict[tuple, list[_Piece]] = {}
   todo: dict[int, list] = {}  # image -> [map, pieces left]
 
-  def flush(shape):
+  def flush(shape, rows: int = batch_size):
     batch = queues.pop(shape)
-    out = _run(scorer, batch, batch_size, key, stats)
+    out = _run(scorer, batch, rows, key, stats)
     done = []
     for j, p in enumerate(batch):
       entry = todo[p.image]
@@ -269,8 +317,8 @@ def iter_maps(
       queues.setdefault(p.x.shape, []).append(p)
       if len(queues[p.x.shape]) == batch_size:
         yield from flush(p.x.shape)
-  for shape in list(queues):
-    yield from flush(shape)
+  for shape in list(queues):  # the last, part-filled batch of each shape, run at a smaller padded size
+    yield from flush(shape, last_batch(len(queues[shape]), batch_size))
 
 
 _DONE = object()
@@ -388,9 +436,10 @@ def sharded_cache(
   cache: str, names: Sequence[str], shard: int, compute: Callable[[int, int, int], tuple[dict, list]], read: Callable
 ) -> list:
   """Per-item results for `names`, computed in shards of `shard` items and kept as <cache>/shard_<k>.npz beside the
-  names they belong to, so that a killed run keeps its finished shards; a shard of other names, or unreadable, or
-  refused by `read`, is computed again (and logged). compute(lo, hi, k) -> (arrays to save, the items' results);
-  read(npz, n) -> the n items' results from a saved shard, or None to refuse it."""
+  names they belong to, so that a killed run keeps its finished shards; a shard of other names or refused by `read`
+  is computed again (and logged), an unreadable (damaged) one moved aside first (crackjax.files.set_aside).
+  compute(lo, hi, k) -> (arrays to save, the items' results); read(npz, n) -> the n items' results from a saved
+  shard, or None to refuse it."""
   os.makedirs(cache, exist_ok=True)
   out: list = []
   for k in range((len(names) + shard - 1) // shard):
@@ -405,7 +454,7 @@ def sharded_cache(
           continue
         log.warning("%s was computed for other images; recomputing it", path)
       except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s is unreadable (%s); recomputing it", path, e)
+        files.set_aside(path, "cached shard", f"{type(e).__name__}: {e}; computing it again")
     arrays, results = compute(lo, hi, k)
     tmp = path + ".tmp.npz"
     np.savez(tmp, names=np.array(names[lo:hi]), **arrays)

@@ -257,6 +257,6 @@ def test_the_benchmark_reads_each_rate_against_the_machines_measured_peak(tmp_pa
   # the loop as main.py trains, read against the bare step; cores busy and the peak memory
   assert (
     out["loop_steps_per_second"] > 0
-    and f"{100 * out['loop_steps_per_second'] / out['train_steps_per_second']:.0f}% of the one-device step" in text
+    and f"{100 * out['loop_steps_per_second'] / out['train_steps_per_second']:.0f}% of the bare step" in text
   )
   assert "cores busy" in text and out["peak_memory_gib"] > 0.1

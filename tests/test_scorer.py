@@ -116,8 +116,8 @@ def test_an_images_noise_does_not_depend_on_its_batch(key):
     iter_maps(_local_scorer(noise=True), [(i, 10 + i, images[i]) for i in (4, 3, 2, 1, 0)], key, batch_size=2, tile=Tiling())
   )
   by = {t: m for t, m, _, _ in rev}
-  for t, m, _, _ in ids:
-    np.testing.assert_array_equal(m, by[t])
+  for t, m, _, _ in ids:  # batches of 4 run on 4 devices, of 2 on 2: the same noise, rounding apart
+    np.testing.assert_allclose(m, by[t], rtol=1e-5, atol=1e-6)
   assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
 
 
@@ -133,7 +133,11 @@ def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_ti
   buckets = {(bucket_side(h, 1), bucket_side(w, 1)) for h, w in benchmark.MIXED_SIZES}
   assert mixed["compilations"] == len(buckets) < 9
   assert rows["4000x3000 photo"]["compilations"] == 1  # every tile has one shape
+  assert all(r["gflops_per_second"] > 0 for r in out["predict"])
+  folder = out["predict_folder"]  # the predict command on a folder, every photo flagged
+  assert folder["images"] == benchmark.PREDICT_FOLDER and 0 < folder["model_share"] < 1 and folder["images_per_second"] > 0
   assert os.path.exists(tmp_path / "benchmark.json")
+  assert "command : predict on a folder" in benchmark.format_report(out)
 
 
 def test_maps_dropped_while_streaming_are_rescored_identically(key):
@@ -208,3 +212,27 @@ def test_prefetch_keeps_the_order_raises_where_the_item_failed_and_stops_when_le
       break
   time.sleep(0.2)
   assert threading.active_count() == before and len(made) <= 5 + 1 + 2 + 1  # at most depth ahead, then stopped
+
+
+@pytest.mark.parametrize("kind", ["local", "teacher"])
+def test_scoring_splits_a_batch_over_the_devices_and_gives_the_one_device_maps(kind, key, tiny_config):
+  from crackjax import teacher
+
+  sc = _local_scorer(noise=True) if kind == "local" else teacher.init_scorer(tiny_config)
+  x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+  ids = np.arange(7, 11, dtype=np.int32)
+  run, _ = scorer_lib.compile_maps(sc, x, key, ids)
+  out = run(x, key, ids)
+  assert len(out.sharding.device_set) == jax.device_count() == 4  # one row per device
+  np.testing.assert_allclose(np.asarray(out), np.asarray(sc.maps(sc.params, x, key, ids)), rtol=1e-4, atol=1e-5)
+  assert scorer_lib.spread(6).devices.size == 3 and scorer_lib.spread(5) is None  # the most devices that divide
+
+
+def test_a_last_part_filled_batch_is_padded_to_the_next_power_of_two_the_devices_divide(key, monkeypatch):
+  assert [scorer_lib.last_batch(n, 16) for n in (1, 3, 4, 5, 9, 15)] == [4, 4, 4, 8, 16, 16]  # 4 devices here
+  assert scorer_lib.last_batch(3, 2) == 2
+  rows, real = [], scorer_lib._run
+  monkeypatch.setattr(scorer_lib, "_run", lambda sc, batch, size, k, st: rows.append(size) or real(sc, batch, size, k, st))
+  images = [np.full((32, 32, 3), 100 + i, np.uint8) for i in range(21)]
+  compute_maps(_local_scorer(), images, key, batch_size=16)
+  assert rows == [16, 8]  # 21 = 16 + 5
