@@ -9,6 +9,7 @@ python main.py --config=configs/sweep_steps.py --workdir=runs/ddim_50 --mode=swe
 python main.py --config=configs/ddim_50.py --workdir=runs/ddim_50 --mode=failures          # failure galleries
 """
 
+import contextlib
 import logging
 import os
 import re
@@ -92,7 +93,7 @@ def main(argv):
   import jax
   from absl import logging as absl_logging
 
-  from crackjax import jobs
+  from crackjax import files, jobs
   from crackjax.config import validate
 
   absl_logging.set_verbosity(absl_logging.WARNING)  # third-party INFO (orbax, TFDS) is noise here
@@ -124,8 +125,16 @@ def main(argv):
     "failures": jobs.failures,
   }
   try:
-    job[FLAGS.mode](config, FLAGS.workdir)
-  except (FileNotFoundError, ValueError, FloatingPointError, NotADirectoryError, PermissionError) as e:
+    with contextlib.ExitStack() as held:
+      if distributed.is_writer():  # one run per folder (the processes of one multi-host run are one run)
+        for folder, shared in jobs.held_folders(FLAGS.mode, config, FLAGS.workdir):
+          held.enter_context(files.Lock(folder, shared=shared))
+      job[FLAGS.mode](config, FLAGS.workdir)
+  except files.Busy as e:
+    sys.exit(f"error: {e}")
+  except OSError as e:  # a full disk, an unwritable folder: the path and the errno's name
+    sys.exit(f"error: {files.describe(e)}")
+  except (ValueError, FloatingPointError) as e:
     sys.exit(f"error: {e}")
 
 

@@ -21,7 +21,7 @@ import zlib
 import jax
 import numpy as np
 from jax import export as jax_export
-from PIL import Image
+from PIL import Image, ImageOps
 
 FORMAT = "crackjax-export/1"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,6 +35,10 @@ def read_rgb(path: str) -> np.ndarray:
     if min(im.size) < MIN_SIDE:
       raise ValueError(f"image too small ({im.size[0]}x{im.size[1]}; need at least {MIN_SIDE}x{MIN_SIDE})")
     im.load()
+    try:  # upright as a viewer shows it (EXIF orientation), as crackjax/data/decode.py reads photos
+      im = ImageOps.exif_transpose(im)
+    except Exception:
+      pass
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
       rgba = im.convert("RGBA")
       return np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB"))

@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import anomaly, choices, precision, synth
+from crackjax import anomaly, choices, files, precision, synth
 from crackjax import train as train_lib
 from crackjax.data import pipeline
 from crackjax.scorer import count_params
@@ -195,7 +195,7 @@ def training_set(config, workdir: str, heal_fn, heal_info: dict, images: list[np
           continue
         log.warning("%s holds %d crops, not %d; making it again", path, len(loaded["x"]), hi - lo)
       except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s is unreadable (%s); making it again", path, e)
+        files.set_aside(path, "cached shard", f"{type(e).__name__}: {e}; making it again")
     xs, ms = make_crops(images, lo, hi, crop=h.crop_size, seed=config.seed, m=mix(config))
     shard = {"x": xs, "mask": ms}
     if needs_healing(cfg):

@@ -2,9 +2,10 @@
 
 The page holds the summary (files, flagged, passed, errors, threshold and its calibration, model, time), a table
 of every file sorted by score with an inline thumbnail, the verdict and its cracks (how many, the longest's
-length, the widest's width; a click on a column header sorts by it), filter buttons (all / flagged / passed /
-errors) and, on a click on a row, the image's four-panel overlay and its full-resolution red mask (overlays/ and
-masks/ beside the page). Thumbnails are embedded (base64 JPEG), so the table reads without the image folders.
+length, the widest's width), when and where the photo was taken where its EXIF says (a click on a column header
+sorts by it), filters (all / flagged / passed / errors; taken from / to; with a GPS position only) and, on a
+click on a row, the image's four-panel overlay and its full-resolution red mask (overlays/ and masks/ beside the
+page). Thumbnails are embedded (base64 JPEG), so the table reads without the image folders.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import csv
 import html
 import json
 import os
+
+from crackjax import files
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
@@ -34,9 +37,22 @@ tr.row{cursor:pointer} tr.row:hover{background:#eef4ff} img.thumb{height:48px;di
 """
 
 JS = """
+let kindNow='all';
 function show(kind){
+  kindNow=kind;
   document.querySelectorAll('.filters button').forEach(b=>b.classList.toggle('on', b.dataset.kind===kind));
-  document.querySelectorAll('tr.row').forEach(r=>{r.style.display=(kind==='all'||r.dataset.kind===kind)?'':'none';});
+  applyFilters();
+}
+function applyFilters(){
+  const from=document.getElementById('f-from').value.trim(), to=document.getElementById('f-to').value.trim();
+  const located=document.getElementById('f-gps').checked;
+  document.querySelectorAll('tr.row').forEach(r=>{
+    const t=r.dataset.taken; let ok=kindNow==='all'||r.dataset.kind===kindNow;
+    if(from) ok=ok&&t!==''&&t>=from;
+    if(to) ok=ok&&t!==''&&t.slice(0,to.length)<=to;
+    if(located) ok=ok&&r.dataset.lat!=='';
+    r.style.display=ok?'':'none';
+  });
 }
 function openRow(r){
   if(r.dataset.kind==='errors') return;
@@ -60,6 +76,7 @@ document.addEventListener('keydown',e=>{if(e.key==='Escape')closeViewer();});
 
 # per photo, from predictions.csv: how many cracks its red mask holds, the longest's length, the widest's width
 CRACK_CELLS = ("cracks", "longest_px", "widest_px", "longest_mm", "widest_mm")
+PLACE_CELLS = ("taken", "latitude", "longitude")  # the photo's EXIF capture time and GPS position ('' when absent)
 
 
 def _cell(v) -> str:
@@ -93,10 +110,11 @@ def write(out_dir: str, name_of) -> str:
     e = html.escape
     cells.append(
       f'<tr class="row" data-kind="{kind}" data-file="{e(r["file"])}" data-verdict="{verdict}" data-score="{score}" '
+      f'data-taken="{e(r.get("taken") or "")}" data-lat="{e(r.get("latitude") or "")}" '
       f'data-overlay="overlays/{e(name)}" data-mask="masks/{e(name)}" onclick="openRow(this)">'
       f"<td>{f'<img class=thumb src={thumb!r}>' if thumb else ''}</td><td>{e(r['file'])}</td><td>{score}</td>"
       f'<td><span class="v v-{verdict}">{verdict}</span></td>'
-      + "".join(f'<td class="{k}" data-v="{e(r.get(k) or "")}">{_cell(r.get(k))}</td>' for k in CRACK_CELLS)
+      + "".join(f'<td class="{k}" data-v="{e(r.get(k) or "")}">{_cell(r.get(k))}</td>' for k in CRACK_CELLS + PLACE_CELLS)
       + f"<td>{e(r['error'])}</td></tr>"
     )
   model = summary.get("model", {})
@@ -120,17 +138,24 @@ def write(out_dir: str, name_of) -> str:
 <button data-kind="flagged" onclick="show('flagged')">flagged ({n_crack})</button>
 <button data-kind="passed" onclick="show('passed')">passed ({len(scored) - n_crack})</button>
 <button data-kind="errors" onclick="show('errors')">errors ({len(errors)})</button>
+&nbsp; taken from <input id="f-from" size="16" placeholder="2026-05-04" oninput="applyFilters()">
+to <input id="f-to" size="16" placeholder="2026-05-04 18:00" oninput="applyFilters()">
+<label><input type="checkbox" id="f-gps" onchange="applyFilters()"> with a GPS position only</label>
 </div>
 <table><thead><tr><th></th><th class="sort" onclick="sortBy(1,false)">file</th>
 <th class="sort" onclick="sortBy(2,true)">score</th>
 <th>verdict</th><th class="sort" onclick="sortBy(4,true)">cracks</th><th class="sort" onclick="sortBy(5,true)">longest (px)</th>
 <th class="sort" onclick="sortBy(6,true)">widest (px)</th><th class="sort" onclick="sortBy(7,true)">longest (mm)</th>
-<th class="sort" onclick="sortBy(8,true)">widest (mm)</th><th>error</th></tr></thead>
+<th class="sort" onclick="sortBy(8,true)">widest (mm)</th><th class="sort" onclick="sortBy(9,false)">taken</th>
+<th class="sort" onclick="sortBy(10,true)">latitude</th><th class="sort" onclick="sortBy(11,true)">longitude</th>
+<th>error</th></tr></thead>
 <tbody>{"".join(cells)}</tbody></table>
 <div id="viewer"><span class="close" onclick="closeViewer()">&times;</span><h2 id="v-title"></h2>
 <img id="v-overlay" alt="overlay"><h2>red mask at the photo's own resolution</h2><img id="v-mask" alt="red mask"></div>
 <script>{JS}</script></body></html>"""
   path = os.path.join(out_dir, "report.html")
-  with open(path, "w") as f:
+  tmp = path + ".tmp"
+  with files.writing(path), open(tmp, "w") as f:
     f.write(page)
+  os.replace(tmp, path)
   return path

@@ -9,6 +9,7 @@ import os
 import ml_collections
 
 from crackjax import benchmark as benchmark_lib
+from crackjax import evaluate as evaluate_lib
 from crackjax import export as export_lib
 from crackjax import failures as failures_lib
 from crackjax import predict as predict_lib
@@ -52,3 +53,16 @@ def sweep(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
 def failures(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Failure kinds of the model evaluated in `workdir` (crackjax.failures): galleries and rates."""
   return failures_lib.run(config, workdir, trained_scorer(config, workdir))
+
+
+def held_folders(mode: str, config: ml_collections.ConfigDict, workdir: str) -> list[tuple[str, bool]]:
+  """(folder, shared) of each lock `mode` holds while it runs (crackjax.files.Lock): a run that only reads the
+  workdir and writes its own subfolder (predict; an evaluation with its own eval.name; export) shares the
+  workdir and holds its subfolder; every other run holds the workdir alone."""
+  if mode == "predict" and config.predict.input:
+    return [(workdir, True), (predict_lib.output_dir(config, workdir), False)]
+  if mode == "evaluate" and evaluate_lib.output_dir(config, workdir)[0] != workdir:
+    return [(workdir, True), (evaluate_lib.output_dir(config, workdir)[0], False)]
+  if mode == "export":
+    return [(workdir, True), (os.path.join(workdir, "export"), False)]
+  return [(workdir, False)]

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from crackjax import anomaly
+from crackjax import anomaly, files
 
 EIGHT = np.ones((3, 3), bool)  # 8-connectivity: a diagonal step along a thin crack keeps it one component
 FILE = "mask_decision.json"
@@ -197,7 +197,7 @@ def calibrate(maps: list[np.ndarray], masks: list[np.ndarray], *, border: int = 
 
 def save(path: str, d: Decision) -> None:
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with files.writing(path), open(tmp, "w") as f:
     json.dump(d.to_json(), f, indent=2)
   os.replace(tmp, path)
 

@@ -12,13 +12,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crackjax import metrics, overlay  # noqa: E402
+from crackjax import files, metrics, overlay  # noqa: E402
 
 
 def _save(fig, path: str) -> str:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
+  try:
+    with files.writing(path):
+      fig.savefig(path, dpi=110, bbox_inches="tight")
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -18,7 +18,9 @@ files get a row with the error and the run goes on; a run in which nothing could
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
 import os
@@ -30,10 +32,9 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from crackjax import calibration, cracks, html_report, overlay, thresholds
+from crackjax import calibration, cracks, files, html_report, overlay, report, thresholds
 from crackjax import mask as mask_lib
 from crackjax.data import decode, pipeline
-from crackjax.report import verdict
 from crackjax.scorer import Scorer, Stats, iter_maps, prefetch, tiling
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ COLUMNS = [
   "red_share",
   "longest_mm",
   "widest_mm",
+  *decode.METADATA,  # when and where the photo was taken (EXIF), '' where it does not say
 ]
 CRACK_COLUMNS = ["file", *cracks.COLUMNS]
 DISPLAY_SIDE = 1024  # figures are drawn from images downsampled to at most this side
@@ -62,7 +64,8 @@ def save_mask(hot: np.ndarray, path: str) -> None:
   (lay it over the photo; PNG compresses it to a few kB)."""
   rgba = np.zeros((*hot.shape, 4), np.uint8)
   rgba[hot] = (255, 0, 0, 255)
-  Image.fromarray(rgba, "RGBA").save(path, optimize=True)
+  with files.writing(path):
+    Image.fromarray(rgba, "RGBA").save(path, optimize=True)
 
 
 def list_inputs(path: str) -> list[str]:
@@ -71,10 +74,10 @@ def list_inputs(path: str) -> list[str]:
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f"config.predict.input={path!r} is neither an image file nor a folder")
-  files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(path, followlinks=False) for f in fs if decode.is_image_file(f))
-  if not files:
+  found = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(path, followlinks=False) for f in fs if decode.is_image_file(f))
+  if not found:
     raise FileNotFoundError(f"config.predict.input={path!r} holds no image files ({', '.join(decode.IMAGE_EXTENSIONS)})")
-  return files
+  return found
 
 
 def output_name(path: str, src: str) -> str:
@@ -126,10 +129,11 @@ def load_threshold(config: ml_collections.ConfigDict, workdir: str) -> tuple[flo
 
 
 def _done_rows(out_csv: str) -> dict[str, dict]:
+  """The rows of an earlier run's predictions.csv, a row cut short (a write that failed) left out: scored again."""
   if not os.path.exists(out_csv):
     return {}
   with open(out_csv, newline="") as f:
-    return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+    return {r["file"]: r for r in csv.DictReader(f) if r.get("file") and None not in r.values()}
 
 
 def _read_full(path: str, max_pixels: int) -> np.ndarray:
@@ -194,31 +198,56 @@ def red_shares(rows: list[dict]) -> dict:
   }
 
 
-def _done_cracks(path: str, files: set) -> list[dict]:
+def _done_cracks(path: str, names: set) -> list[dict]:
   if not os.path.exists(path):
     return []
   with open(path, newline="") as f:
-    return [r for r in csv.DictReader(f) if r.get("file") in files]
+    return [r for r in csv.DictReader(f) if r.get("file") in names]
+
+
+def _line(values: list) -> bytes:
+  buf = io.StringIO()
+  csv.writer(buf).writerow(values)
+  return buf.getvalue().encode()
 
 
 class _Writer:
-  """A CSV written row by row and flushed, so a kill loses at most the row being written."""
+  """A CSV written row by row, each row whole or not at all: the earlier rows are rewritten into a new file that
+  replaces the old one only when complete, and a row whose write fails (a full disk) is cut off again, so the
+  rows already written stay intact and a rerun resumes after them. A failed write raises an OSError naming the
+  file."""
 
   def __init__(self, path: str, columns: list[str], rows: list[dict]):
-    self.f = open(path, "w", newline="")
-    self.w = csv.writer(self.f)
-    self.columns = columns
-    self.w.writerow(columns)
-    for r in rows:  # rewritten first: a kill now loses nothing
-      self.w.writerow([r.get(c, "") for c in columns])
-    self.f.flush()
+    self.path, self.columns = path, columns
+    tmp = path + ".tmp"
+    with files.writing(path), open(tmp, "wb") as f:
+      f.write(_line(columns) + b"".join(_line([r.get(c, "") for c in columns]) for r in rows))
+    os.replace(tmp, path)
+    self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
   def row(self, values: dict) -> None:
-    self.w.writerow([values.get(c, "") for c in self.columns])
-    self.f.flush()
+    data = _line([values.get(c, "") for c in self.columns])
+    end = os.lseek(self.fd, 0, os.SEEK_END)
+    try:
+      with files.writing(self.path):
+        while data:
+          data = data[os.write(self.fd, data) :]
+    except OSError:
+      with contextlib.suppress(OSError):
+        os.ftruncate(self.fd, end)
+      raise
 
   def close(self) -> None:
-    self.f.close()
+    if self.fd is not None:
+      os.close(self.fd)
+      self.fd = None
+
+
+def output_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """<workdir>/predict/<name>: predict.name, or the input's folder name."""
+  p = config.predict
+  name = p.name or os.path.basename(os.path.abspath(p.input).rstrip("/")) or "input"
+  return os.path.join(workdir, "predict", name)
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
@@ -231,19 +260,18 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   threshold, source = load_threshold(config, workdir)
   decision = calibration.decision(config, workdir, scorer)
   border = calibration.border_of(scorer)
-  files = list_inputs(p.input)
-  name = p.name or os.path.basename(os.path.abspath(p.input).rstrip("/")) or "input"
-  out_dir = os.path.join(workdir, "predict", name)
+  inputs = list_inputs(p.input)
+  out_dir = output_dir(config, workdir)
   for sub in ("overlays", "masks", "thumbs"):
     os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
   out_csv, cracks_csv = os.path.join(out_dir, "predictions.csv"), os.path.join(out_dir, "cracks.csv")
   done = {} if p.redo else _done_rows(out_csv)
-  done = {k: v for k, v in done.items() if k in set(files)}
-  todo = [f for f in files if f not in done]
+  done = {k: v for k, v in done.items() if k in set(inputs)}
+  todo = [f for f in inputs if f not in done]
   log.info(
     "predict: %d file(s) in %s, %d already scored in %s%s; threshold %.6g (%s); red mask: low %.4g, high %.4g, "
     "min length %g px%s",
-    len(files), p.input, len(done), out_csv, " (skipped; predict.redo=True scores them again)" if done else "",
+    len(inputs), p.input, len(done), out_csv, " (skipped; predict.redo=True scores them again)" if done else "",
     threshold, source, decision.low, decision.high, decision.min_length, ", also on passed photos" if decision.on_good else "",
   )  # fmt: skip
   w = _Writer(out_csv, COLUMNS, list(done.values()))
@@ -255,29 +283,30 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   n_gt = 0
 
   def decoded():
-    """(path, photo at the working resolution, the photo's own size, error): read in a background thread."""
+    """(path, photo at the working resolution (upright), the photo's own size, its EXIF time and place, error):
+    read in a background thread."""
     for path in todo:
       try:
         full = _read_full(path, int(p.max_megapixels * 1e6))
-        yield path, pipeline.resize_image(full, config.data.resize), full.shape[:2], None
+        yield path, pipeline.resize_image(full, config.data.resize), full.shape[:2], decode.read_metadata(path), None
       except (decode.BadImageError, OSError) as e:
-        yield path, None, None, e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
+        yield path, None, None, None, e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
 
   def items():
-    for path, img, shape, reason in prefetch(decoded()):  # the next photos decode while the model works
+    for path, img, shape, meta, reason in prefetch(decoded()):  # the next photos decode while the model works
       if reason is not None:
         w.row({"file": path, "threshold": f"{threshold:.6g}", "error": reason})
         n_err[0] += 1
         log.warning("%s: %s", path, reason)
         continue
-      pending[path] = (img, shape)
+      pending[path] = (img, shape, meta)
       yield path, image_id(path, p.input), img
 
   stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
   try:
     for path, m, s, _ in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
-      img, shape = pending.pop(path)
+      img, shape, meta = pending.pop(path)
       flagged = s >= threshold
       if flagged or decision.on_good:  # the map upsampled to the photo's own size, then decided
         hot = mask_lib.decide(mask_lib.upsample(m, shape), decision, scale=shape[1] / m.shape[1], border=border, flagged=flagged)
@@ -285,14 +314,6 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
         hot = np.zeros(shape, bool)
       found = cracks.measure(hot, p.mm_per_pixel) if hot.any() else []
       per_photo = cracks.summary(found)
-      w.row({
-        "file": path, "score": repr(float(s)), "verdict": verdict(s, threshold), "threshold": f"{threshold:.6g}",
-        "error": "", "cracks": per_photo["cracks"], "longest_px": _fmt(per_photo["longest_px"]),
-        "widest_px": _fmt(per_photo["widest_px"]), "red_share": f"{hot.mean():.6f}",
-        "longest_mm": _fmt(per_photo["longest_mm"]), "widest_mm": _fmt(per_photo["widest_mm"]),
-      })  # fmt: skip
-      for c in found:
-        wc.row({"file": path, **{k: v if isinstance(v, int) else _fmt(v) for k, v in c.items()}})
       gt = ground_truth(p.masks, path, shape)
       if gt is not None:
         gt_counts += mask_lib.counts(hot, gt)
@@ -301,14 +322,25 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       save_mask(hot, os.path.join(out_dir, "masks", out_name))
       thumb = Image.fromarray(img)
       thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-      thumb.save(os.path.join(out_dir, "thumbs", out_name.removesuffix(".png") + ".jpg"), quality=80)
+      thumb_path = os.path.join(out_dir, "thumbs", out_name.removesuffix(".png") + ".jpg")
+      with files.writing(thumb_path):
+        thumb.save(thumb_path, quality=80)
       if p.overlays == "all" or (p.overlays == "flagged" and flagged):
         di = _display(img)
         dh = np.asarray(Image.fromarray(hot).resize((di.shape[1], di.shape[0]), Image.Resampling.NEAREST))
-        caption = f"{os.path.basename(path)}: {verdict(s, threshold)} ({s:.3g}), {len(found)} crack(s)"
-        overlay.compose(di, _display(m)[: di.shape[0], : di.shape[1]], dh, decision.colour_max, marks, caption).save(
-          os.path.join(out_dir, "overlays", out_name)
-        )
+        caption = f"{os.path.basename(path)}: {report.verdict(s, threshold)} ({s:.3g}), {len(found)} crack(s)"
+        figure = os.path.join(out_dir, "overlays", out_name)
+        with files.writing(figure):
+          overlay.compose(di, _display(m)[: di.shape[0], : di.shape[1]], dh, decision.colour_max, marks, caption).save(figure)
+      # the photo's rows last: a photo in predictions.csv has its files (a rerun skips it)
+      for c in found:
+        wc.row({"file": path, **{k: v if isinstance(v, int) else _fmt(v) for k, v in c.items()}})
+      w.row({
+        "file": path, "score": repr(float(s)), "verdict": report.verdict(s, threshold), "threshold": f"{threshold:.6g}",
+        "error": "", "cracks": per_photo["cracks"], "longest_px": _fmt(per_photo["longest_px"]),
+        "widest_px": _fmt(per_photo["widest_px"]), "red_share": f"{hot.mean():.6f}",
+        "longest_mm": _fmt(per_photo["longest_mm"]), "widest_mm": _fmt(per_photo["widest_mm"]), **meta,
+      })  # fmt: skip
       n_done += 1
       if time.time() - t_log > 10 or n_done == len(todo):
         rate = n_done / max(time.time() - t0, 1e-9)
@@ -346,8 +378,13 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       "red masks against %d ground-truth mask(s): precision %s, recall %s, F1 %s, IoU %s",
       n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")),
     )  # fmt: skip
-  with open(os.path.join(out_dir, "summary.json"), "w") as fs:
-    json.dump(summary, fs, indent=2)
+  located = [{"file": r["file"], **{k: r.get(k) or "" for k in decode.METADATA}} for r in scored]
+  located = [r for r in located if any(r[k] for k in decode.METADATA)]
+  summary["metadata"] = {  # the photos' own EXIF time and place, for the photos that carry any
+    "with_time": sum(bool(r["taken"]) for r in located), "with_position": sum(bool(r["latitude"]) for r in located),
+    "photos": located,
+  }  # fmt: skip
+  report.write_json(os.path.join(out_dir, "summary.json"), summary)
   page = html_report.write(out_dir, lambda path: output_name(path, p.input))
   log.info("report -> %s", page)
   if not scored:

@@ -15,8 +15,8 @@ import os
 import jax
 import numpy as np
 
+from crackjax import files, metrics, plots
 from crackjax import mask as mask_lib
-from crackjax import metrics, plots
 from crackjax.data import pipeline
 from crackjax.scorer import MapResult
 
@@ -31,7 +31,7 @@ def verdict(score: float, threshold: float) -> str:
 def write_scores(path: str, filenames, labels, scores, threshold: float) -> None:
   """file, label, score, verdict per image (scores.csv for test, val_scores.csv for the images the threshold was
   chosen on)."""
-  with open(path, "w", newline="") as f:
+  with files.writing(path), open(path, "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["file", "label", "score", "verdict"])
     for fn, y, s in zip(filenames, labels, scores):
@@ -45,10 +45,11 @@ def write_maps(path: str, filenames, labels, maps, localization_darkness: float 
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   arrays = {f"map_{i:06d}": np.asarray(m, np.float32) for i, m in enumerate(maps)}
   tmp = path + ".tmp.npz"
-  np.savez_compressed(
-    tmp, filenames=np.asarray(filenames, str), labels=np.asarray(labels, np.int32),
-    localization_darkness=np.float32(localization_darkness), **arrays,
-  )  # fmt: skip
+  with files.writing(path):
+    np.savez_compressed(
+      tmp, filenames=np.asarray(filenames, str), labels=np.asarray(labels, np.int32),
+      localization_darkness=np.float32(localization_darkness), **arrays,
+    )  # fmt: skip
   os.replace(tmp, path)
 
 
@@ -62,7 +63,7 @@ def load_maps(path: str) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
 def write_json(path: str, obj: dict) -> None:
   """Written whole or not at all (a kill mid-write leaves the previous file)."""
   tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with files.writing(path), open(tmp, "w") as f:
     json.dump(_nan_to_none(obj), f, indent=2)
   os.replace(tmp, path)
 

@@ -29,7 +29,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import distributed, precision
+from crackjax import distributed, files, precision
 from crackjax import schedule as schedule_lib
 from crackjax.data import pipeline, stream
 from crackjax.scorer import count_params
@@ -117,32 +117,75 @@ def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict, *, creat
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None):
-  """The latest checkpoint in `mngr` restored into the structure of `state` (or `state` itself if there is none);
-  with `data_iter` (a streamed run, crackjax/data/stream.py) the iterator's saved position too."""
-  step = mngr.latest_step()
-  if step is None:
-    return state
+def _restore(mngr: ocp.CheckpointManager, step: int, target, data_iter):
+  if not os.path.isdir(os.path.join(str(mngr.directory), str(step), "data")):  # an in-memory run's checkpoint
+    return mngr.restore(step, args=ocp.args.StandardRestore(target))
+  # a streamed run's: the state, and the stream's position when training goes on (not for evaluation)
+  items = {"state": ocp.args.StandardRestore(target)}
+  if data_iter is not None:
+    items["data"] = stream.restore_args(data_iter)
+  return mngr.restore(step, args=ocp.args.Composite(**items)).state
+
+
+def _intact(mngr: ocp.CheckpointManager, step: int) -> bool:
+  """Whether the step's saved state reads as saved (without a target): a step that does not fit the model but
+  reads is intact, and the config is what differs; one that does not read is damaged."""
+  streamed = os.path.isdir(os.path.join(str(mngr.directory), str(step), "data"))
+  try:
+    if streamed:
+      mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    else:
+      mngr.restore(step, args=ocp.args.StandardRestore())
+  except Exception:  # noqa: BLE001 - whatever orbax, tensorstore or json raise on a damaged file
+    return False
+  return True
+
+
+def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None, *, repair: bool = True):
+  """The newest intact checkpoint in `mngr` restored into the structure of `state` (or `state` itself if there is
+  none); with `data_iter` (a streamed run, crackjax/data/stream.py) the iterator's saved position too.
+
+  A damaged step (what a crash or a full disk during a save leaves) is named, moved aside beside the checkpoints
+  (crackjax.files.set_aside, never deleted), and the next older one is restored, so that training goes on from
+  there and ends where an uninterrupted run would. A step that reads but does not fit this config's model is the
+  config's fault, and says so; with no intact step left, one error names the folder. repair=False (a run that only
+  reads the model: evaluation, predict) moves nothing and names the damaged step, with the command that repairs it."""
   # Restored straight into the replicated layout of the mesh: with several processes, a state restored onto one
   # device could not be spread over the others' devices afterwards.
   replicated = NamedSharding(make_mesh(), P())
   target = jax.tree.map(
     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated) if hasattr(x, "shape") else x, state
   )
-  try:
-    if not os.path.isdir(os.path.join(str(mngr.directory), str(step), "data")):  # an in-memory run's checkpoint
-      state = mngr.restore(step, args=ocp.args.StandardRestore(target))
-    else:  # a streamed run's: the state, and the stream's position when training goes on (not for evaluation)
-      items = {"state": ocp.args.StandardRestore(target)}
-      if data_iter is not None:
-        items["data"] = stream.restore_args(data_iter)
-      state = mngr.restore(step, args=ocp.args.Composite(**items)).state
-  except ValueError as e:  # orbax names the mismatching array; the config field is what the user can change
+  damaged = []
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      restored = _restore(mngr, step, target, data_iter)
+    except Exception as e:  # noqa: BLE001 - sorted out below: the config's fault, or a damaged step
+      reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+      if _intact(mngr, step):  # orbax names the mismatching array; the config field is what the user can change
+        raise ValueError(
+          f"the checkpoint in {mngr.directory} does not fit this config's model ({reason}); "
+          "use the config it was trained with, or a new --workdir"
+        ) from None
+      if not repair:
+        raise ValueError(
+          f"checkpoint step {step} in {mngr.directory} is damaged ({reason}); run the training command again: it sets "
+          "the step aside and trains on from the newest intact one"
+        ) from None
+      if jax.process_count() > 1:  # the processes would move it at once: the user moves it, once
+        raise ValueError(
+          f"checkpoint step {step} in {mngr.directory} is damaged ({reason}); move it aside and run again"
+        ) from None
+      damaged.append(files.set_aside(os.path.join(str(mngr.directory), str(step)), f"checkpoint step {step}", reason))
+      mngr.reload()
+      continue
+    log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
+    return restored
+  if damaged:
     raise ValueError(
-      f"the checkpoint in {mngr.directory} does not fit this config's model ({str(e).splitlines()[0][:200]}); "
-      "use the config it was trained with, or a new --workdir"
-    ) from None
-  log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
+      f"every checkpoint in {mngr.directory} is damaged (moved aside: {', '.join(damaged)}); train again with a new "
+      "--workdir, or remove the checkpoints folder to start this one over"
+    )
   return state
 
 
@@ -163,7 +206,7 @@ def load_trained_state(workdir: str, config: ml_collections.ConfigDict, state):
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
     raise FileNotFoundError(NOT_TRAINED.format(workdir=workdir, dir=directory))
-  return restore_latest(checkpoint_manager(workdir, config, create=False), state)
+  return restore_latest(checkpoint_manager(workdir, config, create=False), state, repair=False)
 
 
 def load_trained(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
