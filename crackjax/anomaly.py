@@ -32,6 +32,7 @@ ignores bright specks that the model also cannot reproduce.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,9 @@ class HealConfig:
   darkness_sigma: float = 1.0  # smoothing of the luminance for the relative darkness, pixels
   average: str = "residual"  # what the draws average: 'residual' (mean of |r_k|) | 'healing' (r of the mean x_hat)
   antithetic: bool = False  # draws in pairs with noise eps and -eps (num_draws even)
+  # x0 [B, H, W, C] -> x_hat in place of the diffusion model's healing, the rest of the map as it is: what the
+  # healing adds (benchmarks/what_healing_adds.py); None: the diffusion model heals
+  healer: Callable | None = None
 
   @property
   def multiple(self) -> int:
@@ -273,6 +277,8 @@ def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float, mad_floor:
 def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: HealConfig, sign=1.0) -> jnp.ndarray:
   """x0: [B, H, W, C] in [-1, 1], keys [B, 2] (one per image) -> one healed image x_hat: [B, H, W, C].
   sign = -1 noises with the negated draw of the same keys (the antithetic twin)."""
+  if cfg.healer is not None:
+    return cfg.healer(x0)
   k_noise = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
   k_sample = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
   ab = jnp.asarray(schedule.alpha_bar)[cfg.t_start]

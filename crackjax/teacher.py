@@ -14,6 +14,7 @@ The UNet trains in <workdir>/checkpoints; a head, when the score needs one, in <
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -162,11 +163,12 @@ def make_heal_fn(config: ml_collections.ConfigDict, unet_params):
   return heal
 
 
-def make_maps_fn(config: ml_collections.ConfigDict):
-  """maps(params, x: [B, H, W, 3] padded, key, ids: [B]) -> [B, H, W] (the Scorer contract), jitted."""
+def make_maps_fn(config: ml_collections.ConfigDict, healer=None):
+  """maps(params, x: [B, H, W, 3] padded, key, ids: [B]) -> [B, H, W] (the Scorer contract), jitted. healer: a
+  healing in place of the diffusion model's (anomaly.HealConfig.healer)."""
   unet = UNet(train_lib.unet_config(config))
   schedule = train_lib.make_schedule(config)
-  hc = heal_config(config)
+  hc = dataclasses.replace(heal_config(config), healer=healer)
   score = config.anomaly.score
   hcfg = head.head_config(config)
   dt = precision.dtype(config)
@@ -200,7 +202,9 @@ def passes_per_image(config: ml_collections.ConfigDict) -> int:
   return hc.steps * hc.num_draws + (2 if feature else 0)
 
 
-def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Scorer:
+def scorer_from_params(config: ml_collections.ConfigDict, params: dict, healer: tuple | None = None) -> Scorer:
+  """healer: (name, x0 -> x_hat, flops per pixel) healing in place of the diffusion model's, every other part of
+  the map as configured (the research question of what the diffusion model adds)."""
   hc = heal_config(config)
   unet = UNet(train_lib.unet_config(config))
 
@@ -213,6 +217,8 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
       )
       # The pyramid's level l heals an image of 4^-l the pixels.
       total = fwd * passes_per_image(config) * sum(4.0**-level for level in range(hc.pyramid))
+    if healer is not None:
+      total = healer[2] * shape[1] * shape[2] * hc.num_draws * sum(4.0**-level for level in range(hc.pyramid)) * shape[0]
     if "head" in params:
       hcfg = head.head_config(config)
       total += flops_of(
@@ -250,9 +256,12 @@ def scorer_from_params(config: ml_collections.ConfigDict, params: dict) -> Score
   }
   if uses_head(config):
     info["head"] = {"name": config.head.name, "inputs": list(config.head.inputs), "params": count_params(params["head"])}
+  if healer is not None:
+    info["healer"] = healer[0]
+    info["description"] = f"{healer[0]} in place of the diffusion healing, x {hc.num_draws} draw(s), score {config.anomaly.score}"
   multiple = train_lib.unet_config(config).downsample_factor * hc.multiple
   multiple = max(multiple, head.head_config(config).multiple if uses_head(config) else 1)
-  return Scorer(make_maps_fn(config), params, multiple, flops, info)
+  return Scorer(make_maps_fn(config, None if healer is None else healer[1]), params, multiple, flops, info)
 
 
 def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:

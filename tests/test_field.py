@@ -17,7 +17,7 @@ from PIL import ExifTags, Image
 from crackjax import files, jobs, predict
 from crackjax import train as train_lib
 from crackjax.data import decode
-from tests.test_mask import _band
+from tests.test_mask import crack_photo
 from tests.test_train import _images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,15 +42,11 @@ def test_a_sideways_phone_photo_is_scored_masked_and_placed_as_displayed(darknes
   loader reads it upright too, and predictions.csv, summary.json and report.html carry its time and position
   (empty for the other)."""
   from crackjax import export_loader
-  from crackjax.data import synthetic
 
   config, workdir, _ = darkness_run
   folder = tmp_path / "photos"
   folder.mkdir()
-  sound = synthetic.generate(0, 3, 600, crack=False, distractor_prob=0)[0][:400]
-  crack = sound.copy()
-  band = _band((400, 600), (300.3, 200.2), 400, 6, 0)
-  crack[band] = (crack[band] * 0.2).astype(np.uint8)
+  sound, crack, band = crack_photo()
   _exif_jpeg(folder / "phone.jpg", crack, 6, gps=True, taken="2026:05:04 10:11:12")
   Image.fromarray(sound).save(folder / "plain.png")
   assert Image.open(folder / "phone.jpg").size == (400, 600)  # stored sideways

@@ -158,21 +158,28 @@ def test_cracks_come_apart_longest_first_and_an_empty_mask_has_none():
   assert s["cracks"] == 2 and s["longest_px"] == got[0]["length_px"]
 
 
+def crack_photo():
+  """(a sound 600x400 photo, the same with a dark crack 6 px wide and 400 px long along y = 200.2, the crack's
+  exact mask)."""
+  from crackjax.data import synthetic
+
+  sound = synthetic.generate(0, 3, 600, crack=False, distractor_prob=0)[0][:400]
+  crack = sound.copy()
+  band = _band((400, 600), (300.3, 200.2), 400, 6, 0)
+  crack[band] = (crack[band] * 0.2).astype(np.uint8)
+  return sound, crack, band
+
+
 def test_predict_writes_masks_at_the_photos_size_and_measures_its_cracks(darkness_run, tmp_path):
   """Through --mode=predict (the no-learning kind): a 600x400 photo with a dark crack 6 px wide and 400 px long
   (at the photo's size; the model works at half) and a sound photo, at a set threshold and mask decision. The
   crack's photo is flagged, its mask is 600x400 and lines up with the crack, cracks.csv measures it (length
   within 10%, width within 1 px; mm at the given scale), its ground-truth mask scores the red; the sound photo is
   passed and carries no red."""
-  from crackjax.data import synthetic
-
   config, workdir, _ = darkness_run
   folder = tmp_path / "photos"
   folder.mkdir()
-  sound = synthetic.generate(0, 3, 600, crack=False, distractor_prob=0)[0][:400]
-  crack = sound.copy()
-  band = _band((400, 600), (300.3, 200.2), 400, 6, 0)
-  crack[band] = (crack[band] * 0.2).astype(np.uint8)
+  sound, crack, band = crack_photo()
   Image.fromarray(crack).save(folder / "crack.png")
   Image.fromarray(sound).save(folder / "sound.png")
   gts = tmp_path / "gt"

@@ -260,3 +260,21 @@ def test_the_benchmark_reads_each_rate_against_the_machines_measured_peak(tmp_pa
     and f"{100 * out['loop_steps_per_second'] / out['train_steps_per_second']:.0f}% of the bare step" in text
   )
   assert "cores busy" in text and out["peak_memory_gib"] > 0.1
+
+
+def test_a_healer_in_place_of_diffusion_keeps_the_rest_of_the_map(tiny_config, key):
+  """benchmarks/what_healing_adds.py's rows: a healing that returns the input leaves a zero residual, so the map is
+  zero without a darkness term and exactly the darkness term with one; no UNet parameters are needed."""
+  from crackjax import teacher
+
+  x = jax.random.uniform(key, (2, 32, 32, 3), minval=-1, maxval=1)
+  ids = jnp.arange(2, dtype=jnp.int32)
+  same = ("the input itself", lambda x0: x0, 0.0)
+  sc = teacher.scorer_from_params(tiny_config, {}, same)
+  assert sc.info["healer"] == "the input itself" and float(jnp.abs(sc.maps({}, x, key, ids)).max()) == 0.0
+  c = tiny_config.copy_and_resolve_references()
+  with c.unlocked():
+    c.anomaly.darkness, c.anomaly.pyramid = 0.5, 1
+  dark = teacher.scorer_from_params(c, {}, same).maps({}, x, key, ids)
+  want = jnp.maximum(0.0, 0.5 * anomaly.darkness_term(x, teacher.heal_config(c)))
+  np.testing.assert_allclose(np.asarray(dark), np.asarray(want), atol=1e-6)

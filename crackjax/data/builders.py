@@ -144,7 +144,7 @@ class FolderConfig(tfds.core.BuilderConfig):
 class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
   """An MVTec-layout folder of images (see the module docstring)."""
 
-  VERSION = tfds.core.Version("1.1.0")  # 1.1.0: skipped files and notes per split, no empty split
+  VERSION = tfds.core.Version("1.2.0")  # 1.1.0: skipped files and notes per split, no empty split; 1.2.0: EXIF upright
   MANUAL_DOWNLOAD_INSTRUCTIONS = "Pass the MVTec-layout root as the manual dir; " + EXPECTED_LAYOUT
 
   def _info(self) -> tfds.core.DatasetInfo:
