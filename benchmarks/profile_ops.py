@@ -1,10 +1,12 @@
-"""Where the teacher's scoring time goes, op by op: a jax.profiler trace of the compiled scoring function (as
+"""Where scoring's time goes, op by op: a jax.profiler trace of the teacher's (or the K = 4 student's) compiled
+scoring function (as
 evaluation runs it, scorer.compile_maps) on one batch of random 128x128 images, its XLA ops' time summed by kind
 (convolutions; fusions, which hold the GroupNorms, SiLUs, adds and the healing's arithmetic; copies and the
 rest), each convolution kind with its FLOPs and achieved GFLOP/s against the machine's measured peaks. Freshly
 initialised parameters; run by hand on a quiet machine. Usage:
 
-  python benchmarks/profile_ops.py [--data ../shared/data/concrete_pavement] [--repeats 3] [--devices 1]
+  python benchmarks/profile_ops.py [--model teacher|student] [--data ../shared/data/concrete_pavement]
+      [--repeats 3] [--devices 1]
 """
 
 from __future__ import annotations
@@ -28,19 +30,26 @@ def main():
   ap.add_argument("--data", default="../shared/data/concrete_pavement", help="root whose real-data defaults apply")
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--devices", type=int, default=1, help="XLA CPU devices (CRACKJAX_CPU_DEVICES)")
+  ap.add_argument("--model", choices=("teacher", "student"), default="teacher", help="student: coarse-to-fine, K = 4")
   args = ap.parse_args()
   os.environ["CRACKJAX_CPU_DEVICES"] = str(args.devices)
   __import__("main")  # sets the XLA device count (main.cpu_devices) before jax starts
   import jax
   import numpy as np
 
-  from configs import ddim_50
-  from crackjax import teacher
+  from configs import ddim_50, student_coarse_to_fine
+  from crackjax import student, teacher
   from crackjax.benchmark import machine, machine_peak
   from crackjax.scorer import compile_maps
 
-  config = ddim_50.get_config(f"data={args.data}")
-  scorer = teacher.init_scorer(config)
+  if args.model == "teacher":
+    config = ddim_50.get_config(f"data={args.data}")
+    scorer = teacher.init_scorer(config)
+  else:
+    config = student_coarse_to_fine.get_config(f"data={args.data}")
+    with config.unlocked():
+      config.student.stages = 4
+    scorer = student.init_scorer(config)
   key = jax.random.PRNGKey(0)
   x = np.asarray(jax.random.uniform(key, (config.eval.batch_size, 128, 128, 3), minval=-1, maxval=1))
   ids = np.arange(len(x), dtype=np.int32)
