@@ -61,8 +61,9 @@ def held_folders(mode: str, config: ml_collections.ConfigDict, workdir: str) -> 
   workdir and holds its subfolder; every other run holds the workdir alone."""
   if mode == "predict" and config.predict.input:
     return [(workdir, True), (predict_lib.output_dir(config, workdir), False)]
-  if mode == "evaluate" and evaluate_lib.output_dir(config, workdir)[0] != workdir:
-    return [(workdir, True), (evaluate_lib.output_dir(config, workdir)[0], False)]
+  out_dir = evaluate_lib.output_dir(config, workdir)[0]
+  if mode == "evaluate" and out_dir != workdir:
+    return [(workdir, True), (out_dir, False)]
   if mode == "export":
     return [(workdir, True), (os.path.join(workdir, "export"), False)]
   return [(workdir, False)]

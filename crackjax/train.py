@@ -117,8 +117,13 @@ def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict, *, creat
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
+def _streamed(mngr: ocp.CheckpointManager, step: int) -> bool:
+  """Whether the step holds a streamed run's data position beside its state (a Composite checkpoint)."""
+  return os.path.isdir(os.path.join(str(mngr.directory), str(step), "data"))
+
+
 def _restore(mngr: ocp.CheckpointManager, step: int, target, data_iter):
-  if not os.path.isdir(os.path.join(str(mngr.directory), str(step), "data")):  # an in-memory run's checkpoint
+  if not _streamed(mngr, step):  # an in-memory run's checkpoint
     return mngr.restore(step, args=ocp.args.StandardRestore(target))
   # a streamed run's: the state, and the stream's position when training goes on (not for evaluation)
   items = {"state": ocp.args.StandardRestore(target)}
@@ -130,9 +135,8 @@ def _restore(mngr: ocp.CheckpointManager, step: int, target, data_iter):
 def _intact(mngr: ocp.CheckpointManager, step: int) -> bool:
   """Whether the step's saved state reads as saved (without a target): a step that does not fit the model but
   reads is intact, and the config is what differs; one that does not read is damaged."""
-  streamed = os.path.isdir(os.path.join(str(mngr.directory), str(step), "data"))
   try:
-    if streamed:
+    if _streamed(mngr, step):
       mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     else:
       mngr.restore(step, args=ocp.args.StandardRestore())
