@@ -25,8 +25,12 @@ python benchmarks/student_table.py "$teacher" "${prefix}"_student_from_*/
 python main.py --config="configs/student_coarse_to_fine.py:data=$root" --workdir="${prefix}_c2f_k4" \
   --config.student.teacher_workdir="$teacher" --config.student.stages=4 \
   --config.student.cache_dir="${CACHE:-${prefix}_teacher_maps}"
-# 4. Memorization: the toy DDPM on crack skeletons.
+# 4. Memorization: the teacher's membership probe (with a 16-photo positive control), and the toy DDPM on crack
+#    skeletons (all 1,000 and 64 training skeletons).
+python benchmarks/teacher_memorization.py --workdir="$teacher" --data="$root" --control_workdir="${prefix}_memorization_control" \
+  --out="${prefix}_memorization"
 python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton"
+python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton_64" --config.toy.num_train=64
 # 5. Failure kinds, with domain shift to OTHER_ROOT.
 python main.py --config="configs/ddim_50.py:data=$root" --workdir="$teacher" --mode=evaluate --config.eval.root="$other"
 python main.py --config="configs/ddim_50.py:data=$root" --workdir="$teacher" --mode=failures

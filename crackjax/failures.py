@@ -9,7 +9,8 @@ overlay, red mask), worst first:
 - stains, water marks and shadows (the synthetic data's distractors, replayed from each image's seed): good
   images carrying one; failure = a false alarm;
 - domain shift: every other root the model was evaluated on (<workdir>/eval/<name>/ with another data root),
-  missed cracks and false alarms there at the home root's threshold (the model as deployed), against home's.
+  missed cracks and false alarms there at the home root's threshold (the model as deployed), against home's, and
+  that root's own thin and faint thirds where it has masks.
 Writes <workdir>/failures/failures.json, failures.md (the table) and one <kind>.png gallery per kind.
 """
 
@@ -101,6 +102,28 @@ def synthetic_distractors(config: ml_collections.ConfigDict, filenames: list[str
   return out
 
 
+def mask_kinds(sp: pipeline.Split, crack: np.ndarray, prefix: str = "") -> dict[str, dict]:
+  """The thin and faint thirds of the cracked images that have masks (none with fewer than 3); failure = a miss."""
+  masked = [i for i in crack if sp.has_mask[i] and sp.masks[i].any()]
+  if len(masked) < 3:
+    return {}
+  geo = np.asarray([crack_geometry(sp.images[i], sp.masks[i]) for i in masked])
+  w_cut, c_cut = np.nanpercentile(geo[:, 0], 100 / 3), np.nanpercentile(geo[:, 1], 100 / 3)
+  masked = np.asarray(masked)
+  return {
+    f"{prefix}thin cracks": {
+      "indices": masked[geo[:, 0] <= w_cut],
+      "failure": "miss",
+      "note": f"narrowest third: width <= {w_cut:.1f} px",
+    },
+    f"{prefix}faint cracks": {
+      "indices": masked[geo[:, 1] <= c_cut],
+      "failure": "miss",
+      "note": f"lowest-contrast third: contrast <= {c_cut:.3f}",
+    },
+  }
+
+
 def kinds(config: ml_collections.ConfigDict, home: Scored, synthetic_root: bool) -> dict[str, dict]:
   """kind -> {"indices", "failure" ('miss' | 'false alarm'), "note"} over the home evaluation's images."""
   sp = home.split
@@ -110,21 +133,7 @@ def kinds(config: ml_collections.ConfigDict, home: Scored, synthetic_root: bool)
     "all cracks": {"indices": crack, "failure": "miss", "note": ""},
     "all good": {"indices": good, "failure": "false alarm", "note": ""},
   }
-  masked = [i for i in crack if sp.has_mask[i] and sp.masks[i].any()]
-  if len(masked) >= 3:
-    geo = np.asarray([crack_geometry(sp.images[i], sp.masks[i]) for i in masked])
-    w_cut, c_cut = np.nanpercentile(geo[:, 0], 100 / 3), np.nanpercentile(geo[:, 1], 100 / 3)
-    masked = np.asarray(masked)
-    out["thin cracks"] = {
-      "indices": masked[geo[:, 0] <= w_cut],
-      "failure": "miss",
-      "note": f"narrowest third: width <= {w_cut:.1f} px",
-    }
-    out["faint cracks"] = {
-      "indices": masked[geo[:, 1] <= c_cut],
-      "failure": "miss",
-      "note": f"lowest-contrast third: contrast <= {c_cut:.3f}",
-    }
+  out.update(mask_kinds(sp, crack))
   if synthetic_root:
     dist = np.asarray(synthetic_distractors(config, [sp.filenames[i] for i in good]))
     for d in synth.NEGATIVES if config.data.synthetic.hard else synth.DISTRACTORS:
@@ -196,17 +205,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict
       continue  # a re-scoring of the home root (another setting), not a domain shift
     other = _load_scored(config, workdir, os.path.join(eval_dir, name), other_root, name)
     other.threshold = home.threshold  # the model as deployed: trained and thresholded on its home root
+    labels, note = other.split.labels, f"trained and thresholded on {home.name}"
+    specs = {}
     for label, failure in ((1, "miss"), (0, "false alarm")):
-      idx = np.flatnonzero(other.split.labels == label)
-      if not len(idx):
-        continue
-      n, nbad, bad = _rate(other, idx, failure)
-      kind = f"domain shift -> {name}: {'cracks' if label else 'good'}"
-      path = os.path.join(out_dir, f"domain_shift_{name}_{PLURAL[failure].replace(' ', '_')}.png")
-      png = _gallery(scorer, config, other, bad[:k], path, kind, decision)
+      if (labels == label).any():
+        kind = f"domain shift -> {name}: {'cracks' if label else 'good'}"
+        specs[kind] = {"indices": np.flatnonzero(labels == label), "failure": failure, "note": note}
+    for kind, spec in mask_kinds(other.split, np.flatnonzero(labels == 1), f"domain shift -> {name}: ").items():
+      specs[kind] = dict(spec, note=f"{spec['note']}; {note}")
+    for kind, spec in specs.items():
+      n, nbad, bad = _rate(other, spec["indices"], spec["failure"])
+      path = os.path.join(
+        out_dir, kind.replace("domain shift -> ", "domain_shift_").replace(": ", "_").replace(" ", "_") + ".png"
+      )
+      png = _gallery(scorer, config, other, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}", decision)
       rows.append(
-        {"kind": kind, "root": name, "images": n, "failure": failure, "failures": nbad, "rate": nbad / n,
-         "note": f"trained and thresholded on {home.name}", "gallery": png}
+        {"kind": kind, "root": name, "images": n, "failure": spec["failure"], "failures": nbad,
+         "rate": nbad / n if n else None, "note": spec["note"], "gallery": png}
       )  # fmt: skip
   out = {"workdir": workdir, "threshold": home.threshold, "rows": rows}
   with open(os.path.join(out_dir, "failures.json"), "w") as f:

@@ -1,6 +1,7 @@
 """The research plan's tools on tiny configs: the sampler x steps sweep, failure kinds, the toy memorization DDPM,
 and students fed by a DDPM or DDIM teacher."""
 
+import csv
 import json
 import os
 
@@ -125,8 +126,16 @@ def test_distractor_replay_matches_the_generated_image():
   assert synthetic.generate_with_distractor(0, 1, 32, crack=False, distractor_prob=0.0)[2] == ""
 
 
-def test_failures_table_agrees_with_the_scores(teacher):
+def test_failures_table_agrees_with_the_scores(teacher, tmp_path):
+  """Home kinds from the scores; a domain-shift root with masks gets its own thin and faint thirds, failing at the
+  home threshold."""
+  from tests.test_data import make_root
+
   config, workdir = teacher
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.eval.root, c.eval.name = make_root(tmp_path / "other", with_val=False, bad=False), "other"
+  jobs.evaluate(c, workdir)
   out = jobs.failures(config, workdir)
   rows = {r["kind"]: r for r in out["rows"]}
   with open(os.path.join(workdir, "scores.csv")) as f:
@@ -140,6 +149,14 @@ def test_failures_table_agrees_with_the_scores(teacher):
   good_names = [fn for fn, y, _, _ in lines if y == "0"]
   assert n_dist == sum(1 for d in failures.synthetic_distractors(config, good_names) if d)
   assert {"thin cracks", "faint cracks"} <= set(rows)
+  with open(os.path.join(workdir, "eval", "other", "scores.csv")) as f:
+    other = {row[0]: float(row[2]) for row in csv.reader(f) if row[1] == "1"}
+  masked = {k: v for k, v in other.items() if "nomask" not in k}  # c0-c2 have masks; nomask.png has none
+  assert rows["domain shift -> other: cracks"]["failures"] == sum(s < th for s in other.values())
+  for kind in ("thin cracks", "faint cracks"):
+    r = rows[f"domain shift -> other: {kind}"]
+    assert 1 <= r["images"] <= len(masked) and r["failures"] <= sum(s < th for s in masked.values())
+    assert r["note"].endswith("trained and thresholded on synthetic")
   for r in out["rows"]:
     assert (r["gallery"] is None) == (r["failures"] == 0)
     if r["gallery"]:
@@ -278,3 +295,29 @@ def test_a_healer_in_place_of_diffusion_keeps_the_rest_of_the_map(tiny_config, k
   dark = teacher.scorer_from_params(c, {}, same).maps({}, x, key, ids)
   want = jnp.maximum(0.0, 0.5 * anomaly.darkness_term(x, teacher.heal_config(c)))
   np.testing.assert_allclose(np.asarray(dark), np.asarray(want), atol=1e-6)
+
+
+def test_memorization_probe_known_answers(teacher, key):
+  """benchmarks/teacher_memorization.py: a model predicting zero noise has loss E[eps^2] = 1; the same photos get
+  the same draws in any call (so two identical sets read 0.5); membership AUROC is 1 when every held-out loss is
+  larger, 0 when every one is smaller."""
+  from benchmarks import teacher_memorization as tm
+  from crackjax import train as train_lib
+
+  config, workdir = teacher
+  params = train_lib.load_trained(config, workdir).ema_params
+  imgs = [synthetic.generate(0, i, 32, crack=False)[0] for i in range(5)]
+  zero = jax.tree.map(jnp.zeros_like, params)
+  flat = tm.denoising_losses(config, zero, imgs, [10, 50], 2, key, 16)
+  assert flat.shape == (2, 5) and np.all(np.abs(flat - 1.0) < 0.15)  # 2 x 768 standard normals per photo
+  a = tm.denoising_losses(config, params, imgs, [10, 50], 2, key, 16)
+  np.testing.assert_array_equal(a, tm.denoising_losses(config, params, imgs, [10, 50], 2, key, 16))
+  assert np.all(a > 0) and not np.allclose(a, flat)
+  rng = np.random.default_rng(0)
+  same = tm.membership(a[0], a[0], rng, boots=50)
+  assert same["auroc"] == 0.5
+  lo, hi = np.array([0.1, 0.2, 0.3]), np.array([0.4, 0.5, 0.6])
+  assert tm.membership(lo, hi, rng, boots=50)["auroc"] == 1.0 and tm.membership(lo, hi, rng, boots=50)["ci95"] == [1.0, 1.0]
+  assert tm.membership(hi, lo, rng, boots=50)["auroc"] == 0.0
+  with pytest.raises(ValueError, match="smaller than the probe's crop 64"):
+    tm.denoising_losses(config, params, imgs, [10], 1, key, 64)
