@@ -226,7 +226,6 @@ def defaults() -> ml_collections.ConfigDict:
   c.toy.target = ""  # "" = no toy job | 'skeleton' (1-px crack skeletons) | 'heatmap' (blurred crack masks)
   c.toy.image_size = 32  # toy image side, pixels (trained whole)
   c.toy.num_train = 1000  # training images
-  c.toy.num_heldout = 1000  # held-out images from the same generator, never trained on
   c.toy.num_samples = 256  # generated samples whose nearest neighbours are measured
 
   c.benchmark = ml_collections.ConfigDict()  # --mode=benchmark (crackjax/benchmark.py)
@@ -292,7 +291,7 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.baseline.update(channels=4, latent_channels=4, memory_size=8, crop_size=16, num_steps=4, batch_size=4, mc_samples=2)
   c.baseline.update(disc_channels=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)
-  c.toy.update(image_size=16, num_train=16, num_heldout=16, num_samples=8)
+  c.toy.update(image_size=16, num_train=16, num_samples=8)
   if c.data.root:
     c.eval.max_images = 8
     c.data.resize = min(c.data.resize, 0.25)

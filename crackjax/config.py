@@ -308,9 +308,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}, got {config.toy.image_size}",
     )
     _check(
-      min(config.toy.num_train, config.toy.num_heldout, config.toy.num_samples) >= 1,
+      min(config.toy.num_train, config.toy.num_samples) >= 1,
       "toy.num_train",
-      "num_train, num_heldout and num_samples must be >= 1",
+      "num_train and num_samples must be >= 1",
     )
     _check(config.model.kind == "teacher", "model.kind", "the toy job trains a diffusion model; leave model.kind 'teacher'")
   _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")

@@ -1,7 +1,7 @@
 """Does diffusion memorize pixels or learn structure? A small DDPM on crack skeletons (configs/toy_skeleton.py).
 
 The data are the synthetic generator's cracks alone, as 1-pixel skeletons or soft heatmaps (the crack mask
-blurred), white on black. A DDPM is trained on `num_train` of them; `num_heldout` more from the same generator are
+blurred), white on black. A DDPM is trained on `num_train` of them; as many more from the same generator are
 never trained on. The job writes pictures of the forward process (training examples noised at increasing t) and
 of the reverse process (generation from pure noise, several intermediate states), then generates `num_samples`
 images and measures memorization:
@@ -79,6 +79,11 @@ def nearest(queries: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def memorization(samples: np.ndarray, train: np.ndarray, heldout: np.ndarray) -> dict:
+  """Nearest-neighbour distances to the training set and to as many held-out images (the first len(train)): the
+  nearest of more images is nearer by chance alone, so unequal sets would read as memorization or its absence."""
+  if len(heldout) < len(train):
+    raise ValueError(f"{len(heldout)} held-out images for {len(train)} training images; the probe needs as many")
+  heldout = heldout[: len(train)]
   d_tr, i_tr = nearest(samples, train)
   d_ho, i_ho = nearest(samples, heldout)
   ratio = d_tr / np.maximum(d_ho, 1e-12)
@@ -135,8 +140,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.data.crop_size = t.image_size  # whole toy images, randomly flipped and rotated
-  log.info("Toy data: %d training and %d held-out crack %ss at %d px", t.num_train, t.num_heldout, t.target, t.image_size)
-  train_set, heldout = toy_set(c, "train", t.num_train), toy_set(c, "heldout", t.num_heldout)
+  log.info("Toy data: %d training and as many held-out crack %ss at %d px", t.num_train, t.target, t.image_size)
+  train_set, heldout = toy_set(c, "train", t.num_train), toy_set(c, "heldout", t.num_train)
   fresh = toy_set(c, "fresh", t.num_samples)
   state = train_lib.train(c, workdir, to_uint8_rgb(train_set))
   params = state.ema_params
@@ -171,7 +176,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   out = {
     "target": t.target,
     "num_train": t.num_train,
-    "num_heldout": t.num_heldout,
+    "num_heldout": len(heldout),
     "num_samples": t.num_samples,
     "sampler": c.sampler.kind,
     "sampler_steps": c.sampler.num_steps,
@@ -187,7 +192,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     f"{m['median_ratio']:.3f}  share nearer train {m['share_nearer_train']:.3f}  copies (ratio < 1/3) {m['share_copies']:.3f}"
   )
   print(
-    f"memorization ({t.target}s, {t.num_train} train / {t.num_heldout} held out, {t.num_samples} samples):\n"
+    f"memorization ({t.target}s, {t.num_train} train / {len(heldout)} held out, {t.num_samples} samples):\n"
     f"{line('generated', out['generated'])}\n{line('fresh real', out['fresh_real'])}\n"
     f"  -> {workdir}/toy.json, forward.png, reverse.png, samples.png, nearest.png, memorization.png",
     flush=True,

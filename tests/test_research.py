@@ -185,6 +185,11 @@ def test_nearest_neighbour_distance_finds_copies():
   assert (m["ratio"] < 1e-3).all()  # copies of training images: ratio 0
   m = toy.memorization(rng.random((10, 16, 16)), train, held)
   assert 0.5 < np.median(m["ratio"]) < 2.0  # fresh draws from the same distribution: ratio ~ 1
+  # A larger held-out set is cut to the training set's size: the nearest of more images is nearer by chance alone.
+  m = toy.memorization(rng.random((10, 16, 16)), train, rng.random((60, 16, 16)))
+  assert m["nearest_heldout"].max() < len(train)
+  with pytest.raises(ValueError, match="the probe needs as many"):
+    toy.memorization(train[:2], train, held[:5])
 
 
 def test_toy_job_writes_pictures_and_resumes(tmp_path):
