@@ -59,6 +59,12 @@ def val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source
   return out
 
 
+def split_key(config: ml_collections.ConfigDict, split: str) -> jax.Array:
+  """The noise key an evaluation scores `split` ('val' or 'test') with; each image's id is its row in the split."""
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys
+  return jax.random.fold_in(key, {"val": 0, "test": 1}[split])
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
   """Evaluates `scorer` on config.eval.root (or data.root); returns the metrics written."""
   root = config.eval.root or config.data.root
@@ -68,7 +74,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
   if not config.eval.test and "val" not in builder.info.splits:  # val only: a setting is chosen there
     raise FileNotFoundError(f"{root} has no val split for a val-only evaluation (eval.test=False); {builders.EXPECTED_LAYOUT}")
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys
   kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
   # data.stream: images decoded as they are scored, and only the maps the pixel metrics need kept (the figures'
   # few images are rescored), so host memory does not grow with the split.
@@ -78,7 +83,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   if "val" in builder.info.splits:
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
     no_maps = np.zeros(len(val), bool) if drop_maps else None  # val needs scores only
-    val_res = compute_maps(scorer, val.images, jax.random.fold_in(key, 0), desc="val", keep=no_maps, **kw)
+    val_res = compute_maps(scorer, val.images, split_key(config, "val"), desc="val", keep=no_maps, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
     None if val is None else val.labels,
@@ -111,12 +116,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   decision = calibration.decision(config, workdir, scorer, fresh=same_root and out_dir == workdir, sound=sound)
   test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
   keep = (report.pixel_metric_images(test) | (test.labels == 0)) if drop_maps else None  # + the sound photos' red
-  res = compute_maps(scorer, test.images, jax.random.fold_in(key, 1), desc="test", keep=keep, **kw)
+  res = compute_maps(scorer, test.images, split_key(config, "test"), desc="test", keep=keep, **kw)
   if config.eval.save_maps:
     report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps, scorer.localization_darkness)
   if stream:
     groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
-    fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], jax.random.fold_in(key, 1), **kw)
+    fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], split_key(config, "test"), **kw)
   data_info = {
     "root": root or "synthetic",
     "name": name,

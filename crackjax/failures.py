@@ -22,13 +22,13 @@ import json
 import logging
 import os
 
-import jax
 import ml_collections
 import numpy as np
 from scipy import ndimage
 
 from crackjax import anomaly, calibration, plots, report, synth
 from crackjax.data import builders, pipeline, synthetic
+from crackjax.evaluate import split_key
 from crackjax.scorer import Scorer, compute_maps, tiling
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,14 @@ def crack_geometry(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
 
 @dataclasses.dataclass
 class Scored:
-  """One evaluation's test images with their scores (from its scores.csv) and threshold (from metrics.json)."""
+  """One evaluation's test images with their scores (from its scores.csv), threshold (from metrics.json) and noise
+  ids (each image's row in scores.csv, the id the evaluation scored it with)."""
 
   name: str
   split: pipeline.Split
   scores: np.ndarray
   threshold: float
+  ids: np.ndarray
 
 
 def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Scored:
@@ -64,7 +66,9 @@ def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Sc
   if not (os.path.exists(csv_path) and os.path.exists(metrics_path)):
     raise FileNotFoundError(f"{out_dir} has no scores.csv and metrics.json: evaluate the model first (--mode=evaluate)")
   with open(csv_path) as f:
-    by_name = {r["file"]: float(r["score"]) for r in csv.DictReader(f)}
+    rows = list(csv.DictReader(f))
+  by_name = {r["file"]: float(r["score"]) for r in rows}
+  row_of = {r["file"]: i for i, r in enumerate(rows)}
   with open(metrics_path) as f:
     threshold = json.load(f)["image"]["threshold"]
   if threshold is None:
@@ -73,7 +77,16 @@ def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Sc
   split = pipeline.load_split(builder, "test", resize=config.data.resize)
   keep = [i for i, fn in enumerate(split.filenames) if fn in by_name]
   split = subset(split, keep)
-  return Scored(name, split, np.asarray([by_name[fn] for fn in split.filenames], np.float32), float(threshold))
+  scores = np.asarray([by_name[fn] for fn in split.filenames], np.float32)
+  return Scored(name, split, scores, float(threshold), np.asarray([row_of[fn] for fn in split.filenames]))
+
+
+def rescore(scorer: Scorer, config, scored: Scored, idx: list[int], desc: str = ""):
+  """The maps and scores of scored's images idx with the evaluation's own noise (its test key and each image's id),
+  so that a gallery shows the map and verdict the table counted."""
+  sub = subset(scored.split, idx)
+  kw = dict(batch_size=config.eval.batch_size, tile=tiling(config), desc=desc)
+  return sub, compute_maps(scorer, sub.images, split_key(config, "test"), ids=[int(scored.ids[i]) for i in idx], **kw)
 
 
 def subset(split: pipeline.Split, idx) -> pipeline.Split:
@@ -156,9 +169,7 @@ def _rate(scored: Scored, idx: np.ndarray, failure: str) -> tuple[int, int, list
 def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: str, decision) -> str | None:
   if not idx:
     return None
-  sub = subset(scored.split, idx)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
-  res = compute_maps(scorer, sub.images, key, batch_size=config.eval.batch_size, tile=tiling(config), desc=title)
+  sub, res = rescore(scorer, config, scored, idx, title)
   border = calibration.border_of(scorer)
   rows = [
     report.figure_row(sub, j, res.maps[j], float(res.scores[j]), scored.threshold, decision, border) for j in range(len(sub))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crackjax import anomaly, failures, jobs, samplers, synth, toy
+from crackjax import anomaly, failures, jobs, runs, samplers, synth, toy
 from crackjax import student as student_lib
 from crackjax.data import synthetic
 from tests.test_samplers import SCHED, gaussian_denoiser
@@ -153,6 +153,11 @@ def test_failures_table_agrees_with_the_scores(teacher, tmp_path):
     other = {row[0]: float(row[2]) for row in csv.reader(f) if row[1] == "1"}
   masked = {k: v for k, v in other.items() if "nomask" not in k}  # c0-c2 have masks; nomask.png has none
   assert rows["domain shift -> other: cracks"]["failures"] == sum(s < th for s in other.values())
+  # A gallery rescores its images with the evaluation's own noise, so it shows the scores the table counted.
+  scored = failures._load_scored(config, workdir, os.path.join(workdir, "eval", "other"), c.eval.root, "other")
+  idx = [len(scored.scores) - 1, 0]  # out of order, and not the ids 0, 1
+  _, res = failures.rescore(runs.trained_scorer(config, workdir), config, scored, idx)
+  np.testing.assert_allclose(res.scores, scored.scores[idx], rtol=1e-5)
   for kind in ("thin cracks", "faint cracks"):
     r = rows[f"domain shift -> other: {kind}"]
     assert 1 <= r["images"] <= len(masked) and r["failures"] <= sum(s < th for s in masked.values())
