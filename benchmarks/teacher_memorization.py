@@ -80,6 +80,7 @@ def denoising_losses(config, params, images: list[np.ndarray], ts: list[int], dr
         pad = batch - len(x0)  # one compiled shape
         xb, ib = np.concatenate([x0, np.zeros((pad,) + x0.shape[1:], np.float32)]), np.concatenate([ids, np.zeros(pad, int)])
         out[a, b : b + len(x0)] += np.asarray(loss(xb, t, k, ib))[: len(x0)] / draws
+    print(f"  denoising loss at t = {t}: {len(images)} photos x {draws} draws, mean {out[a].mean():.5f}", flush=True)
   return out
 
 
