@@ -39,7 +39,7 @@ from crackjax import anomaly, runs, teacher  # noqa: E402
 from crackjax import evaluate as evaluate_lib  # noqa: E402
 from crackjax.baselines import ae as ae_lib  # noqa: E402
 from crackjax.baselines import recon  # noqa: E402
-from crackjax.scorer import LOCALIZATION  # noqa: E402
+from crackjax.scorer import with_localization  # noqa: E402
 
 ROWS = ("constant", "blur", "unet4", "ae", "draw1", "teacher")
 
@@ -61,12 +61,6 @@ def constant_healer(x0):
   return jnp.broadcast_to(x0.mean(axis=(1, 2), keepdims=True), x0.shape)
 
 
-def _localizing(scorer, config):
-  """The localization settings runs.trained_scorer gives every trained model's scorer."""
-  scorer.info.update({k: float(config.anomaly[k]) for k in LOCALIZATION})
-  return scorer
-
-
 def scorer_for(row: str, config, args):
   """The row's Scorer and its config (the teacher's, with the row's changes)."""
   c = config.copy_and_resolve_references()
@@ -82,10 +76,10 @@ def scorer_for(row: str, config, args):
                "--config.train.num_steps=4", "--config.train.checkpoint_every=4", "--config.train.log_every=2")  # fmt: skip
     return runs.trained_scorer(c, args.unet4_workdir), c
   if row == "constant":
-    return _localizing(teacher.scorer_from_params(c, {}, ("the input's mean colour", constant_healer, 3.0)), c), c
+    return with_localization(teacher.scorer_from_params(c, {}, ("the input's mean colour", constant_healer, 3.0)), c), c
   if row == "blur":
     healer = (f"a Gaussian blur (sigma {args.blur:g} px)", blur_healer(args.blur), 12 * args.blur)
-    return _localizing(teacher.scorer_from_params(c, {}, healer), c), c
+    return with_localization(teacher.scorer_from_params(c, {}, healer), c), c
   if row == "ae":
     if not os.path.exists(os.path.join(args.ae_workdir, "checkpoints")):
       _main_py(f"--config=configs/ae.py:data={args.data}", f"--workdir={args.ae_workdir}", "--mode=train")
@@ -99,7 +93,7 @@ def scorer_for(row: str, config, args):
     fwd = recon.flops_of(lambda p, x: net.apply({"params": p}, x), params, jnp.zeros((1, 64, 64, 3))) / 64**2
     scorer = teacher.scorer_from_params(c, {}, ("the AE baseline's reconstruction", healer, fwd))
     scorer.multiple = max(scorer.multiple, 2 ** (recon.DEPTH + c.anomaly.pyramid - 1))  # the AE's 1/8 latent, per level
-    return _localizing(scorer, c), c
+    return with_localization(scorer, c), c
   raise ValueError(f"unknown row {row!r}; rows are {', '.join(ROWS)}")
 
 

@@ -13,7 +13,7 @@ import ml_collections
 from crackjax import classifier, distributed, kinds
 from crackjax import evaluate as evaluate_lib
 from crackjax.data import builders
-from crackjax.scorer import LOCALIZATION, Scorer
+from crackjax.scorer import Scorer, with_localization
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def trained_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
   is)."""
   check_workdir_compatible(config, workdir)
   scorer = kinds.get(config.model.kind).make_scorer(config, workdir)
-  scorer.info.update({k: float(config.anomaly[k]) for k in LOCALIZATION})  # Scorer.localize reads them there
+  with_localization(scorer, config)
   if config.classifier.weight:  # the pool classifier's shift of each photo's score (crackjax/classifier.py)
     scorer.prior = classifier.load_prior(config, workdir)
     if scorer.prior is not None:

@@ -95,6 +95,13 @@ class Scorer:
     return 0.0 if self.prior is None else float(self.prior(img, loc))
 
 
+def with_localization(scorer: Scorer, config) -> Scorer:
+  """`scorer`, localizing with config.anomaly's localization settings (Scorer.localize reads them from its info):
+  every scorer whose maps are measured as the evaluation measures them (pixel metrics, the red mask) needs them."""
+  scorer.info.update({k: float(config.anomaly[k]) for k in LOCALIZATION})
+  return scorer
+
+
 @dataclasses.dataclass(frozen=True)
 class Tiling:
   max_side: int = 768  # images with a longer side are tiled (pixels after resizing)

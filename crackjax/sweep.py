@@ -23,7 +23,7 @@ import ml_collections
 from crackjax import metrics, plots, report
 from crackjax import teacher as teacher_lib
 from crackjax.data import builders, pipeline
-from crackjax.scorer import MapResult, compute_maps, tiling
+from crackjax.scorer import MapResult, compute_maps, tiling, with_localization
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     if (sampler, steps) in done:
       continue
     c = teacher_lib.with_healing(config, sampler, steps)
-    scorer = teacher_lib.scorer_from_params(c, params)
+    scorer = with_localization(teacher_lib.scorer_from_params(c, params), c)  # pixel metrics as evaluate measures them
     res = compute_maps(
       scorer, split.images, key, batch_size=config.eval.batch_size, tile=tiling(config),
       desc=f"{sampler} {steps} steps ({i + 1}/{len(combos)})",

@@ -84,6 +84,30 @@ def test_sweep_rows_skip_impossible_steps_and_resume(teacher, monkeypatch):
   assert [r["image_auroc"] for r in again] == [r["image_auroc"] for r in rows]
 
 
+def test_sweep_pixel_metrics_are_the_evaluations(teacher):
+  """A sweep row's pixel metrics come from the localization map that evaluate and predict draw (config.anomaly's
+  localization settings), not from the scorer's defaults."""
+  from configs import sweep_steps
+  from crackjax import metrics, report, runs
+  from crackjax import teacher as teacher_lib
+  from crackjax.data import builders, pipeline
+  from crackjax.scorer import compute_maps, tiling
+
+  _, workdir = teacher
+  config = sweep_steps.get_config("tiny")
+  with config.unlocked():
+    config.sweep.update(name="localized", steps=(1,), samplers=("ddim_eta0",))
+    config.anomaly.localization_darkness, config.anomaly.localization_sigma = 0.7, 2.0
+  (row,) = jobs.sweep(config, workdir)
+  scorer = runs.trained_scorer(teacher_lib.with_healing(config, "ddim_eta0", 1), workdir)
+  builder = builders.builder_for(config, workdir, config.data.root)
+  split = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.sweep.max_images)
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)  # the sweep's key
+  res = compute_maps(scorer, split.images, key, batch_size=config.eval.batch_size, tile=tiling(config))
+  assert row["pixel_auroc"] == pytest.approx(report.split_pixel_metrics(split, res.maps)["auroc"], abs=1e-9)
+  assert row["image_auroc"] == pytest.approx(metrics.auroc(res.scores, split.labels), abs=1e-9)
+
+
 def test_sweep_config_errors_name_the_field():
   from configs import sweep_steps
   from crackjax.config import validate
