@@ -11,14 +11,21 @@ teacher=$1
 root=$2
 other=${3:-../shared/data/deepcrack}
 prefix=${4:-runs/research}
-# 1. Samplers x healing steps (DDPM, DDIM eta 0 and 1; 1-20 steps; 100 test images).
+# 1. Samplers x healing steps (DDPM, DDIM eta 0 and 1; 1-20 steps; 100 test images), and pixel metrics on OTHER_ROOT.
 python main.py --config="configs/sweep_steps.py:cpu,data=$root" --workdir="$teacher" --mode=sweep
-# 2. Students from DDPM-teacher and DDIM-teacher maps (5 healing steps, 600 pool images, same student).
+python main.py --config="configs/sweep_steps.py:cpu,data=$root" --workdir="$teacher" --mode=sweep --config.eval.root="$other" \
+  --config.sweep.name=steps_cpu_other --config.sweep.max_images=24 '--config.sweep.steps=(1,2,5,10)'
+# 2. Students from DDPM-teacher and DDIM-teacher maps (5 healing steps, 600 pool images, same student), two seeds
+#    each, evaluated on ROOT and OTHER_ROOT.
 for s in ddpm ddim_eta0; do
-  python main.py --config="configs/student_coarse_to_fine.py:data=$root" --workdir="${prefix}_student_from_$s" \
-    --config.student.teacher_workdir="$teacher" --config.student.stages=2 --config.student.teacher_sampler=$s \
-    --config.student.teacher_heal_steps=5 --config.student.max_pool_images=600 \
-    --config.student.cache_dir="${prefix}_teacher_maps_5steps"
+  for seed in 0 1; do
+    flags=(--config="configs/student_coarse_to_fine.py:data=$root" --workdir="${prefix}_student_from_${s}_seed$seed"
+      --config.student.teacher_workdir="$teacher" --config.student.stages=2 --config.student.teacher_sampler=$s
+      --config.student.teacher_heal_steps=5 --config.student.max_pool_images=600 --config.seed=$seed
+      --config.student.cache_dir="${prefix}_teacher_maps_5steps")
+    python main.py "${flags[@]}"
+    python main.py "${flags[@]}" --mode=evaluate --config.eval.root="$other"
+  done
 done
 python benchmarks/student_table.py "$teacher" "${prefix}"_student_from_*/
 # 3. Coarse-to-fine with K = 4 (K = 1..3 and single-step: benchmarks/students.sh).
