@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 
 import ml_collections
 import numpy as np
@@ -166,6 +167,12 @@ def _rate(scored: Scored, idx: np.ndarray, failure: str) -> tuple[int, int, list
   return len(idx), len(bad), [int(i) for i in bad]
 
 
+def _gallery_name(kind: str) -> str:
+  """A kind's gallery file: 'all cracks' -> all_cracks.png, 'domain shift -> x: thin cracks' ->
+  domain_shift_x_thin_cracks.png."""
+  return re.sub(r"[^A-Za-z0-9]+", "_", kind).strip("_") + ".png"
+
+
 def _gallery(scorer, config, scored: Scored, idx: list[int], path: str, title: str, decision) -> str | None:
   if not idx:
     return None
@@ -196,7 +203,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict
   rows = []
   for kind, spec in kinds(config, home, synthetic_root=not root).items():
     n, nbad, bad = _rate(home, spec["indices"], spec["failure"])
-    path = os.path.join(out_dir, kind.replace(" ", "_") + ".png")
+    path = os.path.join(out_dir, _gallery_name(kind))
     png = _gallery(scorer, config, home, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}", decision)
     rows.append(
       {"kind": kind, "root": home.name, "images": n, "failure": spec["failure"], "failures": nbad,
@@ -226,9 +233,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict
       specs[kind] = dict(spec, note=f"{spec['note']}; {note}")
     for kind, spec in specs.items():
       n, nbad, bad = _rate(other, spec["indices"], spec["failure"])
-      path = os.path.join(
-        out_dir, kind.replace("domain shift -> ", "domain_shift_").replace(": ", "_").replace(" ", "_") + ".png"
-      )
+      path = os.path.join(out_dir, _gallery_name(kind))
       png = _gallery(scorer, config, other, bad[:k], path, f"{kind}: {PLURAL[spec['failure']]}", decision)
       rows.append(
         {"kind": kind, "root": name, "images": n, "failure": spec["failure"], "failures": nbad,
