@@ -99,7 +99,7 @@ def membership(train_values: np.ndarray, held_values: np.ndarray, rng: np.random
           "mean_heldout": float(np.mean(held_values))}  # fmt: skip
 
 
-def probe(name: str, config, workdir: str, members: list[np.ndarray], held: list[np.ndarray], args, with_score: bool) -> dict:
+def probe(name: str, config, workdir: str, members: list[np.ndarray], held: list[np.ndarray], args) -> dict:
   t0 = time.time()
   params = train_lib.load_trained(config, workdir).ema_params
   key = jax.random.PRNGKey(config.seed + 7)
@@ -112,12 +112,11 @@ def probe(name: str, config, workdir: str, members: list[np.ndarray], held: list
   for a, t in enumerate(ts):
     out["t"][t] = membership(lm[a], lh[a], rng)
     out["t"][t]["paired_share_train_lower"] = float(np.mean(lm[a, :n] < lh[a, :n]))
-  if with_score:
-    scorer = runs.trained_scorer(config, workdir)
-    k = jax.random.PRNGKey(config.seed)
-    sm = compute_maps(scorer, members, k, batch_size=config.eval.batch_size, desc=f"{name}: its training photos").scores
-    sh = compute_maps(scorer, held, k, batch_size=config.eval.batch_size, desc=f"{name}: held-out sound photos").scores
-    out["anomaly_score"] = membership(sm, sh, rng)
+  scorer = runs.trained_scorer(config, workdir)
+  k = jax.random.PRNGKey(config.seed)
+  sm = compute_maps(scorer, members, k, batch_size=config.eval.batch_size, desc=f"{name}: its training photos").scores
+  sh = compute_maps(scorer, held, k, batch_size=config.eval.batch_size, desc=f"{name}: held-out sound photos").scores
+  out["anomaly_score"] = membership(sm, sh, rng)
   out["seconds"] = time.time() - t0
   print(f"{name}: probed in {out['seconds']:.0f} s", flush=True)
   return out
@@ -130,7 +129,7 @@ def table(results: list[dict]) -> str:
   cell = lambda m: f"{m['auroc']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"  # noqa: E731
   for r in results:
     row = [r["name"], f"{r['n_train']} / {r['n_heldout']}"] + [cell(r["t"][t]) for t in ts]
-    row.append(cell(r["anomaly_score"]) if "anomaly_score" in r else "-")
+    row.append(cell(r["anomaly_score"]))
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines)
 
@@ -165,16 +164,14 @@ def main():
   rng = np.random.default_rng(config.seed)
   members = [train_images[i] for i in sorted(rng.choice(len(train_images), min(args.n, len(train_images)), replace=False))]
   held = [held[i] for i in sorted(rng.choice(len(held), min(args.n, len(held)), replace=False))]
-  results = [probe(f"{args.workdir} ({len(train_images)} training photos)", config, args.workdir, members, held, args, True)]
+  results = [probe(f"{args.workdir} ({len(train_images)} training photos)", config, args.workdir, members, held, args)]
   if args.control_images:
     c = config.copy_and_resolve_references()
     with c.unlocked():
       c.train.num_steps = args.control_steps
     few = [train_images[i] for i in range(args.control_images)]
     train_lib.train(c, args.control_workdir, few)
-    results.append(
-      probe(f"positive control: {args.control_images} training photos", c, args.control_workdir, few, held, args, True)
-    )
+    results.append(probe(f"positive control: {args.control_images} training photos", c, args.control_workdir, few, held, args))
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "memorization.json"), "w") as f:
     json.dump({"command": " ".join(sys.argv), "results": results}, f, indent=2)
