@@ -59,6 +59,9 @@ def defaults() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 400  # optimizer steps in total (a rerun with more steps continues)
+  # "" = train from scratch; else the UNet starts from this teacher's EMA parameters (fine-tuning): a shipped
+  # teacher's name (crackjax/weights/<name>.npz), an exported params.npz, or a trained teacher's workdir
+  c.train.init_from = ""
   c.train.batch_size = 32  # crops per step, split over devices (must divide by the device count)
   c.train.learning_rate = 2e-3  # AdamW peak learning rate
   c.train.warmup_steps = 50  # linear warm-up, then cosine decay to 0 at num_steps

@@ -5,6 +5,8 @@
                           (StableHLO, shape-polymorphic in batch, height and width: any image size)
       export.json         everything around it: the threshold and its calibration, resize factor, the side
                           multiple, tiling, the image-score pooling, the format version and the model description
+      params.npz          the model's parameters ('/'-joined names), the start of a fine-tuning on another surface
+                          (config.train.init_from)
       crackjax_export.py  the loader: jax, numpy and Pillow (to read image files) only; `python crackjax_export.py
                           FOLDER_OR_IMAGE` writes predictions.csv beside it
 
@@ -28,6 +30,7 @@ from jax import export as jax_export
 
 from crackjax import anomaly
 from crackjax import predict as predict_lib
+from crackjax import train as train_lib
 from crackjax.scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,11 @@ def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> s
     "jax_version": jax.__version__,
   }
   export_scorer(scorer, out_dir, meta)
+  # the parameters themselves, for fine-tuning on another surface (config.train.init_from; crackjax/weights/)
+  train_lib.save_params(
+    scorer.params, os.path.join(out_dir, "params.npz"),
+    {"model": config.model.to_dict(), "data": config.data.root or "synthetic", "description": scorer.info.get("description", "")},
+  )  # fmt: skip
   log.info("exported %s -> %s (threshold %.6g, %s)", scorer.info.get("description", ""), out_dir, threshold, source)
   print(f"exported to {out_dir}: python {os.path.join(out_dir, 'crackjax_export.py')} /folder/of/images", flush=True)
   return out_dir

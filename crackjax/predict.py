@@ -279,7 +279,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   pending: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
   n_err = [0]
   marks = {"low": decision.low, "high": decision.high} if decision.high > decision.low else {"low = high": decision.low}
-  gt_counts = np.zeros(3, np.int64)
+  gt_counts, near_counts = np.zeros(3, np.int64), np.zeros(4, np.int64)
   n_gt = 0
 
   def decoded():
@@ -317,6 +317,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       gt = ground_truth(p.masks, path, shape)
       if gt is not None:
         gt_counts += mask_lib.counts(hot, gt)
+        near_counts += mask_lib.tolerant_counts(hot, gt)
         n_gt += 1
       out_name = output_name(path, p.input)
       save_mask(hot, os.path.join(out_dir, "masks", out_name))
@@ -372,11 +373,14 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
     },
   }  # fmt: skip
   if n_gt:  # the red masks as shipped against ground truth, at the photos' own resolution (this run's photos)
-    summary["mask_metrics"] = {**mask_lib.scores_of(gt_counts), "photos": n_gt, "masks": p.masks}
+    near = mask_lib.tolerant_scores(near_counts)
+    summary["mask_metrics"] = {**mask_lib.scores_of(gt_counts), "within_2px": near, "photos": n_gt, "masks": p.masks}
     mm = summary["mask_metrics"]
     log.info(
-      "red masks against %d ground-truth mask(s): precision %s, recall %s, F1 %s, IoU %s",
-      n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")),
+      "red masks against %d ground-truth mask(s): precision %s, recall %s, F1 %s, IoU %s; within %g px: precision %s, "
+      "recall %s, F1 %s",
+      n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")), mask_lib.TOLERANCE,
+      *(_fmt(near[k]) for k in ("precision", "recall", "f1")),
     )  # fmt: skip
   located = [{"file": r["file"], **{k: r.get(k) or "" for k in decode.METADATA}} for r in scored]
   located = [r for r in located if any(r[k] for k in decode.METADATA)]

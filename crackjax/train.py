@@ -194,8 +194,76 @@ def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None, *, repair
 
 
 def restore_or_create(config, workdir, key, data_iter=None) -> tuple[TrainState, ocp.CheckpointManager]:
+  """The workdir's newest intact checkpoint; without one, a fresh state (from train.init_from's parameters where
+  it names a teacher)."""
   mngr = checkpoint_manager(workdir, config)
-  return restore_latest(mngr, create_train_state(config, key), data_iter), mngr
+  state = create_train_state(config, key)
+  if config.train.init_from and mngr.latest_step() is None:
+    params = initial_params(config, state.params)
+    state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
+  return restore_latest(mngr, state, data_iter), mngr
+
+
+# The teachers the repository ships (train.init_from=<name>): <name>.npz beside this package's weights/README.md
+# says which command and data trained each.
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+
+
+def save_params(params, path: str, meta: dict) -> None:
+  """A parameter tree as one .npz ('/'-joined paths as keys) with `meta` (JSON) beside the arrays."""
+  flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v) for kp, v in jax.tree_util.tree_leaves_with_path(params)}
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp.npz"
+  with files.writing(path):
+    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **flat)
+  os.replace(tmp, path)
+
+
+def load_params(path: str, like) -> tuple[Any, dict]:
+  """(parameters shaped like `like`, meta) from save_params' file; a ValueError names the first array that is
+  missing or of another shape (another model's parameters)."""
+  try:
+    with np.load(path) as z:
+      arrays = {k: z[k] for k in z.files}
+  except (OSError, ValueError, EOFError) as e:
+    raise ValueError(f"{path} is not a parameter file ({type(e).__name__}: {e})") from None
+  meta = json.loads(str(arrays.pop("__meta__", "{}")))
+  out = []
+  for kp, v in jax.tree_util.tree_leaves_with_path(like):
+    name = "/".join(str(getattr(k, "key", k)) for k in kp)
+    if name not in arrays or arrays[name].shape != v.shape:
+      got = "missing" if name not in arrays else f"shape {arrays[name].shape}"
+      raise ValueError(
+        f"{path} holds another model: parameter {name} is {got}, this config's is {v.shape} "
+        f"(the file's model: {meta.get('model', '?')}); set config.model to the file's"
+      )
+    out.append(jnp.asarray(arrays[name], v.dtype))
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), out), meta
+
+
+def init_source(init_from: str) -> str:
+  """train.init_from as a path: a shipped teacher's name (WEIGHTS/<name>.npz), a .npz file, or a workdir."""
+  shipped = os.path.join(WEIGHTS, f"{init_from}.npz")
+  if os.sep not in init_from and os.path.exists(shipped):
+    return shipped
+  if not os.path.exists(init_from):
+    names = sorted(f.removesuffix(".npz") for f in os.listdir(WEIGHTS) if f.endswith(".npz")) if os.path.isdir(WEIGHTS) else []
+    raise FileNotFoundError(
+      f"config.train.init_from={init_from!r} is neither a shipped teacher ({', '.join(names) or 'none'}), a .npz of "
+      "parameters nor a trained teacher's workdir"
+    )
+  return init_from
+
+
+def initial_params(config: ml_collections.ConfigDict, like):
+  """The EMA parameters of the teacher train.init_from names, to fine-tune from (same model shape)."""
+  src = init_source(config.train.init_from)
+  if os.path.isdir(src):
+    params = load_trained(config, src).ema_params
+  else:  # an exported scorer's parameters (crackjax/export.py): the teacher's UNet under "unet"
+    params = load_params(src, {"unet": like})[0]["unet"]
+  log.info("Initialised the UNet from %s (fine-tuning)", src)
+  return params
 
 
 NOT_TRAINED = (

@@ -212,3 +212,22 @@ def test_predict_writes_masks_at_the_photos_size_and_measures_its_cracks(darknes
   assert summary["mask_metrics"]["photos"] == 1 and summary["mask_metrics"]["f1"] > 0.7
   assert summary["red"]["passed_without_red"] == 1.0 and summary["mask"]["low"] <= summary["mask"]["high"]
   assert os.path.exists(os.path.join(os.path.dirname(out), "overlays", "crack.png.png"))
+
+
+def test_scores_within_the_tolerance_forgive_a_mask_two_pixels_off_and_no_more():
+  gt = np.zeros((40, 40), bool)
+  gt[20, 5:35] = True
+  near, far = np.zeros_like(gt), np.zeros_like(gt)
+  near[22, 5:35] = True  # two pixels below the crack
+  far[23, 5:35] = True  # three
+  assert mask_lib.scores_of(mask_lib.counts(near, gt))["f1"] == 0.0
+  assert mask_lib.tolerant_scores(mask_lib.tolerant_counts(near, gt)) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+  assert mask_lib.tolerant_scores(mask_lib.tolerant_counts(far, gt))["f1"] == 0.0
+  # half the red on the crack, half of it 10 px away: precision 1/2, every crack pixel found: recall 1
+  half = near.copy()
+  half[32, 5:35] = True
+  s = mask_lib.tolerant_scores(mask_lib.tolerant_counts(half, gt))
+  assert (s["precision"], s["recall"]) == (0.5, 1.0) and s["f1"] == pytest.approx(2 / 3)
+  # no red at all: precision undefined, recall 0
+  none = mask_lib.tolerant_scores(mask_lib.tolerant_counts(np.zeros_like(gt), gt))
+  assert none == {"precision": None, "recall": 0.0, "f1": None}

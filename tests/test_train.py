@@ -123,3 +123,35 @@ def test_a_streamed_run_resumes_with_the_same_data_stream(tmp_path, tiny_config,
   for x, y in zip(jax.tree.leaves((full.params, full.ema_params)), jax.tree.leaves((resumed.params, resumed.ema_params))):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
   assert int(full.step) == int(resumed.step) == c.train.num_steps
+
+
+def test_a_fine_tuning_starts_from_the_named_teachers_ema_parameters(tmp_path, tiny_config):
+  """train.init_from: a workdir or a params.npz gives the new run its first parameters (and EMA); a file of another
+  model is refused naming the parameter; a resumed fine-tuning reads its own checkpoint, not the teacher again."""
+  teacher = train_lib.train(tiny_config, str(tmp_path / "teacher"), _images())
+  path = str(tmp_path / "params.npz")
+  train_lib.save_params({"unet": teacher.ema_params}, path, {"model": "tiny"})
+  for source in (str(tmp_path / "teacher"), path):
+    c = _config(tiny_config, init_from=source, num_steps=0)
+    state, _ = train_lib.restore_or_create(c, str(tmp_path / f"ft{len(source)}"), jax.random.PRNGKey(5))
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(teacher.ema_params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(teacher.ema_params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # a fine-tuning trains on from the teacher and, resumed, from its own checkpoint
+  c = _config(tiny_config, init_from=path)
+  tuned = train_lib.train(c, str(tmp_path / "ft"), _images())
+  pairs = zip(jax.tree.leaves(tuned.params), jax.tree.leaves(teacher.ema_params))
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
+  assert 0 < moved < 1.0
+  again, _ = train_lib.restore_or_create(c, str(tmp_path / "ft"), jax.random.PRNGKey(5))
+  for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(tuned.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+  # another model's parameters: the parameter and both shapes named
+  wide = _config(tiny_config, init_from=path)
+  with wide.unlocked():
+    wide.model.channels = 16
+  with pytest.raises(ValueError, match=r"holds another model: parameter .* is shape"):
+    train_lib.restore_or_create(wide, str(tmp_path / "wide"), jax.random.PRNGKey(5))
+  with pytest.raises(FileNotFoundError, match="init_from='nowhere'"):
+    train_lib.restore_or_create(_config(tiny_config, init_from="nowhere"), str(tmp_path / "x"), jax.random.PRNGKey(5))
