@@ -18,6 +18,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def fail(message: str) -> None:
+  """One line on stderr and exit status 2: what the user got wrong (a config value, a folder, a busy workdir)."""
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
 def cpu_devices(environ=os.environ, cores: int | None = None) -> int:
   """One XLA host device per core (the largest power of two <= the cores, at most 8), set before jax starts: the
   sharded training step then runs its shards on the cores side by side, where one device keeps about 1.3 of 2
@@ -29,7 +35,7 @@ def cpu_devices(environ=os.environ, cores: int | None = None) -> int:
   try:
     n = int(environ.get("CRACKJAX_CPU_DEVICES", "0"))
   except ValueError:
-    sys.exit(f"error: CRACKJAX_CPU_DEVICES={environ['CRACKJAX_CPU_DEVICES']!r} is not a whole number of devices")
+    fail(f"CRACKJAX_CPU_DEVICES={environ['CRACKJAX_CPU_DEVICES']!r} is not a whole number of devices")
   if n <= 0:
     cores = cores or os.cpu_count() or 1
     n = 1
@@ -53,9 +59,9 @@ flags.DEFINE_string("workdir", None, "Where the run writes and resumes from.")
 flags.DEFINE_enum(
   "mode",
   "train_and_evaluate",
-  ["train_and_evaluate", "train", "evaluate", "predict", "export", "benchmark", "sweep", "failures"],
+  ["train_and_evaluate", "train", "evaluate", "predict", "export", "benchmark", "sweep", "failures", "toy"],
   "What to do (benchmark: speed of the configured model on this machine; sweep: samplers x steps of a trained "
-  "teacher; failures: galleries and rates of failure kinds of an evaluated model).",
+  "teacher; failures: galleries and rates of failure kinds of an evaluated model; toy: the memorization DDPM).",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -72,10 +78,10 @@ def parse_flags(argv):
     arg, bad = next(((a, p) for a in overrides for p in a.split(".")[1:] if p in names), ("", ""))
     hint = re.search(r'Did you mean \W*"?([A-Za-z0-9_]+)', msg)
     if hint and arg:
-      sys.exit(f"error: {arg}: no such config field; did you mean {arg.replace('.' + bad, '.' + hint.group(1), 1)}?")
-    sys.exit(f"error: {arg or 'a --config override'}: no such config field ({' '.join(msg.split())[:200]})")
+      fail(f"{arg}: no such config field; did you mean {arg.replace('.' + bad, '.' + hint.group(1), 1)}?")
+    fail(f"{arg or 'a --config override'}: no such config field ({' '.join(msg.split())[:200]})")
   except flags.Error as e:
-    sys.exit(f"error: {e}")
+    fail(str(e))
 
 
 def check_workdir(workdir: str) -> None:
@@ -83,7 +89,7 @@ def check_workdir(workdir: str) -> None:
   path = os.path.abspath(workdir)
   while path and path != os.path.dirname(path):
     if os.path.exists(path) and not os.path.isdir(path):
-      sys.exit(f"error: --workdir={workdir}: {path} is a file, not a folder")
+      fail(f"--workdir={workdir}: {path} is a file, not a folder")
     path = os.path.dirname(path)
 
 
@@ -95,6 +101,7 @@ def main(argv):
 
   from crackjax import files, jobs
   from crackjax.config import validate
+  from crackjax.errors import UserError
 
   absl_logging.set_verbosity(absl_logging.WARNING)  # third-party INFO (orbax, TFDS) is noise here
   logging.getLogger("crackjax").setLevel(logging.INFO)
@@ -103,16 +110,16 @@ def main(argv):
   config = FLAGS.config
   try:
     validate(config)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  except UserError as e:
+    fail(str(e))
   check_workdir(FLAGS.workdir)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   from crackjax import distributed
 
   try:
     distributed.initialize(config)
-  except (RuntimeError, ValueError) as e:
-    sys.exit(f"error: {e}")
+  except (RuntimeError, UserError) as e:  # the coordinator is not there: the environment, not the program
+    fail(str(e))
   logging.info("JAX devices: %s", jax.devices())
   job = {
     "train_and_evaluate": jobs.train_and_evaluate,
@@ -123,19 +130,32 @@ def main(argv):
     "benchmark": jobs.benchmark,
     "sweep": jobs.sweep,
     "failures": jobs.failures,
+    "toy": jobs.toy,
   }
-  try:
+
+  def locked_job():
     with contextlib.ExitStack() as held:
       if distributed.is_writer():  # one run per folder (the processes of one multi-host run are one run)
         for folder, shared in jobs.held_folders(FLAGS.mode, config, FLAGS.workdir):
           held.enter_context(files.Lock(folder, shared=shared))
       job[FLAGS.mode](config, FLAGS.workdir)
-  except files.Busy as e:
-    sys.exit(f"error: {e}")
-  except OSError as e:  # a full disk, an unwritable folder: the path and the errno's name
-    sys.exit(f"error: {files.describe(e)}")
-  except (ValueError, FloatingPointError) as e:
-    sys.exit(f"error: {e}")
+
+  run(locked_job)
+
+
+def run(fn) -> None:
+  """fn(), with what the user can fix (a UserError) and what the machine refused (an OSError: a full disk, an
+  unwritable folder, named with its path and errno) as one line and exit status 2; any other exception is the
+  program's fault and keeps its traceback."""
+  from crackjax import files
+  from crackjax.errors import UserError
+
+  try:
+    fn()
+  except UserError as e:
+    fail(str(e))
+  except OSError as e:
+    fail(files.describe(e))
 
 
 if __name__ == "__main__":

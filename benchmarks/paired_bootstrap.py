@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from crackjax import metrics  # noqa: E402
+from crackjax.metrics import paired_bootstrap  # noqa: E402
 
 
 def read_scores(path: str) -> dict[str, tuple[int, float]]:
@@ -37,41 +37,6 @@ def pair(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]]):
   if any(a[f][0] != b[f][0] for f in files):
     raise ValueError("the two runs disagree on a label")
   return np.array([a[f][0] for f in files]), np.array([a[f][1] for f in files]), np.array([b[f][1] for f in files])
-
-
-def differences(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0):
-  """AUROC(b) - AUROC(a) on the photos as they are, and [n] over stratified resamples of them (each keeps the
-  split's counts of cracked and good photos)."""
-  labels = np.asarray(labels)
-  pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-  if not len(pos) or not len(neg):
-    raise ValueError("paired_bootstrap needs cracked and good photos")
-  rng = np.random.default_rng(seed)
-  d = np.empty(n)
-  for r in range(n):
-    i = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
-    d[r] = metrics.auroc(b[i], labels[i]) - metrics.auroc(a[i], labels[i])
-  return metrics.auroc(b, labels) - metrics.auroc(a, labels), d
-
-
-def summary(diff: float, d: np.ndarray) -> dict:
-  """{'diff', 'low', 'high', 'p_not_better'}: the 95% interval and the share of resamples with a difference <= 0."""
-  low, high = np.percentile(d, [2.5, 97.5])
-  return {"diff": float(diff), "low": float(low), "high": float(high), "p_not_better": float((d <= 0).mean())}
-
-
-def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> dict:
-  """AUROC(b) - AUROC(a) on the same photos, and over n stratified resamples of them: summary()'s dict."""
-  return summary(*differences(labels, a, b, n=n, seed=seed))
-
-
-def mean_over_sets(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, n: int = 2000, seed: int = 0) -> dict:
-  """The mean over sets of (labels, a, b) of AUROC(b) - AUROC(a), each set resampled on its own: summary()'s dict.
-  Several small sets together resolve what each alone cannot."""
-  if not sets:
-    raise ValueError("mean_over_sets needs at least one set")
-  parts = [differences(y, a, b, n=n, seed=seed + k) for k, (y, a, b) in enumerate(sets)]
-  return summary(float(np.mean([p[0] for p in parts])), np.mean([p[1] for p in parts], axis=0))
 
 
 def main(argv=None) -> None:

@@ -36,8 +36,8 @@ python main.py --config="configs/student_coarse_to_fine.py:data=$root" --workdir
 #    skeletons (all 1,000 and 64 training skeletons).
 python benchmarks/teacher_memorization.py --workdir="$teacher" --data="$root" --control_workdir="${prefix}_memorization_control" \
   --out="${prefix}_memorization"
-python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton"
-python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton_64" --config.toy.num_train=64
+python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton" --mode=toy
+python main.py --config=configs/toy_skeleton.py --workdir="${prefix}_toy_skeleton_64" --mode=toy --config.toy.num_train=64
 # 5. Failure kinds, with domain shift to OTHER_ROOT.
 python main.py --config="configs/ddim_50.py:data=$root" --workdir="$teacher" --mode=evaluate --config.eval.root="$other"
 python main.py --config="configs/ddim_50.py:data=$root" --workdir="$teacher" --mode=failures

@@ -35,88 +35,32 @@ sys.path.insert(0, ROOT)
 __import__("main")  # one XLA device per core (main.cpu_devices), set before jax starts
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from crackjax import metrics, runs, teacher  # noqa: E402
-from crackjax import schedule as schedule_lib  # noqa: E402
+from crackjax import jobs, streams, teacher, toy  # noqa: E402
 from crackjax import train as train_lib  # noqa: E402
 from crackjax.data import builders, pipeline  # noqa: E402
 from crackjax.scorer import compute_maps  # noqa: E402
-from crackjax.unet import UNet  # noqa: E402
-
-
-def center_crop(img: np.ndarray, size: int) -> np.ndarray:
-  h, w = img.shape[:2]
-  if min(h, w) < size:
-    raise ValueError(f"an image of {h}x{w} is smaller than the probe's crop {size}; use a smaller --crop")
-  y, x = (h - size) // 2, (w - size) // 2
-  return img[y : y + size, x : x + size]
-
-
-def denoising_losses(config, params, images: list[np.ndarray], ts: list[int], draws: int, key, crop: int) -> np.ndarray:
-  """[len(ts), N]: each photo's noise-prediction MSE at each t, averaged over `draws` draws; photo i's noise depends
-  on (t, draw, i) only, so two sets of photos get the same draws."""
-  model = UNet(train_lib.unet_config(config))
-  sched = train_lib.make_schedule(config)
-  x0_all = np.stack([pipeline.to_model_range(center_crop(im, crop)) for im in images]).astype(np.float32)
-
-  @jax.jit
-  def loss(x0, t, key, ids):
-    eps = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), x0.shape[1:]))(ids)
-    tt = jnp.full((x0.shape[0],), t, jnp.int32)
-    x_t = schedule_lib.q_sample(sched, x0=x0, t=tt, eps=eps)
-    eps_hat = model.apply({"params": params}, x_t, tt)
-    return jnp.mean((eps_hat - eps) ** 2, axis=(1, 2, 3))
-
-  batch = 32
-  out = np.zeros((len(ts), len(images)), np.float64)
-  for a, t in enumerate(ts):
-    for d in range(draws):
-      k = jax.random.fold_in(jax.random.fold_in(key, t), d)
-      for b in range(0, len(images), batch):
-        x0 = x0_all[b : b + batch]
-        ids = np.arange(b, b + len(x0))
-        pad = batch - len(x0)  # one compiled shape
-        xb, ib = np.concatenate([x0, np.zeros((pad,) + x0.shape[1:], np.float32)]), np.concatenate([ids, np.zeros(pad, int)])
-        out[a, b : b + len(x0)] += np.asarray(loss(xb, t, k, ib))[: len(x0)] / draws
-    print(f"  denoising loss at t = {t}: {len(images)} photos x {draws} draws, mean {out[a].mean():.5f}", flush=True)
-  return out
-
-
-def membership(train_values: np.ndarray, held_values: np.ndarray, rng: np.random.Generator, boots: int = 2000) -> dict:
-  """AUROC of 'held-out has the larger value' and its 95% bootstrap interval (photos resampled in each set)."""
-  scores = np.concatenate([train_values, held_values])
-  labels = np.concatenate([np.zeros(len(train_values)), np.ones(len(held_values))]).astype(int)
-  auc = metrics.auroc(scores, labels)
-  reps = []
-  for _ in range(boots):
-    tr = rng.choice(train_values, len(train_values))
-    ho = rng.choice(held_values, len(held_values))
-    reps.append(metrics.auroc(np.concatenate([tr, ho]), labels))
-  lo, hi = np.percentile(reps, [2.5, 97.5])
-  return {"auroc": float(auc), "ci95": [float(lo), float(hi)], "mean_train": float(np.mean(train_values)),
-          "mean_heldout": float(np.mean(held_values))}  # fmt: skip
 
 
 def probe(name: str, config, workdir: str, members: list[np.ndarray], held: list[np.ndarray], args) -> dict:
   t0 = time.time()
   params = train_lib.load_trained(config, workdir).ema_params
-  key = jax.random.PRNGKey(config.seed + 7)
+  key = streams.key(config.seed, "membership")
   ts = [int(t) for t in args.ts.split(",")]
   n = min(len(members), len(held))  # common random numbers pair photo i of each set
-  lm = denoising_losses(config, params, members, ts, args.draws, key, args.crop)
-  lh = denoising_losses(config, params, held, ts, args.draws, key, args.crop)
+  lm = toy.denoising_losses(config, params, members, ts, args.draws, key, args.crop)
+  lh = toy.denoising_losses(config, params, held, ts, args.draws, key, args.crop)
   rng = np.random.default_rng(0)
   out = {"name": name, "workdir": workdir, "n_train": len(members), "n_heldout": len(held), "paired": n, "t": {}}
   for a, t in enumerate(ts):
-    out["t"][t] = membership(lm[a], lh[a], rng)
+    out["t"][t] = toy.membership(lm[a], lh[a], rng)
     out["t"][t]["paired_share_train_lower"] = float(np.mean(lm[a, :n] < lh[a, :n]))
-  scorer = runs.trained_scorer(config, workdir)
-  k = jax.random.PRNGKey(config.seed)
+  scorer = jobs.trained_scorer(config, workdir)
+  k = jax.random.fold_in(key, 1 << 20)  # the anomaly scores' noise, apart from the losses' (fold_in(key, t))
   sm = compute_maps(scorer, members, k, batch_size=config.eval.batch_size, desc=f"{name}: its training photos").scores
   sh = compute_maps(scorer, held, k, batch_size=config.eval.batch_size, desc=f"{name}: held-out sound photos").scores
-  out["anomaly_score"] = membership(sm, sh, rng)
+  out["anomaly_score"] = toy.membership(sm, sh, rng)
   out["seconds"] = time.time() - t0
   print(f"{name}: probed in {out['seconds']:.0f} s", flush=True)
   return out

@@ -35,7 +35,7 @@ __import__("main")  # one XLA device per core (main.cpu_devices), set before jax
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from crackjax import anomaly, runs, teacher  # noqa: E402
+from crackjax import anomaly, jobs, teacher  # noqa: E402
 from crackjax import evaluate as evaluate_lib  # noqa: E402
 from crackjax.baselines import ae as ae_lib  # noqa: E402
 from crackjax.baselines import recon  # noqa: E402
@@ -65,16 +65,16 @@ def scorer_for(row: str, config, args):
   """The row's Scorer and its config (the teacher's, with the row's changes)."""
   c = config.copy_and_resolve_references()
   if row == "teacher":
-    return runs.trained_scorer(c, args.workdir), c
+    return jobs.trained_scorer(c, args.workdir), c
   if row == "draw1":
     with c.unlocked():
       c.anomaly.num_draws, c.anomaly.antithetic = 1, False
-    return runs.trained_scorer(c, args.workdir), c
+    return jobs.trained_scorer(c, args.workdir), c
   if row == "unet4":
     if not os.path.exists(os.path.join(args.unet4_workdir, "checkpoints")):
       _main_py(f"--config=configs/ddim_50.py:data={args.data}", f"--workdir={args.unet4_workdir}", "--mode=train",
                "--config.train.num_steps=4", "--config.train.checkpoint_every=4", "--config.train.log_every=2")  # fmt: skip
-    return runs.trained_scorer(c, args.unet4_workdir), c
+    return jobs.trained_scorer(c, args.unet4_workdir), c
   if row == "constant":
     return with_localization(teacher.scorer_from_params(c, {}, ("the input's mean colour", constant_healer, 3.0)), c), c
   if row == "blur":
@@ -88,7 +88,7 @@ def scorer_for(row: str, config, args):
     ac = ae_config.get_config(f"data={args.data}")
     spec = ae_lib.spec()
     net = spec.net(ac)
-    params = runs.trained_scorer(ac, args.ae_workdir).params
+    params = jobs.trained_scorer(ac, args.ae_workdir).params
     healer = lambda x0: net.apply({"params": params}, x0)["recon"]  # noqa: E731
     fwd = recon.flops_of(lambda p, x: net.apply({"params": p}, x), params, jnp.zeros((1, 64, 64, 3))) / 64**2
     scorer = teacher.scorer_from_params(c, {}, ("the AE baseline's reconstruction", healer, fwd))

@@ -40,16 +40,13 @@ def defaults() -> ml_collections.ConfigDict:
   c.data.synthetic.num_test = 100  # test images per class (good, crack)
   c.data.synthetic.num_unlabeled = 200  # unlabeled pool (15% cracked, labels withheld)
   c.data.synthetic.distractor_prob = 0.5  # chance of a stain, water mark or shadow in an image
-  c.data.synthetic.hard = False  # faint hairline cracks and hard negatives (pits, joints, paint, rough patches)
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = "teacher"  # what is trained and scored (crackjax/kinds.py): 'teacher' (diffusion UNet), 'student', ...
   c.model.channels = 32  # UNet channels at full resolution
   c.model.channel_mult = (1, 2, 2)  # channel multiplier per resolution level
   c.model.num_res_blocks = 1  # residual blocks per level
-  c.model.attention = False  # self-attention at the lowest resolution
   c.model.num_groups = 8  # GroupNorm groups
-  c.model.dropout = 0.0  # dropout rate in residual blocks
 
   c.schedule = ml_collections.ConfigDict()
   c.schedule.kind = "linear"  # 'linear' | 'cosine' beta schedule
@@ -65,14 +62,11 @@ def defaults() -> ml_collections.ConfigDict:
   c.train.batch_size = 32  # crops per step, split over devices (must divide by the device count)
   c.train.learning_rate = 2e-3  # AdamW peak learning rate
   c.train.warmup_steps = 50  # linear warm-up, then cosine decay to 0 at num_steps
-  c.train.weight_decay = 0.0  # AdamW decoupled weight decay
-  c.train.grad_clip = 1.0  # global gradient-norm clip
   c.train.ema_decay = 0.995  # EMA of params used for healing (ramped up as (1 + step) / (10 + step))
   c.train.t_min = 0  # smallest training timestep
   c.train.t_max = 200  # largest training timestep: healing only visits t <= anomaly.t_start, so stop well above it
   c.train.log_every = 50  # steps between console/TensorBoard logs (also the NaN-check interval)
   c.train.checkpoint_every = 200  # steps between checkpoints
-  c.train.max_checkpoints = 2  # checkpoints kept
 
   c.sampler = ml_collections.ConfigDict()
   c.sampler.kind = "ddim"  # 'ddim' | 'ddpm'
@@ -82,11 +76,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly = ml_collections.ConfigDict()
   c.anomaly.t_start = 30  # healing noises the input to this timestep (chosen on val, see README)
   c.anomaly.heal_steps = 0  # reverse steps from t_start: 0 = the sampler's share of its S steps; 1 = one-step x0 estimate
-  c.anomaly.guidance = 0.0  # DDAD's w: every healing step conditioned on the input (0 = none; about 2 in the paper)
   c.anomaly.num_draws = 2  # independent healings whose residuals are averaged per image
   c.anomaly.average = "residual"  # over the draws: 'residual' (mean of the residuals) | 'healing' (residual of the mean)
   c.anomaly.antithetic = False  # draws in pairs with noise eps and -eps (anomaly.num_draws even)
-  c.anomaly.residual = "abs"  # 'abs' | 'sq' | 'darker' (only pixels healing brightens)
   c.anomaly.smoothing_sigma = 2.0  # Gaussian smoothing of the map, pixels (0 = none); the line filter's width
   c.anomaly.line_sigma = 0.0  # > 0: oriented line filter of this length (sigma along, pixels) instead of the Gaussian
   c.anomaly.pyramid = 1  # > 1: also heal at 1/2, 1/4, ... resolution; the map is the pixelwise max (wide cracks)
@@ -107,49 +99,6 @@ def defaults() -> ml_collections.ConfigDict:
   c.anomaly.topk_fraction = 0.01  # fraction of pixels averaged by 'topk'
   c.anomaly.mad_floor = 1e-3  # 'topk_mad' divides by the map's MAD plus this (map units): large = topk_minus_median
   c.anomaly.border = 0  # pixels of the map's frame (each side) left out of the image score and the red mask
-  # the teacher's map: 'residual' (healing residual), 'feature' (UNet feature distance of input and healing),
-  # 'head' (the discriminative head's crack probability), 'head_residual' (mean of head and scaled residual)
-  c.anomaly.score = "residual"
-  c.anomaly.feature_t = 0  # timestep at which UNet features of the input and its healing are compared
-
-  c.head = ml_collections.ConfigDict()  # the discriminative head (crackjax/head.py), used by anomaly.score head*
-  c.head.name = "head"  # its folder in the workdir: <workdir>/<name>/ (another name trains another head)
-  c.head.inputs = ("image", "healed", "residual")  # channels it sees: image, healed, residual, feature
-  c.head.channels = 16  # features at full resolution (x2 per level below)
-  c.head.levels = 3  # resolution levels of its U-net
-  c.head.crop_size = 64  # training crop side, pixels after resizing
-  c.head.train_set_size = 4096  # synthetic training crops (their healing is computed once and cached)
-  c.head.p_crack = 0.5  # share of crops with a procedural crack
-  c.head.p_texture = 0.15  # share with a Perlin-mask texture anomaly (self-shuffled texture, DRAEM blending)
-  c.head.p_negative = 0.5  # share with a hard negative kept normal: stain, water mark, shadow, pits, joint, paint
-  c.head.crack_width = (0.4, 12.0)  # crack width range, pixels at working resolution (log-uniform)
-  c.head.p_gap = 0.05  # share of cracks that are gaps wider than the crop, with spalled edges
-  c.head.num_steps = 2000  # optimizer steps
-  c.head.batch_size = 16  # crops per step
-  c.head.learning_rate = 2e-3  # Adam peak learning rate (warm-up, then cosine decay)
-  c.head.warmup_steps = 50  # linear warm-up steps
-  c.head.grad_clip = 1.0  # global gradient-norm clip
-  c.head.focal_gamma = 2.0  # focal loss exponent (0 = cross-entropy)
-
-  # the pool classifier (crackjax/classifier.py): a small CNN trained on the teacher's surest cracks in the root's
-  # unlabeled/ folder against train/good; its logit shifts each photo's image score (the maps stay the teacher's)
-  c.classifier = ml_collections.ConfigDict()
-  c.classifier.weight = 0.0  # the shift's weight (1: the classifier's spread equals the teacher score's); 0 = off
-  c.classifier.name = "classifier"  # its folder in the workdir
-  c.classifier.quantile = 0.998  # pseudo-cracks: unlabeled photos scored above this quantile of train/good's scores
-  c.classifier.members = 1  # classifiers averaged (logits), differing in their seed only
-  c.classifier.rounds = 1  # self-training rounds: round r's pseudo-cracks clear the threshold shifted by round r - 1
-  # what it sees: "photo"; "photo_map", also the teacher's red-mask map scaled by its own 99.5th percentile (shape, not
-  # strength); "map", that scaled map alone
-  c.classifier.input = "photo"
-  c.classifier.channels = (16, 32, 32)  # features per stage (2x2 max-pooling between stages)
-  c.classifier.topk = 8  # the image logit is the mean of the logit map's top-k cells
-  c.classifier.num_steps = 1500  # optimizer steps
-  c.classifier.batch_size = 32  # photos per step, half of them pseudo-cracks
-  c.classifier.learning_rate = 1e-3  # AdamW peak learning rate (warm-up, then cosine decay)
-  c.classifier.warmup_steps = 50
-  c.classifier.weight_decay = 1e-4
-  c.classifier.grad_clip = 1.0
 
   c.eval = ml_collections.ConfigDict()
   c.eval.root = ""  # evaluate on this root instead of data.root (writes <workdir>/eval/<name>/)
@@ -178,11 +127,9 @@ def defaults() -> ml_collections.ConfigDict:
   # of the image's resolution (about 1/s^2 of the work) and its map is upsampled back
   c.student.input_stride = 1
   c.student.target = "soft"  # 'soft': regress the teacher's maps | 'binary': the teacher's maps thresholded
-  c.student.target_quantile = 0.99  # quantile of the pool's teacher-map pixels: soft targets' scale, binary threshold
   c.student.teacher_workdir = ""  # a trained teacher's workdir; "" = train one into <workdir>/teacher first
   c.student.teacher_sampler = ""  # "" = the teacher's own sampler | 'ddpm' | 'ddim_eta0' | 'ddim_eta1' for its maps
   c.student.teacher_heal_steps = 0  # 0 = the teacher's own; else its healing steps for the maps (anomaly.heal_steps)
-  c.student.use_unlabeled = True  # add the root's unlabeled/ folder (labels withheld) to the pool
   c.student.synthetic_cracks = 0.0  # add this fraction of the pool again with a synthetic crack drawn on it
   c.student.max_pool_images = 0  # cap on the pool (0 = all), a seeded random subset
   c.student.cache_dir = ""  # where teacher maps are cached ("" = <workdir>/teacher_maps); students can share one
@@ -192,7 +139,6 @@ def defaults() -> ml_collections.ConfigDict:
   c.student.crop_size = 64  # training crop side, pixels after resizing
   c.student.learning_rate = 3e-3  # Adam peak learning rate (warm-up, then cosine decay)
   c.student.warmup_steps = 50  # linear warm-up steps
-  c.student.grad_clip = 1.0  # global gradient-norm clip
 
   c.baseline = ml_collections.ConfigDict()  # model kinds 'ae', 'vae', 'memae', 'draem' (crackjax/baselines/)
   c.baseline.channels = 16  # encoder/decoder channels at full resolution (x2 per level, 3 levels down to 1/8)
@@ -202,11 +148,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.baseline.batch_size = 16  # crops per step
   c.baseline.learning_rate = 2e-3  # Adam peak learning rate (warm-up, then cosine decay)
   c.baseline.warmup_steps = 50  # linear warm-up steps
-  c.baseline.grad_clip = 1.0  # global gradient-norm clip
   c.baseline.beta = 1.0  # VAE: weight of the KL term
   c.baseline.vae_sigma = 0.1  # VAE: decoder standard deviation s, in [-1, 1] pixel units
   c.baseline.mc_samples = 4  # VAE: latent draws averaged by the reconstruction-probability map
-  c.baseline.vae_map = "nll"  # VAE: 'nll' (negative reconstruction probability) | 'residual' (of the mean latent)
   c.baseline.memory_size = 64  # MemAE: prototypes M in the memory
   c.baseline.shrink_threshold = 0.0  # MemAE: hard-shrinkage lambda (0 = 1/M)
   c.baseline.entropy_weight = 0.0002  # MemAE: weight alpha of the addressing entropy loss
@@ -225,17 +169,13 @@ def defaults() -> ml_collections.ConfigDict:
   c.sweep.steps = (1, 2, 5, 10, 20, 50, 100, 250, 1000)  # healing steps from t_start; those > t_start + 1 are skipped
   c.sweep.max_images = 0  # test images per row, good and anomalous alternating (0 = all)
 
-  c.toy = ml_collections.ConfigDict()  # the memorization experiment (configs/toy_skeleton.py, crackjax/toy.py)
-  c.toy.target = ""  # "" = no toy job | 'skeleton' (1-px crack skeletons) | 'heatmap' (blurred crack masks)
+  c.toy = ml_collections.ConfigDict()  # --mode=toy: the memorization experiment (configs/toy_skeleton.py, crackjax/toy.py)
+  c.toy.target = "skeleton"  # 'skeleton' (1-px crack skeletons) | 'heatmap' (blurred crack masks)
   c.toy.image_size = 32  # toy image side, pixels (trained whole)
   c.toy.num_train = 1000  # training images
-  c.toy.num_samples = 256  # generated samples whose nearest neighbours are measured
 
   c.benchmark = ml_collections.ConfigDict()  # --mode=benchmark (crackjax/benchmark.py)
   c.benchmark.predict = True  # also time predict on 227x227 images, a 4000x3000 photo and a mixed-size folder
-
-  c.export = ml_collections.ConfigDict()  # --mode=export (crackjax/export.py)
-  c.export.name = "model"  # writes <workdir>/export/<name>/
 
   c.predict = ml_collections.ConfigDict()
   c.predict.input = ""  # folder (or one image) to score in --mode=predict
@@ -260,7 +200,6 @@ def defaults() -> ml_collections.ConfigDict:
   c.mask.on_good = False  # red also on photos whose verdict is "good" (False: a passed photo carries no red)
   c.mask.explain = True  # a flagged photo with no red region shows its strongest one (its map's top 0.5% at the peak)
   c.mask.calibration_images = 200  # sound val photos the decision is chosen on (each also with a synthetic crack)
-  c.mask.crack_width = (1.0, 8.0)  # the synthetic cracks' width range, working-resolution pixels (log-uniform)
   return c
 
 
@@ -285,16 +224,15 @@ def shrink_to_tiny(c: ml_collections.ConfigDict) -> None:
   c.sampler.num_steps = max(1, c.sampler.num_steps * 100 // c.schedule.num_timesteps)
   c.schedule.num_timesteps = 100
   c.train.update(num_steps=4, batch_size=8, warmup_steps=1, log_every=2, checkpoint_every=2, t_min=0, t_max=99)
+  c.train.init_from = ""  # the shipped teachers are full-size; a test fine-tunes from a tiny teacher of its own
   c.anomaly.t_start = 20
   c.eval.update(batch_size=4, num_examples=2)
   c.student.update(channels=4, num_steps=4, batch_size=4, crop_size=16, cache_shard_size=8, warmup_steps=1)
-  c.head.update(channels=4, levels=2, crop_size=16, train_set_size=16, num_steps=4, batch_size=4, warmup_steps=1)
-  c.classifier.update(channels=(4, 4), num_steps=4, batch_size=4, warmup_steps=1)
   c.mask.calibration_images = 8
   c.baseline.update(channels=4, latent_channels=4, memory_size=8, crop_size=16, num_steps=4, batch_size=4, mc_samples=2)
   c.baseline.update(disc_channels=4, warmup_steps=1)
   c.sweep.steps = tuple(s for s in c.sweep.steps if s <= 2)
-  c.toy.update(image_size=16, num_train=16, num_samples=8)
+  c.toy.update(image_size=16, num_train=16)
   if c.data.root:
     c.eval.max_images = 8
     c.data.resize = min(c.data.resize, 0.25)

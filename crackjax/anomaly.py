@@ -1,48 +1,45 @@
 """Healing and anomaly maps (the AnoDDPM / DiffAD idea: noise part of the way, denoise back, compare).
 
-    x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
-    x_hat = reverse process from t_start to 0, optionally guided by x0 (samplers.py, DDAD)
-    r     = residual(x0, x_hat) per pixel, averaged over colour channels and noise draws; with
-            average = 'healing' the residual of the mean healing, r = residual(x0, mean_k x_hat_k): what healing
-            removes from every draw (a crack) stays, what differs from draw to draw (the noise the one-step
-            estimate lets through, strongest on rough texture) averages away as 1 / sqrt(K). antithetic: the
-            draws come in pairs with noise eps and -eps, which cancels the part of the healing linear in eps.
-    map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
-            response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
-            k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
-            along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
-      pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
-            the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
-            max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
-            down (wide dark cracks on rough asphalt were kept by the healing: docs/research_log.md).
-      darkness = w > 0: the pixelwise max of that map and w times the relative darkness of the input,
-            (median(L) - L) / median(L) of its smoothed luminance L (the no-learning floor's map): a crack as wide
-            as the healing can repaint, which the residual lights only at its edges, is still darker than the
-            surface around it (DeepCrack, brick walls).
-    score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
-        that discounts rough but normal textures), or that difference divided by the map's median absolute
-        deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
-        far as a dark crack stands out of a busy one)
-
-Residual kinds: 'abs' |x0 - x_hat|, 'sq' (x0 - x_hat)^2, and 'darker' max(x_hat - x0, 0): a crack is darker
-than the concrete that healing paints over it, so counting only pixels the healed image makes brighter
-ignores bright specks that the model also cannot reproduce.
+x_t   = sqrt(ab) x0 + sqrt(1 - ab) eps,   t = t_start            (q(x_t | x_0), schedule.py)
+x_hat = reverse process from t_start to 0 (samplers.py)
+r     = |x0 - x_hat| per pixel, averaged over colour channels and noise draws; with
+        average = 'healing' the residual of the mean healing, r = residual(x0, mean_k x_hat_k): what healing
+        removes from every draw (a crack) stays, what differs from draw to draw (the noise the one-step
+        estimate lets through, strongest on rough texture) averages away as 1 / sqrt(K). antithetic: the
+        draws come in pairs with noise eps and -eps, which cancels the part of the healing linear in eps.
+map   = Gaussian smoothing of r (sigma in pixels), or the oriented line filter (line_sigma > 0): the largest
+        response of 8 elongated Gaussians (sigma_along = line_sigma, sigma_across = sigma) over orientations
+        k * 22.5 degrees. A crack is a long thin line: the filter keeps its full height across and averages
+        along it, while a pit, a pebble or rough texture (blobs) is averaged down ~sqrt(2 pi) line_sigma times.
+  pyramid = L > 1: the same healing and map also at 1/2, ..., 1/2^(L-1) of the resolution (2x2 average pooling,
+        the same filter in that level's own pixels), each upsampled back (nearest); the map is their pixelwise
+        max. A crack wider than healing from t_start can paint over at full resolution is a thin one a level
+        down (wide dark cracks on rough asphalt were kept by the healing: docs/research_log.md).
+  darkness = w > 0: the pixelwise max of that map and w times the relative darkness of the input,
+        (median(L) - L) / median(L) of its smoothed luminance L (the no-learning floor's map): a crack as wide
+        as the healing can repaint, which the residual lights only at its edges, is still darker than the
+        surface around it (DeepCrack, brick walls).
+score = max(map), the mean of its top-k fraction, that mean minus the map's median (a per-image baseline
+    that discounts rough but normal textures), or that difference divided by the map's median absolute
+    deviation ('topk_mad', a robust z-score: a faint crack on smooth plaster stands out of a quiet map as
+    far as a dark crack stands out of a busy one)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from crackjax import samplers
 from crackjax.schedule import Schedule
 from crackjax.unet import downsample_mean, upsample_nearest
 
-RESIDUALS = ("abs", "sq", "darker")
 CHANNELS = ("mean", "luma")
 POOLINGS = ("max", "topk", "topk_minus_median", "topk_mad")
 AVERAGES = ("residual", "healing")
@@ -55,10 +52,8 @@ class HealConfig:
   sampler: str  # 'ddpm' | 'ddim'
   steps: int  # reverse steps taken from t_start to 0
   eta: float  # DDIM stochasticity
-  guidance: float  # DDAD's w: every step conditioned on the input (0 = none)
   t_start: int  # how far to noise the input
   num_draws: int  # noise draws averaged per image
-  residual: str  # see RESIDUALS
   channels: str  # 'mean': residual per colour channel, averaged; 'luma': residual of the luminance only
   smoothing_sigma: float  # Gaussian smoothing of the map, pixels (0: none); the line filter's width
   line_sigma: float  # > 0: the oriented line filter's length (sigma along the line, pixels) instead of a Gaussian
@@ -117,10 +112,11 @@ def line_kernels(sigma_along: float, sigma_across: float) -> np.ndarray:
   return np.stack(out, -1)[:, :, None, :].astype(np.float32)
 
 
+@functools.lru_cache(maxsize=64)
 def gaussian_operator(n: int, sigma: float) -> np.ndarray:
   """[n, n] float32: gaussian_smooth along an axis of length n (its kernel, NumPy's 'reflect' borders repeated where
-  n is shorter than the kernel) as one matrix, host side. For wide kernels: a matrix product runs at BLAS speed
-  where a 385-tap convolution of a large photo takes seconds."""
+  n is shorter than the kernel) as one matrix, host side, built once per (n, sigma) (read-only: shared). For wide
+  kernels: a matrix product runs at BLAS speed where a 385-tap convolution of a large photo takes seconds."""
   k = gaussian_kernel1d(sigma).astype(np.float64)
   r = (k.shape[0] - 1) // 2
   j = np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :]
@@ -132,7 +128,9 @@ def gaussian_operator(n: int, sigma: float) -> np.ndarray:
     j = np.where(j >= n, period - j, j)
   out = np.zeros((n, n))
   np.add.at(out, (np.repeat(np.arange(n), k.shape[0]), j.ravel()), np.tile(k, n))
-  return out.astype(np.float32)
+  out = out.astype(np.float32)
+  out.flags.writeable = False
+  return out
 
 
 def _reflect_pad(x: jnp.ndarray, r: int, axis: int) -> jnp.ndarray:
@@ -175,10 +173,6 @@ def relative_darkness(x: jnp.ndarray, sigma: float) -> jnp.ndarray:
   return (med - lum) / jnp.maximum(med, 1e-3)
 
 
-# compiled once per image size; the reference level is taken on the host
-_smoothed_luminance = jax.jit(lambda x, sigma: gaussian_smooth(luminance(x), sigma), static_argnums=1)
-
-
 def localization_map(
   m: np.ndarray, img: np.ndarray, weight: float, sigma: float, zscore: float = 0.0, background: float = 0.0
 ) -> np.ndarray:
@@ -200,8 +194,9 @@ def localization_map(
     return m
   if img.shape[:2] != m.shape:
     raise ValueError(f"a map of shape {m.shape} and an image of shape {img.shape[:2]} cannot be fused")
-  x = jnp.asarray(img, jnp.float32)[None] / 127.5 - 1.0
-  lum = np.asarray(_smoothed_luminance(x, float(sigma)))[0]
+  lum = (np.asarray(img, np.float32) / 255.0 * np.asarray(LUMA, np.float32)).sum(-1)
+  if sigma > 0:  # gaussian_smooth's kernel and borders (NumPy's 'reflect' is scipy's 'mirror'), nothing to compile
+    lum = ndimage.gaussian_filter(lum, sigma, truncate=max(1, round(3.0 * sigma)) / sigma, mode="mirror")
   if background > 0:
     ref = gaussian_operator(lum.shape[0], background) @ lum @ gaussian_operator(lum.shape[1], background).T
   else:
@@ -210,8 +205,8 @@ def localization_map(
   return m + np.float32(weight) * (ref - lum) * (1 / np.maximum(ref, np.float32(1e-3)) + np.float32(zscore) / spread)
 
 
-def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str = "mean") -> jnp.ndarray:
-  """x0, x_hat: [B, H, W, C] in [-1, 1] -> [B, H, W] >= 0.
+def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, channels: str = "mean") -> jnp.ndarray:
+  """x0, x_hat: [B, H, W, C] in [-1, 1] -> |x_hat - x0|, [B, H, W] >= 0.
 
   channels='luma' compares luminance only (C = 3): a crack is a change in brightness, while paint spots and
   discolouration are mostly changes in hue that the per-channel residual also counts.
@@ -221,15 +216,7 @@ def residual_map(x0: jnp.ndarray, x_hat: jnp.ndarray, kind: str, channels: str =
     d = (d * jnp.asarray(LUMA, d.dtype)).sum(axis=-1, keepdims=True)
   elif channels != "mean":
     raise ValueError(f"anomaly.channels must be one of {CHANNELS}, got {channels!r}")
-  if kind == "abs":
-    r = jnp.abs(d)
-  elif kind == "sq":
-    r = d**2
-  elif kind == "darker":
-    r = jnp.maximum(d, 0.0)
-  else:
-    raise ValueError(f"anomaly.residual must be one of {RESIDUALS}, got {kind!r}")
-  return r.mean(axis=-1)
+  return jnp.abs(d).mean(axis=-1)
 
 
 def interior(m: np.ndarray, border: int) -> np.ndarray:
@@ -241,18 +228,7 @@ def interior(m: np.ndarray, border: int) -> np.ndarray:
   return m[..., border : h - border, border : w - border]
 
 
-POOLING_FIELDS = ("pooling", "topk_fraction", "mad_floor", "border")  # what pooling_of reads: the image score only
-
-
-def pooling_of(info: dict) -> dict:
-  """The keyword arguments of image_score in a model's info (metrics.json's "model" section);
-  a run recorded before mad_floor and border existed pooled with MAD_FLOOR and no border."""
-  return {
-    "pooling": info["pooling"],
-    "topk_fraction": info["topk_fraction"],
-    "mad_floor": info.get("mad_floor", MAD_FLOOR),
-    "border": info.get("border", 0),
-  }
+POOLING_FIELDS = ("pooling", "topk_fraction", "mad_floor", "border")  # image_score's settings: the score only
 
 
 def image_score(m: np.ndarray, *, pooling: str, topk_fraction: float, mad_floor: float = MAD_FLOOR, border: int = 0) -> float:
@@ -283,10 +259,7 @@ def heal(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg: Heal
   k_sample = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
   ab = jnp.asarray(schedule.alpha_bar)[cfg.t_start]
   x_t = jnp.sqrt(ab) * x0 + sign * jnp.sqrt(1.0 - ab) * samplers.normal(k_noise, 0, x0.shape, x0.dtype)
-  return samplers.sample(
-    eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, steps=cfg.steps, eta=cfg.eta,
-    guidance=cfg.guidance, y=x0,
-  )  # fmt: skip
+  return samplers.sample(eps_fn, schedule, x_t, k_sample, sampler=cfg.sampler, t_start=cfg.t_start, steps=cfg.steps, eta=cfg.eta)
 
 
 def downsample2(x: jnp.ndarray) -> jnp.ndarray:
@@ -338,12 +311,12 @@ def _level_map(eps_fn, schedule: Schedule, x0: jnp.ndarray, keys: jax.Array, cfg
   healing it shows: the first draw's, or the mean healing when that is what the residual compares with."""
   if cfg.average == "healing":
     x_hat = mean_healing(eps_fn, schedule, x0, keys, cfg)
-    r = residual_map(x0, x_hat, cfg.residual, cfg.channels)
+    r = residual_map(x0, x_hat, cfg.channels)
     return smooth(r, cfg.smoothing_sigma, cfg.line_sigma), x_hat
 
   def one_draw(carry, i):
     x_hat = _draw(eps_fn, schedule, x0, keys, cfg, i)
-    return carry + residual_map(x0, x_hat, cfg.residual, cfg.channels), x_hat
+    return carry + residual_map(x0, x_hat, cfg.channels), x_hat
 
   total, x_hats = jax.lax.scan(one_draw, jnp.zeros(x0.shape[:3], x0.dtype), jnp.arange(cfg.num_draws))
   m = smooth(total / cfg.num_draws, cfg.smoothing_sigma, cfg.line_sigma)

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import kinds
+from crackjax import config as config_lib
+from crackjax import kinds, streams
 from crackjax import teacher as teacher_lib
 from crackjax import train as train_lib
 from crackjax.data import pipeline
@@ -172,23 +173,21 @@ def _teacher_rows(config, x, key) -> dict:
   out = {**row, **loop_speed(config), "healing": []}
   residual = config.copy_and_resolve_references()
   with residual.unlocked():
-    residual.anomaly.score, residual.anomaly.num_draws = "residual", 1
+    residual.anomaly.num_draws, residual.anomaly.antithetic = 1, False
   params = {"unet": state.params}
   for k in (1, 2, 5, 10, 25):
     if k > config.anomaly.t_start + 1:
       continue
-    row = scorer_speed(teacher_lib.scorer_from_params(teacher_lib.with_healing(residual, steps=k), params), x, key, repeats=2)
+    row = scorer_speed(teacher_lib.scorer_from_params(config_lib.with_healing(residual, steps=k), params), x, key, repeats=2)
     out["healing"].append({"heal_steps": k, **row})
   return out
 
 
 def student_teachers(config, x, key) -> list[dict]:
   """The student's teacher as configured (its workdir's config when there is one) and DDIM-50's full share."""
-  from crackjax import student as student_lib
-
   tc = config
   if config.student.teacher_workdir and os.path.exists(os.path.join(config.student.teacher_workdir, "config.json")):
-    tc = student_lib.teacher_config(config, config.student.teacher_workdir)
+    tc = config_lib.teacher_config(config, config.student.teacher_workdir)
   tc = tc.copy_and_resolve_references()
   with tc.unlocked():
     tc.model.kind = "teacher"
@@ -196,7 +195,7 @@ def student_teachers(config, x, key) -> list[dict]:
   ddim = tc.copy_and_resolve_references()
   with ddim.unlocked():
     ddim.sampler.kind, ddim.sampler.num_steps, ddim.sampler.eta = "ddim", 50, 0.0
-    ddim.anomaly.heal_steps, ddim.anomaly.score, ddim.anomaly.num_draws = 0, "residual", 1
+    ddim.anomaly.heal_steps, ddim.anomaly.num_draws, ddim.anomaly.antithetic = 0, 1, False
   rows.append({"teacher": "DDIM-50 healing", **scorer_speed(teacher_lib.init_scorer(ddim), x, key, repeats=2)})
   return rows
 
@@ -286,7 +285,7 @@ def scorer_flops(scorer: Scorer) -> float:
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:
   size = config.data.synthetic.image_size if not config.data.root else 128
   batch = config.eval.batch_size
-  key = jax.random.PRNGKey(config.seed)
+  key = streams.key(config.seed, "init")
   x = jax.random.uniform(key, (batch, size, size, 3), minval=-1, maxval=1)
   scorer = kinds.get(config.model.kind).init_scorer(config)
   out = {

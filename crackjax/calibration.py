@@ -3,7 +3,7 @@ synthetic cracks drawn in: no real crack label is read.
 
 Each of up to `mask.calibration_images` val/good photos is scored twice, as it is (sound concrete) and with one
 crack of the synthetic model drawn in at the working resolution (crackjax/synth.py: draw_fine_crack, keeping its
-course across the photo, widths log-uniform in `mask.crack_width`), and mask.calibrate picks the decision with the
+course across the photo, widths log-uniform in CRACK_WIDTH), and mask.calibrate picks the decision with the
 highest pooled pixel F1. The decision is saved as <workdir>/mask_decision.json with a digest of the scorer's
 settings, so an evaluation with other map settings calibrates again instead of reusing a decision made for other
 maps. Fields mask.low, mask.high and mask.min_length, where set (>= 0), override the calibrated values.
@@ -17,29 +17,30 @@ import json
 import logging
 import os
 
-import jax
 import ml_collections
 import numpy as np
 
-from crackjax import mask, synth
+from crackjax import mask, streams, synth
 from crackjax.data import builders, pipeline
+from crackjax.errors import UserError
 from crackjax.scorer import Scorer, compute_maps, tiling
 
 log = logging.getLogger(__name__)
 
+CRACK_WIDTH = (1.0, 8.0)  # the synthetic cracks' widths, working-resolution pixels (log-uniform)
 CRACK_IDS = 1 << 24  # noise ids of the cracked copies: apart from the sound photos' (their index in val)
 
 
 def digest(scorer: Scorer) -> str:
   """What the localization maps depend on besides the weights (the settings in the scorer's info)."""
-  return hashlib.sha256(json.dumps(scorer.info, sort_keys=True, default=str).encode()).hexdigest()[:12]
+  return hashlib.sha256(json.dumps(dict(scorer.info), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def cracked_copies(images: list[np.ndarray], seed: int, width: tuple[float, float]) -> tuple[list, list]:
   """Each uint8 photo with one synthetic crack drawn in, and its exact mask (deterministic in seed)."""
   out, masks = [], []
   for i, img in enumerate(images):
-    rng = np.random.default_rng([seed, 7, i])
+    rng = streams.rng(seed, "calibration_cracks", i)
     x, m = synth.draw_fine_crack(rng, img.astype(np.float32) / 255.0, width=tuple(width), persistent=True)
     out.append((x * 255.0 + 0.5).astype(np.uint8))
     masks.append(m)
@@ -51,14 +52,14 @@ def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, s
   if sound is None:
     builder = builders.builder_for(config, workdir, config.data.root)
     if "val" not in builder.info.splits:
-      raise FileNotFoundError(f"{config.data.root or 'the synthetic data'} has no val split to calibrate the red mask on")
+      raise UserError(f"{config.data.root or 'the synthetic data'} has no val split to calibrate the red mask on")
     val = pipeline.load_split(builder, "val", resize=config.data.resize)
     sound = [img for img, y in zip(val.images, val.labels) if y == 0]
   sound = list(sound)[: config.mask.calibration_images]
   if not sound:
-    raise ValueError("the red mask is calibrated on val's sound photos, and val has none")
-  cracked, gts = cracked_copies(sound, config.seed, config.mask.crack_width)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
+    raise UserError("the red mask is calibrated on val's sound photos, and val has none")
+  cracked, gts = cracked_copies(sound, config.seed, CRACK_WIDTH)
+  key = streams.key(config.seed, "calibration")
   kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
   log.info("calibrating the red mask on %d sound val photos, each also with a synthetic crack", len(sound))
   a = compute_maps(scorer, sound, key, desc="mask calibration (sound)", **kw)
@@ -78,7 +79,7 @@ def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, s
 
 
 def border_of(scorer: Scorer) -> int:
-  return int(scorer.info.get("border", 0))
+  return scorer.pooling.border
 
 
 def decision(

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-KINDS = ("teacher", "student", "ae", "vae", "memae", "draem", "darkness")  # config.model.kind (crackjax/kinds.py)
-SCORES = ("residual", "feature", "head", "head_residual")  # anomaly.score: the teacher's map (crackjax/teacher.py)
-HEAD_INPUTS = ("image", "healed", "residual", "feature")  # head.inputs (crackjax/head.py)
-CLASSIFIER_INPUTS = {"photo": 3, "photo_map": 4, "map": 1}  # classifier.input -> input channels (crackjax/classifier.py)
+KINDS = ("teacher", "student", "ae", "vae", "memae", "draem", "darkness", "blur")  # config.model.kind (crackjax/kinds.py)
 STUDENT_ARCHITECTURES = ("single_step", "coarse_to_fine")  # student.architecture (crackjax/student.py)
 STUDENT_TARGETS = ("soft", "binary")  # student.target
 STUDENT_INPUT_STRIDES = (1, 2, 4)  # student.input_stride
-VAE_MAPS = ("nll", "residual")  # baseline.vae_map (crackjax/baselines/vae.py)
 DARKNESS_MAPS = ("relative", "tophat")  # darkness.map (crackjax/baselines/darkness.py)
 
 

@@ -9,11 +9,14 @@ divisible by the UNet's down-sampling, ...) and names the field at fault; `main.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Any
 
 import ml_collections
 
 from crackjax import anomaly, choices, samplers, thresholds
+from crackjax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,19 +34,19 @@ def parse_config_string(arg: str | None) -> ConfigArgs:
     key, sep, raw = part.partition("=")
     key = key.strip()
     if key not in fields:
-      raise ValueError(f"unknown config-string key {key!r} in {arg!r}; known keys: {sorted(fields)}")
+      raise UserError(f"unknown config-string key {key!r} in {arg!r}; known keys: {sorted(fields)}")
     kind = fields[key].type
     if kind == "bool":
       if sep and raw.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(f"config-string key {key!r} takes true/false, got {raw!r}")
+        raise UserError(f"config-string key {key!r} takes true/false, got {raw!r}")
       values[key] = (not sep) or raw.lower() in ("true", "1")
     elif not sep:
-      raise ValueError(f"config-string key {key!r} needs a value: {key}=...")
+      raise UserError(f"config-string key {key!r} needs a value: {key}=...")
     elif kind == "int":
       try:
         values[key] = int(raw)
       except ValueError:
-        raise ValueError(f"config-string key {key!r} takes an integer, got {raw!r}") from None
+        raise UserError(f"config-string key {key!r} takes an integer, got {raw!r}") from None
     else:
       values[key] = raw
   return ConfigArgs(**values)
@@ -90,285 +93,271 @@ def config_from_saved(template: ml_collections.ConfigDict, saved: dict, sections
   return c
 
 
-def _check(cond: bool, field: str, msg: str):
+def with_healing(config: ml_collections.ConfigDict, variant: str = "", steps: int = 0) -> ml_collections.ConfigDict:
+  """A copy of `config` that heals with sampler `variant` (a key of samplers.VARIANTS) and `steps` healing steps;
+  "" and 0 keep the config's own."""
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    if variant:
+      c.sampler.kind, c.sampler.eta = samplers.VARIANTS[variant]
+    if steps:
+      c.anomaly.heal_steps = steps
+  return c
+
+
+def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> ml_collections.ConfigDict:
+  """The config a teacher was trained and evaluated with (its config.json), which defines its maps, with the
+  student's requests for other healing (student.teacher_sampler, teacher_heal_steps) applied."""
+  path = os.path.join(teacher_workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"config.student.teacher_workdir={teacher_workdir!r} has no config.json: not a trained teacher's workdir")
+  with open(path) as f:
+    saved = json.load(f)
+  if saved["data"]["resize"] != config.data.resize:
+    raise UserError(
+      f"the teacher in {teacher_workdir} works at data.resize={saved['data']['resize']}, the student at "
+      f"{config.data.resize}; set --config.data.resize to match"
+    )
+  tc = config_from_saved(config, saved, sections=("model", "schedule", "sampler", "anomaly", "train"))
+  if tc.model.kind == "student":
+    raise UserError(f"config.student.teacher_workdir={teacher_workdir!r} holds a student; a student learns from a teacher")
+  if tc.model.kind == "teacher":
+    # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
+    tc = with_healing(tc, config.student.teacher_sampler, config.student.teacher_heal_steps)
+  try:
+    validate(tc)
+  except ValueError as e:
+    raise UserError(f"the teacher in {teacher_workdir} with the student's overrides: {e}") from None
+  return tc
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """What one field may hold: one of `values`, or a number in [lo, hi] (an open end where lo_open / hi_open;
+  None: unbounded), an integer where `integer`; `what` says it in the message."""
+
+  values: tuple = ()
+  lo: float | None = None
+  hi: float | None = None
+  lo_open: bool = False
+  hi_open: bool = False
+  integer: bool = False
+
+  def error(self, v) -> str | None:
+    if self.values:
+      return None if v in self.values else f"must be one of {self.values}, got {v!r}"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or (self.integer and not isinstance(v, int)):
+      return f"must be {'an integer' if self.integer else 'a number'}, got {v!r}"
+    low_ok = self.lo is None or (v > self.lo if self.lo_open else v >= self.lo)
+    high_ok = self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
+    if low_ok and high_ok and abs(v) != float("inf"):
+      return None
+    lo = "(-inf" if self.lo is None else f"{'(' if self.lo_open else '['}{self.lo:g}"
+    hi = "inf)" if self.hi is None else f"{self.hi:g}{')' if self.hi_open else ']'}"
+    return f"must be in {lo}, {hi}, got {v!r}"
+
+
+def one_of(*values) -> Rule:
+  return Rule(values=values)
+
+
+def at_least(lo: float, *, integer: bool = False) -> Rule:
+  return Rule(lo=lo, integer=integer)
+
+
+def above(lo: float) -> Rule:
+  return Rule(lo=lo, lo_open=True)
+
+
+def fraction(*, lo_open: bool = False, hi_open: bool = False) -> Rule:
+  return Rule(lo=0.0, hi=1.0, lo_open=lo_open, hi_open=hi_open)
+
+
+# Every field with a range or a set of values, in one place (configs/base.py gives their meaning). Names are also
+# checked: a folder name in the workdir may not leave it (NAME_FIELDS).
+RULES: dict[str, Rule] = {
+  "model.kind": one_of(*choices.KINDS),
+  "model.channels": at_least(1, integer=True),
+  "model.num_res_blocks": at_least(1, integer=True),
+  "schedule.kind": one_of("linear", "cosine"),
+  "schedule.num_timesteps": at_least(2, integer=True),
+  "schedule.beta_start": fraction(lo_open=True, hi_open=True),
+  "schedule.beta_end": fraction(lo_open=True, hi_open=True),
+  "sampler.kind": one_of(*samplers.SAMPLERS),
+  "sampler.num_steps": at_least(1, integer=True),
+  "sampler.eta": at_least(0),
+  "train.num_steps": at_least(0, integer=True),
+  "train.batch_size": at_least(1, integer=True),
+  "train.learning_rate": above(0),
+  "train.warmup_steps": at_least(0, integer=True),
+  "train.ema_decay": fraction(hi_open=True),
+  "train.t_min": at_least(0, integer=True),
+  "train.log_every": at_least(1, integer=True),
+  "train.checkpoint_every": at_least(1, integer=True),
+  "data.resize": above(0),
+  "data.crop_size": at_least(1, integer=True),
+  "data.val_fraction": fraction(hi_open=True),
+  "data.stream_workers": at_least(0, integer=True),
+  "anomaly.t_start": at_least(0, integer=True),
+  "anomaly.heal_steps": at_least(0, integer=True),
+  "anomaly.num_draws": at_least(1, integer=True),
+  "anomaly.average": one_of(*anomaly.AVERAGES),
+  "anomaly.channels": one_of(*anomaly.CHANNELS),
+  "anomaly.pooling": one_of(*anomaly.POOLINGS),
+  "anomaly.topk_fraction": fraction(lo_open=True),
+  "anomaly.mad_floor": above(0),
+  "anomaly.border": at_least(0, integer=True),
+  "anomaly.smoothing_sigma": at_least(0),
+  "anomaly.line_sigma": at_least(0),
+  "anomaly.pyramid": Rule(lo=1, hi=4, integer=True),
+  "anomaly.darkness": at_least(0),
+  "anomaly.localization_darkness": at_least(0),
+  "anomaly.localization_zscore": at_least(0),
+  "anomaly.localization_background": at_least(0),
+  "anomaly.localization_sigma": at_least(0),
+  "eval.batch_size": at_least(1, integer=True),
+  "eval.micro_batch": at_least(0, integer=True),
+  "eval.max_images": at_least(0, integer=True),
+  "eval.threshold_percentile": Rule(lo=0, hi=100, lo_open=True),
+  "eval.num_examples": at_least(0, integer=True),
+  "eval.tile_size": at_least(16, integer=True),
+  "eval.tile_overlap": at_least(0, integer=True),
+  "student.architecture": one_of(*choices.STUDENT_ARCHITECTURES),
+  "student.target": one_of(*choices.STUDENT_TARGETS),
+  "student.teacher_sampler": one_of("", *samplers.VARIANTS),
+  "student.teacher_heal_steps": at_least(0, integer=True),
+  "student.stages": Rule(lo=1, hi=6, integer=True),
+  "student.channels": at_least(1, integer=True),
+  "student.input_stride": one_of(*choices.STUDENT_INPUT_STRIDES),
+  "student.synthetic_cracks": fraction(),
+  "student.max_pool_images": at_least(0, integer=True),
+  "student.cache_shard_size": at_least(1, integer=True),
+  "student.num_steps": at_least(0, integer=True),
+  "student.batch_size": at_least(1, integer=True),
+  "student.learning_rate": above(0),
+  "baseline.channels": at_least(1, integer=True),
+  "baseline.latent_channels": at_least(1, integer=True),
+  "baseline.memory_size": at_least(1, integer=True),
+  "baseline.disc_channels": at_least(1, integer=True),
+  "baseline.num_steps": at_least(0, integer=True),
+  "baseline.batch_size": at_least(1, integer=True),
+  "baseline.learning_rate": above(0),
+  "baseline.beta": at_least(0),
+  "baseline.vae_sigma": above(0),
+  "baseline.mc_samples": at_least(1, integer=True),
+  "baseline.shrink_threshold": fraction(hi_open=True),
+  "baseline.draem_p_anomaly": fraction(),
+  "baseline.focal_gamma": at_least(0),
+  "darkness.map": one_of(*choices.DARKNESS_MAPS),
+  "darkness.sigma": at_least(0),
+  "darkness.tophat_size": at_least(3, integer=True),
+  "toy.target": one_of("skeleton", "heatmap"),
+  "toy.num_train": at_least(1, integer=True),
+  "compute.dtype": one_of("float32", "bfloat16"),
+  "compute.coordinator_timeout": above(0),
+  "predict.overlays": one_of("all", "flagged", "none"),
+  "predict.max_megapixels": above(0),
+  "predict.mm_per_pixel": at_least(0),
+  "mask.calibration_images": at_least(1, integer=True),
+  "mask.low": Rule(),  # any finite number (< 0: calibrated)
+  "mask.high": Rule(),
+  "mask.min_length": Rule(),
+  "sweep.max_images": at_least(0, integer=True),
+}
+NAME_FIELDS = ("eval.name", "predict.name", "sweep.name")  # folders under the workdir: a name, not a path
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def _check(cond: bool, field: str, msg: str) -> None:
   if not cond:
-    raise ValueError(f"config.{field}: {msg}")
+    raise UserError(f"config.{field}: {msg}")
 
 
-def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Raises ValueError naming the field whose value breaks an invariant; returns config."""
-  _check(config.model.kind in choices.KINDS, "model.kind", f"must be one of {choices.KINDS}, got {config.model.kind!r}")
-  T = config.schedule.num_timesteps
+def _invariants(c: ml_collections.ConfigDict) -> None:
+  """What no single field's rule can say: fields that constrain each other."""
+  T, a, t = c.schedule.num_timesteps, c.anomaly, c.train
+  _check(c.schedule.beta_start < c.schedule.beta_end, "schedule.beta_start", "must be < schedule.beta_end")
+  _check(c.sampler.num_steps <= T, "sampler.num_steps", f"must be <= schedule.num_timesteps={T}, got {c.sampler.num_steps}")
+  _check(a.t_start < T, "anomaly.t_start", f"must be in [0, {T - 1}], got {a.t_start}")
+  _check(t.t_min <= t.t_max < T, "train.t_max", f"need 0 <= t_min <= t_max < {T}, got [{t.t_min}, {t.t_max}]")
   _check(
-    config.schedule.kind in ("linear", "cosine"), "schedule.kind", f"must be 'linear' or 'cosine', got {config.schedule.kind!r}"
-  )
-  _check(T >= 2, "schedule.num_timesteps", f"must be >= 2, got {T}")
+    t.t_min <= a.t_start <= t.t_max, "anomaly.t_start",
+    f"healing starts at t={a.t_start}, outside the trained range [train.t_min, train.t_max] = [{t.t_min}, {t.t_max}]",
+  )  # fmt: skip
   _check(
-    0 < config.schedule.beta_start < config.schedule.beta_end < 1, "schedule.beta_start", "need 0 < beta_start < beta_end < 1"
-  )
+    a.heal_steps <= a.t_start + 1, "anomaly.heal_steps",
+    f"must be in [0, anomaly.t_start + 1] (0 = the sampler's share), got {a.heal_steps}",
+  )  # fmt: skip
   _check(
-    config.sampler.kind in samplers.SAMPLERS, "sampler.kind", f"must be one of {samplers.SAMPLERS}, got {config.sampler.kind!r}"
-  )
-  _check(
-    1 <= config.sampler.num_steps <= T,
-    "sampler.num_steps",
-    f"must be in [1, schedule.num_timesteps={T}], got {config.sampler.num_steps}",
-  )
-  _check(0.0 <= config.sampler.eta, "sampler.eta", f"must be >= 0, got {config.sampler.eta}")
-  _check(0 <= config.anomaly.t_start < T, "anomaly.t_start", f"must be in [0, {T - 1}], got {config.anomaly.t_start}")
-  _check(
-    config.anomaly.residual in anomaly.RESIDUALS,
-    "anomaly.residual",
-    f"must be one of {anomaly.RESIDUALS}, got {config.anomaly.residual!r}",
-  )
-  _check(
-    config.anomaly.channels in anomaly.CHANNELS,
-    "anomaly.channels",
-    f"must be one of {anomaly.CHANNELS}, got {config.anomaly.channels!r}",
-  )
-  _check(
-    config.anomaly.pooling in anomaly.POOLINGS,
-    "anomaly.pooling",
-    f"must be one of {anomaly.POOLINGS}, got {config.anomaly.pooling!r}",
-  )
-  _check(0 < config.anomaly.topk_fraction <= 1, "anomaly.topk_fraction", f"must be in (0, 1], got {config.anomaly.topk_fraction}")
-  _check(config.anomaly.mad_floor > 0, "anomaly.mad_floor", f"must be > 0, got {config.anomaly.mad_floor}")
-  _check(config.anomaly.border >= 0, "anomaly.border", f"must be >= 0 pixels, got {config.anomaly.border}")
-  _check(
-    0 <= config.anomaly.heal_steps <= config.anomaly.t_start + 1,
-    "anomaly.heal_steps",
-    f"must be in [0, anomaly.t_start + 1] (0 = the sampler's share), got {config.anomaly.heal_steps}",
-  )
-  _check(config.anomaly.num_draws >= 1, "anomaly.num_draws", f"must be >= 1, got {config.anomaly.num_draws}")
-  _check(
-    config.anomaly.average in anomaly.AVERAGES,
-    "anomaly.average",
-    f"must be one of {anomaly.AVERAGES}, got {config.anomaly.average!r}",
-  )
-  _check(
-    not config.anomaly.antithetic or config.anomaly.num_draws % 2 == 0,
+    not a.antithetic or a.num_draws % 2 == 0,
     "anomaly.antithetic",
-    f"pairs the draws: anomaly.num_draws must be even, got {config.anomaly.num_draws}",
+    f"pairs the draws: anomaly.num_draws must be even, got {a.num_draws}",
   )
-  _check(config.anomaly.smoothing_sigma >= 0, "anomaly.smoothing_sigma", f"must be >= 0, got {config.anomaly.smoothing_sigma}")
-  a = config.anomaly
-  _check(a.line_sigma >= 0, "anomaly.line_sigma", f"must be >= 0, got {a.line_sigma}")
-  _check(
-    isinstance(a.pyramid, int) and 1 <= a.pyramid <= 4, "anomaly.pyramid", f"must be an integer in [1, 4], got {a.pyramid!r}"
-  )
-  for field, what in (  # finite and >= 0: the darkness weights and the localization map's sigmas
-    ("darkness", "weight >= 0"),
-    ("localization_darkness", "weight >= 0"),
-    ("localization_zscore", "weight >= 0"),
-    ("localization_background", "sigma >= 0 (map pixels; 0: the image's mean)"),
-    ("localization_sigma", "sigma >= 0 (map pixels; 0: no smoothing)"),
-  ):
-    _check(0 <= a[field] < float("inf"), f"anomaly.{field}", f"must be a finite {what}, got {a[field]}")
   _check(
     a.line_sigma == 0 or a.smoothing_sigma > 0,
     "anomaly.smoothing_sigma",
-    f"must be > 0 (the line filter's width) when anomaly.line_sigma > 0, got {a.smoothing_sigma}",
+    "must be > 0 (the line filter's width) when anomaly.line_sigma > 0",
   )
   _check(
-    0 <= config.train.t_min <= config.train.t_max < T,
-    "train.t_max",
-    f"need 0 <= t_min <= t_max < {T}, got [{config.train.t_min}, {config.train.t_max}]",
+    len(c.model.channel_mult) >= 1 and all(int(m) >= 1 for m in c.model.channel_mult),
+    "model.channel_mult",
+    "needs positive multipliers, one per level",
   )
+  f = 2 ** (len(c.model.channel_mult) - 1)
   _check(
-    config.train.t_min <= config.anomaly.t_start <= config.train.t_max,
-    "anomaly.t_start",
-    f"healing starts at t={config.anomaly.t_start}, outside the trained range [train.t_min, train.t_max] = "
-    f"[{config.train.t_min}, {config.train.t_max}]",
-  )
-  _check(config.train.batch_size >= 1, "train.batch_size", f"must be >= 1, got {config.train.batch_size}")
-  _check(config.train.num_steps >= 0, "train.num_steps", f"must be >= 0, got {config.train.num_steps}")
-  _check(0 <= config.train.ema_decay < 1, "train.ema_decay", f"must be in [0, 1), got {config.train.ema_decay}")
-  _check(config.train.learning_rate > 0, "train.learning_rate", f"must be > 0, got {config.train.learning_rate}")
-  _check(
-    config.train.log_every >= 1 and config.train.checkpoint_every >= 1,
-    "train.log_every",
-    "log_every and checkpoint_every must be >= 1",
-  )
-  f = 2 ** (len(config.model.channel_mult) - 1)
-  _check(len(config.model.channel_mult) >= 1, "model.channel_mult", "needs at least one level")
-  _check(
-    config.data.crop_size % f == 0,
+    c.data.crop_size % f == 0,
     "data.crop_size",
-    f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}, got {config.data.crop_size}",
+    f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}, got {c.data.crop_size}",
   )
-  _check(config.data.resize > 0, "data.resize", f"must be > 0, got {config.data.resize}")
-  _check(0 <= config.data.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {config.data.val_fraction}")
-  _check(
-    config.model.channels % config.model.num_groups == 0,
-    "model.num_groups",
-    f"must divide model.channels={config.model.channels}",
-  )
-  _check(config.anomaly.guidance >= 0, "anomaly.guidance", f"must be >= 0, got {config.anomaly.guidance}")
-  _check(
-    config.anomaly.score in choices.SCORES, "anomaly.score", f"must be one of {choices.SCORES}, got {config.anomaly.score!r}"
-  )
-  _check(0 <= config.anomaly.feature_t < T, "anomaly.feature_t", f"must be in [0, {T - 1}], got {config.anomaly.feature_t}")
-  h = config.head
-  _check(
-    len(h.inputs) > 0 and all(i in choices.HEAD_INPUTS for i in h.inputs) and len(set(h.inputs)) == len(h.inputs),
-    "head.inputs",
-    f"must be a non-empty tuple of distinct names from {choices.HEAD_INPUTS}, got {h.inputs}",
-  )
-  _check(bool(h.name) and "/" not in h.name and h.name not in (".", ".."), "head.name", f"must be a folder name, got {h.name!r}")
-  cl = config.classifier
-  _check(cl.weight >= 0, "classifier.weight", f"must be >= 0 (0 = off), got {cl.weight}")
-  _check(
-    bool(cl.name) and "/" not in cl.name and cl.name not in (".", ".."),
-    "classifier.name",
-    f"must be a folder name, got {cl.name!r}",
-  )
-  _check(
-    cl.input in choices.CLASSIFIER_INPUTS,
-    "classifier.input",
-    f"must be one of {tuple(choices.CLASSIFIER_INPUTS)}, got {cl.input!r}",
-  )
-  _check(0 < cl.quantile < 1, "classifier.quantile", f"must be in (0, 1), got {cl.quantile}")
-  _check(
-    len(cl.channels) >= 1 and all(int(c) >= 1 for c in cl.channels), "classifier.channels",
-    f"must be a non-empty tuple of positive ints, got {cl.channels}",
-  )  # fmt: skip
-  for field in ("members", "rounds", "topk", "num_steps", "batch_size"):
-    _check(cl[field] >= 1, f"classifier.{field}", f"must be >= 1, got {cl[field]}")
-  _check(cl.batch_size % 2 == 0, "classifier.batch_size", f"must be even (half pseudo-cracks, half sound), got {cl.batch_size}")
-  _check(cl.learning_rate > 0, "classifier.learning_rate", f"must be > 0, got {cl.learning_rate}")
-  _check(
-    h.channels >= 1 and 1 <= h.levels <= 5,
-    "head.levels",
-    f"need channels >= 1 and levels in [1, 5], got {h.channels}, {h.levels}",
-  )
-  _check(h.crop_size % 2 ** (h.levels - 1) == 0, "head.crop_size", f"must be divisible by 2^(head.levels - 1), got {h.crop_size}")
-  _check(
-    h.train_set_size >= 1 and h.batch_size >= 1 and h.num_steps >= 0,
-    "head.train_set_size",
-    "train_set_size and batch_size must be >= 1",
-  )
-  for p in ("p_crack", "p_texture", "p_negative", "p_gap"):
-    _check(0 <= h[p] <= 1, f"head.{p}", f"must be in [0, 1], got {h[p]}")
-  _check(h.p_crack + h.p_texture <= 1, "head.p_texture", f"p_crack + p_texture must be <= 1, got {h.p_crack + h.p_texture}")
-  _check(
-    len(h.crack_width) == 2 and 0 < h.crack_width[0] <= h.crack_width[1],
-    "head.crack_width",
-    f"must be (min, max) with 0 < min <= max, got {h.crack_width}",
-  )
-  _check(h.focal_gamma >= 0, "head.focal_gamma", f"must be >= 0, got {h.focal_gamma}")
-  st = config.student
-  _check(
-    st.architecture in choices.STUDENT_ARCHITECTURES,
-    "student.architecture",
-    f"must be one of {choices.STUDENT_ARCHITECTURES}, got {st.architecture!r}",
-  )
-  _check(st.target in choices.STUDENT_TARGETS, "student.target", f"must be one of {choices.STUDENT_TARGETS}, got {st.target!r}")
-  _check(
-    st.teacher_sampler in ("", *samplers.VARIANTS),
-    "student.teacher_sampler",
-    f"must be '' or one of {tuple(samplers.VARIANTS)}, got {st.teacher_sampler!r}",
-  )
-  _check(st.teacher_heal_steps >= 0, "student.teacher_heal_steps", f"must be >= 0, got {st.teacher_heal_steps}")
-  _check(1 <= st.stages <= 6, "student.stages", f"must be in [1, 6], got {st.stages}")
-  _check(st.channels >= 1, "student.channels", f"must be >= 1, got {st.channels}")
-  _check(0 < st.target_quantile < 1, "student.target_quantile", f"must be in (0, 1), got {st.target_quantile}")
-  _check(0 <= st.synthetic_cracks <= 1, "student.synthetic_cracks", f"must be in [0, 1], got {st.synthetic_cracks}")
-  _check(st.batch_size >= 1 and st.num_steps >= 0, "student.batch_size", "batch_size must be >= 1 and num_steps >= 0")
-  _check(st.cache_shard_size >= 1, "student.cache_shard_size", f"must be >= 1, got {st.cache_shard_size}")
-  _check(
-    st.input_stride in choices.STUDENT_INPUT_STRIDES,
-    "student.input_stride",
-    f"must be one of {choices.STUDENT_INPUT_STRIDES}, got {st.input_stride}",
-  )
+  _check(c.model.channels % c.model.num_groups == 0, "model.num_groups", f"must divide model.channels={c.model.channels}")
+  st = c.student
   sf = choices.StudentConfig(st.architecture, st.channels, st.stages, st.input_stride).multiple
   _check(
-    st.crop_size % sf == 0,
-    "student.crop_size",
-    f"must be divisible by the student's down-sampling {sf}, got {st.crop_size}",
+    st.crop_size % sf == 0, "student.crop_size", f"must be divisible by the student's down-sampling {sf}, got {st.crop_size}"
   )
+  _check(c.baseline.crop_size % 8 == 0, "baseline.crop_size", f"must be divisible by 8, got {c.baseline.crop_size}")
   _check(
-    len(config.sweep.steps) > 0 and all(int(s) >= 1 for s in config.sweep.steps),
+    len(c.sweep.steps) > 0 and all(int(s) >= 1 for s in c.sweep.steps),
     "sweep.steps",
-    f"must be step counts >= 1, got {config.sweep.steps}",
+    f"must be step counts >= 1, got {c.sweep.steps}",
   )
   _check(
-    len(config.sweep.samplers) > 0 and all(v in samplers.VARIANTS for v in config.sweep.samplers),
-    "sweep.samplers",
-    f"must be a non-empty tuple of {tuple(samplers.VARIANTS)}, got {config.sweep.samplers}",
-  )
-  _check(
-    config.toy.target in ("", "skeleton", "heatmap"),
-    "toy.target",
-    f"must be '', 'skeleton' or 'heatmap', got {config.toy.target!r}",
-  )
-  if config.toy.target:
-    _check(
-      config.toy.image_size % f == 0,
-      "toy.image_size",
-      f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}, got {config.toy.image_size}",
-    )
-    _check(
-      min(config.toy.num_train, config.toy.num_samples) >= 1,
-      "toy.num_train",
-      "num_train and num_samples must be >= 1",
-    )
-    _check(config.model.kind == "teacher", "model.kind", "the toy job trains a diffusion model; leave model.kind 'teacher'")
-  _check(config.eval.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {config.eval.batch_size}")
-  _check(config.eval.micro_batch >= 0, "eval.micro_batch", f"must be >= 0 (0 = the whole batch), got {config.eval.micro_batch}")
-  _check(
-    config.predict.overlays in ("all", "flagged", "none"),
-    "predict.overlays",
-    f"must be 'all', 'flagged' or 'none', got {config.predict.overlays!r}",
-  )
-  try:
-    thresholds.parse_point(config.predict.operating_point)
-  except ValueError as e:
-    raise ValueError(str(e)) from None
-  _check(config.predict.max_megapixels > 0, "predict.max_megapixels", f"must be > 0, got {config.predict.max_megapixels}")
-  _check(
-    config.predict.mm_per_pixel >= 0, "predict.mm_per_pixel", f"must be >= 0 (0: pixels only), got {config.predict.mm_per_pixel}"
-  )
-  m = config.mask
-  for f in ("low", "high", "min_length"):
-    _check(-float("inf") < m[f] < float("inf"), f"mask.{f}", f"must be a finite number (< 0: calibrated), got {m[f]}")
+    len(c.sweep.samplers) > 0 and all(v in samplers.VARIANTS for v in c.sweep.samplers), "sweep.samplers",
+    f"must be a non-empty tuple of {tuple(samplers.VARIANTS)}, got {c.sweep.samplers}",
+  )  # fmt: skip
+  _check(c.toy.image_size % f == 0, "toy.image_size", f"must be divisible by 2^(len(model.channel_mult) - 1) = {f}")
+  e, m = c.eval, c.mask
+  _check(2 * e.tile_overlap < e.tile_size, "eval.tile_overlap", f"must be in [0, eval.tile_size / 2), got {e.tile_overlap}")
+  _check(e.tile_max_side >= e.tile_size, "eval.tile_max_side", f"must be >= eval.tile_size={e.tile_size}, got {e.tile_max_side}")
   if m.low >= 0 and m.high >= 0:
     _check(m.high >= m.low, "mask.high", f"must be >= mask.low ({m.low}), got {m.high}")
-  _check(m.calibration_images >= 1, "mask.calibration_images", f"must be >= 1, got {m.calibration_images}")
   _check(
-    len(m.crack_width) == 2 and 0 < m.crack_width[0] <= m.crack_width[1], "mask.crack_width",
-    f"must be (min, max) with 0 < min <= max, got {tuple(m.crack_width)}",
-  )  # fmt: skip
-  b = config.baseline
-  _check(b.crop_size % 8 == 0, "baseline.crop_size", f"must be divisible by 8, got {b.crop_size}")
-  _check(min(b.channels, b.latent_channels, b.memory_size, b.disc_channels) >= 1, "baseline.channels", "sizes must be >= 1")
-  _check(b.batch_size >= 1 and b.num_steps >= 0, "baseline.batch_size", "batch_size must be >= 1, num_steps >= 0")
-  _check(
-    b.vae_sigma > 0 and b.beta >= 0 and b.mc_samples >= 1, "baseline.vae_sigma", "need vae_sigma > 0, beta >= 0, mc_samples >= 1"
+    bool(c.train.init_from) <= (c.model.kind == "teacher"),
+    "train.init_from",
+    "fine-tunes a diffusion teacher; model.kind is not 'teacher'",
   )
-  _check(b.vae_map in choices.VAE_MAPS, "baseline.vae_map", f"must be one of {choices.VAE_MAPS}, got {b.vae_map!r}")
-  _check(0 <= b.shrink_threshold < 1, "baseline.shrink_threshold", f"must be in [0, 1), got {b.shrink_threshold}")
-  _check(0 <= b.draem_p_anomaly <= 1, "baseline.draem_p_anomaly", f"must be in [0, 1], got {b.draem_p_anomaly}")
+  thresholds.parse_point(c.predict.operating_point)
 
-  _check(
-    config.darkness.map in choices.DARKNESS_MAPS,
-    "darkness.map",
-    f"must be one of {choices.DARKNESS_MAPS}, got {config.darkness.map!r}",
-  )
-  _check(config.darkness.sigma >= 0, "darkness.sigma", f"must be >= 0 pixels, got {config.darkness.sigma}")
-  _check(config.darkness.tophat_size >= 3, "darkness.tophat_size", f"must be >= 3, got {config.darkness.tophat_size}")
-  _check(
-    config.compute.dtype in ("float32", "bfloat16"),
-    "compute.dtype",
-    f"must be 'float32' or 'bfloat16', got {config.compute.dtype!r}",
-  )
-  _check(config.compute.coordinator_timeout > 0, "compute.coordinator_timeout", "must be > 0 seconds")
-  e = config.eval
-  _check(e.tile_size >= 16, "eval.tile_size", f"must be >= 16, got {e.tile_size}")
-  _check(0 <= 2 * e.tile_overlap < e.tile_size, "eval.tile_overlap", f"must be in [0, eval.tile_size / 2), got {e.tile_overlap}")
-  _check(e.tile_max_side >= e.tile_size, "eval.tile_max_side", f"must be >= eval.tile_size={e.tile_size}, got {e.tile_max_side}")
-  _check(
-    0 < config.eval.threshold_percentile <= 100,
-    "eval.threshold_percentile",
-    f"must be in (0, 100], got {config.eval.threshold_percentile}",
-  )
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Raises ValueError naming the first field whose value breaks its RULES entry or an invariant; returns config."""
+  for field, rule in RULES.items():
+    msg = rule.error(_get(config, field))
+    if msg:
+      raise UserError(f"config.{field}: {msg}")
+  for field in NAME_FIELDS:
+    v = _get(config, field)
+    _check(
+      v == "" or ("/" not in v and "\\" not in v and v not in (".", "..")), field, f"must be a folder name (no path), got {v!r}"
+    )
+  _invariants(config)
   return config

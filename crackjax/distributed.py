@@ -23,6 +23,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from crackjax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -40,7 +42,7 @@ def initialize(config) -> None:
   n = os.environ.get("JAX_NUM_PROCESSES")
   pid = os.environ.get("JAX_PROCESS_ID")
   if address and (n is None or pid is None):
-    raise ValueError("JAX_COORDINATOR_ADDRESS is set: set JAX_NUM_PROCESSES and JAX_PROCESS_ID as well")
+    raise UserError("JAX_COORDINATOR_ADDRESS is set: set JAX_NUM_PROCESSES and JAX_PROCESS_ID as well")
   if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if address and pid is not None and int(pid) != 0:
@@ -56,7 +58,7 @@ def initialize(config) -> None:
     )
   except Exception as e:  # noqa: BLE001  (jax raises several kinds; all mean the same to the user)
     first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-    raise RuntimeError(
+    raise UserError(
       f"process {pid} could not join the coordinator at {address or 'the detected cluster'} within "
       f"{config.compute.coordinator_timeout} s (config.compute.coordinator_timeout): {first}"
     ) from None
@@ -73,7 +75,7 @@ def wait_for(address: str, timeout: float, pid) -> None:
         return
     except OSError as e:
       if time.time() >= deadline:
-        raise RuntimeError(
+        raise UserError(
           f"process {pid} could not join the coordinator at {address} within {timeout:g} s "
           f"(config.compute.coordinator_timeout): {e.strerror or e}"
         ) from None
@@ -88,7 +90,7 @@ def local_rows(batch_size: int) -> tuple[int, int]:
   """This process's rows [lo, hi) of a global batch (each process feeds its own devices)."""
   n, i = jax.process_count(), jax.process_index()
   if batch_size % n:
-    raise ValueError(f"the global batch {batch_size} does not divide by the {n} processes")
+    raise UserError(f"the global batch {batch_size} does not divide by the {n} processes")
   per = batch_size // n
   return i * per, (i + 1) * per
 

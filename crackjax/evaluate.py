@@ -15,8 +15,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from crackjax import calibration, metrics, report, thresholds
+from crackjax import calibration, metrics, report, streams, thresholds
 from crackjax.data import builders, pipeline
+from crackjax.errors import UserError
 from crackjax.scorer import Scorer, compute_maps, fill_maps, tiling
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,13 @@ def train_info(workdir: str) -> dict:
 def val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer) -> dict:
   """metrics.json with the val section alone (config.eval.test=False), for choosing settings without test."""
   if val is None or val_metrics is None:
-    raise ValueError("config.eval.test=False needs a val split with good and cracked images to report on")
+    raise UserError("config.eval.test=False needs a val split with good and cracked images to report on")
   f1m, _ = metrics.f1_max(val_res.scores, val.labels)
   out = {
     "val": {**val_metrics, "f1_max": f1m, **metrics.at_threshold(val_res.scores, val.labels, threshold)},
     "image": {"threshold": threshold, "threshold_source": source},
     "speed": {"images_per_second": len(val) / max(val_res.seconds, 1e-9), "gflops_per_image": val_res.flops_per_image / 1e9},
-    "model": scorer.info,
+    "model": dict(scorer.info),
     "data": {"root": config.eval.root or config.data.root or "synthetic", "name": name, "n_val": len(val)},
   }
   os.makedirs(out_dir, exist_ok=True)
@@ -61,28 +62,17 @@ def val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source
 
 def split_key(config: ml_collections.ConfigDict, split: str) -> jax.Array:
   """The noise key an evaluation scores `split` ('val' or 'test') with; each image's id is its row in the split."""
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)  # 0, 1: init and train keys
-  return jax.random.fold_in(key, {"val": 0, "test": 1}[split])
+  return jax.random.fold_in(streams.key(config.seed, "eval"), {"val": 0, "test": 1}[split])
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
-  """Evaluates `scorer` on config.eval.root (or data.root); returns the metrics written."""
-  root = config.eval.root or config.data.root
-  out_dir, name = output_dir(config, workdir)
-  builder = builders.builder_for(config, workdir, root)
-  if config.eval.test and "test" not in builder.info.splits:
-    raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
-  if not config.eval.test and "val" not in builder.info.splits:  # val only: a setting is chosen there
-    raise FileNotFoundError(f"{root} has no val split for a val-only evaluation (eval.test=False); {builders.EXPECTED_LAYOUT}")
-  kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
-  # data.stream: images decoded as they are scored, and only the maps the pixel metrics need kept (the figures'
-  # few images are rescored), so host memory does not grow with the split.
-  stream = config.data.stream
-  drop_maps = stream and not config.eval.save_maps  # keep only the maps something needs
-  val = val_res = None
+def score_val(config: ml_collections.ConfigDict, builder, scorer: Scorer, kw: dict, workdir: str):
+  """(val split, its MapResult, threshold, source, val metrics or None): val scored (its maps kept only where no
+  streaming asks to drop them) and the threshold chosen on it (thresholds.choose)."""
+  val = val_res = val_metrics = None
   if "val" in builder.info.splits:
+    stream = config.data.stream
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-    no_maps = np.zeros(len(val), bool) if drop_maps else None  # val needs scores only
+    no_maps = np.zeros(len(val), bool) if stream and not config.eval.save_maps else None  # val needs scores only
     val_res = compute_maps(scorer, val.images, split_key(config, "val"), desc="val", keep=no_maps, **kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
@@ -90,7 +80,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     percentile=config.eval.threshold_percentile,
     workdir=workdir,
   )
-  val_metrics = None
   if val is not None and (val.labels == 1).any() and (val.labels == 0).any():
     val_metrics = {
       "auroc": metrics.auroc(val_res.scores, val.labels),
@@ -99,11 +88,25 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
       "n_crack": int((val.labels == 1).sum()),
     }
   log.info("threshold %.6g (%s)", threshold, source)
+  return val, val_res, threshold, source, val_metrics
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
+  """Evaluates `scorer` on config.eval.root (or data.root); returns the metrics written."""
+  root = config.eval.root or config.data.root
+  out_dir, name = output_dir(config, workdir)
+  builder = builders.builder_for(config, workdir, root)
+  if config.eval.test and "test" not in builder.info.splits:
+    raise UserError(f"{root or 'synthetic data'} has no test split to evaluate on; {builders.EXPECTED_LAYOUT}")
+  if not config.eval.test and "val" not in builder.info.splits:  # val only: a setting is chosen there
+    raise UserError(f"{root} has no val split for a val-only evaluation (eval.test=False); {builders.EXPECTED_LAYOUT}")
+  kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
+  val, val_res, threshold, source, val_metrics = score_val(config, builder, scorer, kw, workdir)
   if not config.eval.test and out_dir == workdir:  # val only: never over the run's own metrics.json
     out_dir = os.path.join(workdir, "eval", "val")
   if val is not None and config.eval.save_maps:
     report.write_maps(
-      os.path.join(out_dir, "maps_val.npz"), val.filenames, val.labels, val_res.maps, scorer.localization_darkness
+      os.path.join(out_dir, "maps_val.npz"), val.filenames, val.labels, val_res.maps, scorer.localization.darkness
     )
   if not config.eval.test:  # choosing a setting: val only, the test split stays unseen
     return val_only(config, out_dir, name, val, val_res, val_metrics, threshold, source, scorer)
@@ -114,14 +117,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   if same_root and val is not None:  # indexed one by one: a streamed split decodes only these
     sound = [val.images[i] for i in np.flatnonzero(val.labels == 0)[: config.mask.calibration_images]]
   decision = calibration.decision(config, workdir, scorer, fresh=same_root and out_dir == workdir, sound=sound)
-  test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
-  keep = (report.pixel_metric_images(test) | (test.labels == 0)) if drop_maps else None  # + the sound photos' red
-  res = compute_maps(scorer, test.images, split_key(config, "test"), desc="test", keep=keep, **kw)
-  if config.eval.save_maps:
-    report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps, scorer.localization_darkness)
-  if stream:
-    groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
-    fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], split_key(config, "test"), **kw)
+  test, res = score_test(config, builder, scorer, threshold, kw, out_dir)
   data_info = {
     "root": root or "synthetic",
     "name": name,
@@ -132,17 +128,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
     **train_info(workdir),
   }
   out = report.report(
-    config=config,
-    out_dir=out_dir,
-    test=test,
-    res=res,
-    threshold=threshold,
-    threshold_source=source,
-    model_info=scorer.info,
-    data_info=data_info,
-    decision=decision,
-    val_metrics=val_metrics,
-  )
+    config=config, out_dir=out_dir, test=test, res=res, threshold=threshold, threshold_source=source,
+    model_info=dict(scorer.info), data_info=data_info, decision=decision, val_metrics=val_metrics,
+  )  # fmt: skip
   if val is not None:
     report.write_scores(os.path.join(out_dir, "val_scores.csv"), val.filenames, val.labels, val_res.scores, threshold)
     points = thresholds.operating_points(val_res.scores, val.labels, threshold, (config.predict.operating_point,))
@@ -152,6 +140,27 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
         "operating point %-18s threshold %.6g  val recall %s  val false-alarm rate %s", p["spec"], p["threshold"],
         *("-" if p[k] is None else f"{p[k]:.3f}" for k in ("val_recall", "val_false_alarm_rate")),
       )  # fmt: skip
+  log_result(name, out)
+  return out
+
+
+def score_test(config: ml_collections.ConfigDict, builder, scorer: Scorer, threshold: float, kw: dict, out_dir: str):
+  """(test split, its MapResult): with data.stream only the maps the pixel metrics and the sound photos' red need
+  are kept, and the figures' few images are scored again."""
+  stream = config.data.stream
+  drop_maps = stream and not config.eval.save_maps
+  test = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
+  keep = (report.pixel_metric_images(test) | (test.labels == 0)) if drop_maps else None
+  res = compute_maps(scorer, test.images, split_key(config, "test"), desc="test", keep=keep, **kw)
+  if config.eval.save_maps:
+    report.write_maps(os.path.join(out_dir, "maps_test.npz"), test.filenames, test.labels, res.maps, scorer.localization.darkness)
+  if stream:
+    groups = report.figure_groups(test.labels, res.scores, threshold, config.eval.num_examples)
+    fill_maps(scorer, test.images, res, [i for g in groups.values() for i in g], split_key(config, "test"), **kw)
+  return test, res
+
+
+def log_result(name: str, out: dict) -> None:
   im = out["image"]
   num = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731  (None: the test set lacks a class)
   log.info(
@@ -173,4 +182,3 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
       "%s: sound photos: %s of %d passed carry no red; flagged ones (%d) median red share %s",
       name, num(g["passed_without_red"]), g["n_passed"], g["n_flagged"], num(g["red_share_flagged"]),
     )  # fmt: skip
-  return out

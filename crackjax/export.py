@@ -18,6 +18,7 @@ in-process ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax import export as jax_export
 
-from crackjax import anomaly
+from crackjax import calibration, streams
 from crackjax import predict as predict_lib
 from crackjax import train as train_lib
 from crackjax.scorer import Scorer
@@ -36,6 +37,7 @@ from crackjax.scorer import Scorer
 log = logging.getLogger(__name__)
 
 FORMAT = "crackjax-export/1"
+NAME = "model"  # the export's folder: <workdir>/export/model/
 LOADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_loader.py")
 
 
@@ -65,26 +67,22 @@ def export_scorer(scorer: Scorer, out_dir: str, meta: dict) -> str:
 
 
 def export(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
-  if scorer.prior is not None:  # the StableHLO file holds the maps and their pooling only
-    raise ValueError(
-      "--mode=export does not carry the pool classifier yet (config.classifier.weight="
-      f"{config.classifier.weight}): its verdicts would differ from evaluate's; export a teacher scored with "
-      "--config.classifier.weight=0 (evaluate it so, then export)"
-    )
   threshold, source = predict_lib.load_threshold(config, workdir)
-  name = config.export.name or "model"
-  out_dir = os.path.join(workdir, "export", name)
+  decision = calibration.decision(config, workdir, scorer)
+  out_dir = os.path.join(workdir, "export", NAME)
   meta = {
     "threshold": threshold,
     "threshold_source": source,
     "resize": config.data.resize,
     "multiple": scorer.multiple,
-    **anomaly.pooling_of(scorer.info),
-    **scorer.localization,
+    **dataclasses.asdict(scorer.pooling),
+    **scorer.localization.info(),
     "tile": {"max_side": config.eval.tile_max_side, "size": config.eval.tile_size, "overlap": config.eval.tile_overlap},
     "seed": config.seed,
+    "noise_stream": streams.STREAMS["predict"],  # the photos' noise: fold_in(PRNGKey(seed), this), as predict draws it
     "batch_size": config.eval.batch_size,
-    "model": scorer.info,
+    "model": dict(scorer.info),
+    "mask": {k: v for k, v in decision.to_json().items() if k in ("low", "high", "min_length", "on_good", "explain")},
     "jax_version": jax.__version__,
   }
   export_scorer(scorer, out_dir, meta)

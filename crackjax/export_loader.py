@@ -1,13 +1,16 @@
-"""Runs a crackjax export folder on images: needs jax, numpy and Pillow only (not crackjax).
+"""Runs a crackjax export folder on images: needs jax (with the numpy and scipy it installs) and Pillow, not crackjax.
 
     python crackjax_export.py FOLDER_OR_IMAGE [--out predictions.csv]
 
-or from Python: `model = Exported(folder); score, verdict, amap = model.predict(path)` (amap: the localization map,
-the one crackjax's red mask and pixel metrics read; the score is pooled from the exported function's image map).
+writes predictions.csv (file, score, verdict, threshold, red share, error) and, beside it, masks/<file>.png: the
+red mask at the photo's own size, as crackjax's predict draws it. From Python: `model = Exported(folder); score,
+verdict, loc, red = model.predict(path)` (loc: the localization map the red mask is decided on; the score is
+pooled from the exported function's image map; red: bool [H, W] at the photo's size).
 
-The preprocessing, pooling and localization below are copies of crackjax's (crackjax/data/decode.py,
-pipeline.resize_image, scorer.pieces, anomaly.image_score, anomaly.localization_map) so that this file runs alone;
-a test checks that both give the same maps, scores and verdicts (tests/test_inspection.py).
+The preprocessing, pooling, localization and the red mask's decision below are copies of crackjax's
+(crackjax/data/decode.py, pipeline.resize_image, scorer.pieces, anomaly.image_score, anomaly.localization_map,
+mask.decide and mask.upsample) so that this file runs alone; tests check that both give the same maps, scores,
+verdicts and masks (tests/test_inspection.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import jax
 import numpy as np
 from jax import export as jax_export
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 FORMAT = "crackjax-export/1"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -163,6 +167,45 @@ def localization_map(
   return (amap + np.float32(weight) * (ref - lum) * scale).astype(np.float32)
 
 
+EXPLAIN_SHARE = 0.005  # a flagged photo with an empty mask shows the connected part of its top 0.5% around its peak
+EIGHT = np.ones((3, 3), bool)
+
+
+def _weak(m: np.ndarray, low: float, border: int) -> np.ndarray:
+  weak = m >= low
+  if border > 0 and m.shape[0] > 2 * border and m.shape[1] > 2 * border:
+    weak[:border], weak[-border:], weak[:, :border], weak[:, -border:] = False, False, False, False
+  return weak
+
+
+def red_mask(loc: np.ndarray, shape: tuple[int, int], d: dict, border: int, flagged: bool) -> np.ndarray:
+  """The localization map upsampled (bilinear) to the photo's own `shape`, then the model's decision `d`: the
+  8-connected regions >= low holding a pixel >= high whose bounding box's diagonal reaches min_length; none on a
+  photo passed as good (unless on_good); a flagged photo with none shows its strongest region (explain)."""
+  m = np.asarray(loc, np.float32)
+  if m.shape != tuple(shape):
+    m = np.asarray(Image.fromarray(m, "F").resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+  if not (flagged or d["on_good"]):
+    return np.zeros(m.shape, bool)
+  scale = shape[1] / loc.shape[1]
+  b = int(round(border * scale))
+  lab, n = ndimage.label(_weak(m, d["low"], b), EIGHT)
+  keep = np.zeros(n + 1, bool)
+  if n:
+    peaks = ndimage.maximum(m, lab, np.arange(1, n + 1))
+    diag = np.array([np.hypot(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in ndimage.find_objects(lab)])
+    keep[1:] = (np.asarray(peaks) >= d["high"]) & (diag >= d["min_length"] * scale)
+  hot = keep[lab]
+  if flagged and d["explain"] and not hot.any():
+    h, w = m.shape
+    inner = m[b : h - b, b : w - b] if 0 < b and 2 * b < min(h, w) else m
+    off = (h - inner.shape[0]) // 2, (w - inner.shape[1]) // 2
+    lab, _ = ndimage.label(_weak(m, np.quantile(inner, 1.0 - EXPLAIN_SHARE), b), EIGHT)
+    peak = np.unravel_index(np.argmax(inner), inner.shape)
+    hot = lab == lab[peak[0] + off[0], peak[1] + off[1]]
+  return hot
+
+
 class Exported:
   def __init__(self, folder: str):
     with open(os.path.join(folder, "export.json")) as f:
@@ -174,7 +217,7 @@ class Exported:
         self.fn = jax_export.deserialize(bytearray(f.read()))
       except Exception as e:  # noqa: BLE001  (a file from another jax version or a damaged one)
         raise ValueError(f"{folder}/model.stablehlo cannot be read by jax {jax.__version__} ({e}); export it again") from None
-    self.key = jax.random.fold_in(jax.random.PRNGKey(self.meta["seed"]), 3)
+    self.key = jax.random.fold_in(jax.random.PRNGKey(self.meta["seed"]), self.meta["noise_stream"])
 
   def map(self, img: np.ndarray, image_id: int = 0) -> np.ndarray:
     """uint8 [H, W, 3] at the working resolution -> anomaly map [H, W]."""
@@ -185,15 +228,17 @@ class Exported:
       out[dst] = np.asarray(self.fn.call(x[None], self.key, ids))[0][src]
     return out
 
-  def predict(self, path: str, image_id: int = 0) -> tuple[float, str, np.ndarray]:
+  def predict(self, path: str, image_id: int = 0) -> tuple[float, str, np.ndarray, np.ndarray]:
     m = self.meta
-    img = resize(read_rgb(path), m["resize"])
+    full = read_rgb(path)
+    img = resize(full, m["resize"])
     amap = self.map(img, image_id)
     score = image_score(amap, m["pooling"], m["topk_fraction"], m.get("mad_floor", 1e-3), m.get("border", 0))
     w, k, bg = (m.get(f"localization_{f}", 0.0) for f in ("darkness", "zscore", "background"))
     sigma = m.get("localization_sigma", m.get("darkness_sigma", 1.0))  # exports before 994e389 (2026-12-04): darkness_sigma
     loc = localization_map(amap, img, w, sigma, k, bg)
-    return score, ("crack" if score >= m["threshold"] else "good"), loc
+    red = red_mask(loc, full.shape[:2], m["mask"], m.get("border", 0), score >= m["threshold"])
+    return score, ("crack" if score >= m["threshold"] else "good"), loc, red
 
 
 def main(argv: list[str]) -> int:
@@ -212,16 +257,22 @@ def main(argv: list[str]) -> int:
     if os.path.isfile(src)
     else sorted(os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs if f.lower().endswith(EXTENSIONS))
   )
+  masks = os.path.join(os.path.dirname(os.path.abspath(out)), "masks")
+  os.makedirs(masks, exist_ok=True)
+  base = src if os.path.isdir(src) else os.path.dirname(src)
   with open(out, "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["file", "score", "verdict", "threshold", "error"])
+    w.writerow(["file", "score", "verdict", "threshold", "red_share", "error"])
     for p in files:
+      rel = os.path.relpath(p, base)
       try:
-        image_id = zlib.crc32(os.path.relpath(p, src if os.path.isdir(src) else os.path.dirname(src)).encode()) & 0x7FFFFFFF
-        score, verdict, _ = model.predict(p, image_id)
-        w.writerow([p, repr(score), verdict, f"{model.meta['threshold']:.6g}", ""])
+        score, verdict, _, red = model.predict(p, zlib.crc32(rel.encode()) & 0x7FFFFFFF)
+        rgba = np.zeros((*red.shape, 4), np.uint8)
+        rgba[red] = (255, 0, 0, 255)
+        Image.fromarray(rgba, "RGBA").save(os.path.join(masks, rel.replace(os.sep, "__") + ".png"), optimize=True)
+        w.writerow([p, repr(score), verdict, f"{model.meta['threshold']:.6g}", f"{red.mean():.6f}", ""])
       except (OSError, ValueError) as e:
-        w.writerow([p, "", "", f"{model.meta['threshold']:.6g}", str(e)])
+        w.writerow([p, "", "", f"{model.meta['threshold']:.6g}", "", str(e)])
   print(f"{len(files)} file(s) -> {out}")
   return 0
 

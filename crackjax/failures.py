@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from crackjax import anomaly, calibration, plots, report, synth
 from crackjax.data import builders, pipeline, synthetic
+from crackjax.errors import UserError
 from crackjax.evaluate import split_key
 from crackjax.scorer import Scorer, compute_maps, tiling
 
@@ -65,7 +66,7 @@ class Scored:
 def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Scored:
   csv_path, metrics_path = os.path.join(out_dir, "scores.csv"), os.path.join(out_dir, "metrics.json")
   if not (os.path.exists(csv_path) and os.path.exists(metrics_path)):
-    raise FileNotFoundError(f"{out_dir} has no scores.csv and metrics.json: evaluate the model first (--mode=evaluate)")
+    raise UserError(f"{out_dir} has no scores.csv and metrics.json: evaluate the model first (--mode=evaluate)")
   with open(csv_path) as f:
     rows = list(csv.DictReader(f))
   by_name = {r["file"]: float(r["score"]) for r in rows}
@@ -73,7 +74,7 @@ def _load_scored(config, workdir: str, out_dir: str, root: str, name: str) -> Sc
   with open(metrics_path) as f:
     threshold = json.load(f)["image"]["threshold"]
   if threshold is None:
-    raise ValueError(f"{metrics_path} has no threshold to judge failures by")
+    raise UserError(f"{metrics_path} has no threshold to judge failures by")
   builder = builders.builder_for(config, workdir, root)
   split = pipeline.load_split(builder, "test", resize=config.data.resize)
   keep = [i for i, fn in enumerate(split.filenames) if fn in by_name]
@@ -108,11 +109,7 @@ def synthetic_distractors(config: ml_collections.ConfigDict, filenames: list[str
   for fn in filenames:
     index = int(os.path.splitext(os.path.basename(fn))[0])
     crack = "/good/" not in f"/{fn}"
-    out.append(
-      synthetic.generate_with_distractor(
-        s.seed, index, s.image_size, crack=crack, distractor_prob=s.distractor_prob, hard=s.hard
-      )[2]
-    )
+    out.append(synthetic.generate_with_distractor(s.seed, index, s.image_size, crack=crack, distractor_prob=s.distractor_prob)[2])
   return out
 
 
@@ -150,7 +147,7 @@ def kinds(config: ml_collections.ConfigDict, home: Scored, synthetic_root: bool)
   out.update(mask_kinds(sp, crack))
   if synthetic_root:
     dist = np.asarray(synthetic_distractors(config, [sp.filenames[i] for i in good]))
-    for d in synth.NEGATIVES if config.data.synthetic.hard else synth.DISTRACTORS:
+    for d in synth.DISTRACTORS:
       out[f"{d.replace('_', ' ')}s"] = {"indices": good[dist == d], "failure": "false alarm", "note": "good image with a " + d}
   return out
 

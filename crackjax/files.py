@@ -25,6 +25,8 @@ import socket
 import sys
 import time
 
+from crackjax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ def describe(e: OSError) -> str:
   return f"{e.filename}: {e.strerror or os.strerror(e.errno)} ({name})"
 
 
-class Busy(RuntimeError):
+class Busy(UserError):
   """The folder is held by another run."""
 
 

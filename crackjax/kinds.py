@@ -17,15 +17,17 @@ import importlib
 from types import ModuleType
 
 from crackjax import choices
+from crackjax.errors import UserError
 
 KINDS = {
-  "teacher": "crackjax.teacher",  # the diffusion epsilon-UNet; its map: residual, feature distance or head
+  "teacher": "crackjax.teacher",  # the diffusion epsilon-UNet; its map: the healing residual
   "student": "crackjax.student",  # diffusion-free student distilled from a teacher's maps
   "ae": "crackjax.baselines.ae",  # convolutional autoencoder: reconstruction residual
   "vae": "crackjax.baselines.vae",  # variational autoencoder: negative reconstruction probability
   "memae": "crackjax.baselines.memae",  # memory-augmented autoencoder: residual of a reconstruction from prototypes
   "draem": "crackjax.baselines.draem",  # reconstructive + discriminative networks on synthetic anomalies
   "darkness": "crackjax.baselines.darkness",  # no learning: darkness of the smoothed luminance, or its black top-hat
+  "blur": "crackjax.baselines.blur",  # no learning: the teacher's map around a Gaussian blur instead of the healing
 }
 
 
@@ -34,5 +36,5 @@ assert tuple(KINDS) == choices.KINDS  # the names config.validate allows are the
 
 def get(kind: str) -> ModuleType:
   if kind not in KINDS:
-    raise ValueError(f"config.model.kind must be one of {sorted(KINDS)}, got {kind!r}")
+    raise UserError(f"config.model.kind must be one of {sorted(KINDS)}, got {kind!r}")
   return importlib.import_module(KINDS[kind])

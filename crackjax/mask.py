@@ -38,6 +38,7 @@ from PIL import Image
 from scipy import ndimage
 
 from crackjax import anomaly, files
+from crackjax.errors import UserError
 
 EIGHT = np.ones((3, 3), bool)  # 8-connectivity: a diagonal step along a thin crack keeps it one component
 FILE = "mask_decision.json"
@@ -169,7 +170,7 @@ def calibrate(maps: list[np.ndarray], masks: list[np.ndarray], *, border: int = 
   highest pixel F1 pooled over every map (masks: {0, 1}, all zero for sound photos)."""
   pairs = [(np.asarray(m, np.float32), np.asarray(g) > 0) for m, g in zip(maps, masks) if np.asarray(g).any()]
   if not pairs:
-    raise ValueError("the mask calibration needs at least one photo with a synthetic crack")
+    raise UserError("the mask calibration needs at least one photo with a synthetic crack")
   inner = lambda m: anomaly.interior(m, border)  # noqa: E731
   cracked = [m for m, _ in pairs]
   on_cracks = np.concatenate([inner(m)[inner(g)] for m, g in pairs])

@@ -138,3 +138,41 @@ def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray]) -> dict:
     scores, labels = scores[idx], labels[idx]
   f1, _ = f1_max(scores, labels)
   return {"auroc": auroc(scores, labels), "aupro": aupro(maps, masks), "ap": average_precision(scores, labels), "f1_max": f1}
+
+
+# ------------------------------------------------------------------------------- a paired bootstrap of AUROC
+
+
+def differences(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0):
+  """AUROC(b) - AUROC(a) on the photos as they are, and [n] over stratified resamples of them (each keeps the
+  split's counts of cracked and good photos)."""
+  labels = np.asarray(labels)
+  pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+  if not len(pos) or not len(neg):
+    raise ValueError("paired_bootstrap needs cracked and good photos")
+  rng = np.random.default_rng(seed)
+  d = np.empty(n)
+  for r in range(n):
+    i = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+    d[r] = auroc(b[i], labels[i]) - auroc(a[i], labels[i])
+  return auroc(b, labels) - auroc(a, labels), d
+
+
+def summary(diff: float, d: np.ndarray) -> dict:
+  """{'diff', 'low', 'high', 'p_not_better'}: the 95% interval and the share of resamples with a difference <= 0."""
+  low, high = np.percentile(d, [2.5, 97.5])
+  return {"diff": float(diff), "low": float(low), "high": float(high), "p_not_better": float((d <= 0).mean())}
+
+
+def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> dict:
+  """AUROC(b) - AUROC(a) on the same photos, and over n stratified resamples of them: summary()'s dict."""
+  return summary(*differences(labels, a, b, n=n, seed=seed))
+
+
+def mean_over_sets(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, n: int = 2000, seed: int = 0) -> dict:
+  """The mean over sets of (labels, a, b) of AUROC(b) - AUROC(a), each set resampled on its own: summary()'s dict.
+  Several small sets together resolve what each alone cannot."""
+  if not sets:
+    raise ValueError("mean_over_sets needs at least one set")
+  parts = [differences(y, a, b, n=n, seed=seed + k) for k, (y, a, b) in enumerate(sets)]
+  return summary(float(np.mean([p[0] for p in parts])), np.mean([p[1] for p in parts], axis=0))

@@ -1,5 +1,4 @@
-"""The label-free pool and its cached teacher maps, shared by the student (its training targets) and the pool
-classifier (the teacher's maps of the photos it learns from).
+"""The student's label-free pool and its cached teacher maps (the student's training targets).
 
 The pool is train/good plus the root's unlabeled folder (labels withheld), optionally plus good photos with a crack
 of the synthetic generator drawn in; it is read with `pipeline.load_images`, which returns pixels and file names
@@ -16,9 +15,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, synth
+from crackjax import anomaly, streams, synth
 from crackjax.config import without_legacy
 from crackjax.data import builders, pipeline
+from crackjax.errors import UserError
 from crackjax.scorer import Scorer, cache_key, compute_maps, sharded_cache, tiling
 
 log = logging.getLogger(__name__)
@@ -30,27 +30,26 @@ def load_pool(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[np.
   s = config.student
   builder = builders.builder_for(config, workdir, config.data.root)
   images, names = [], []
-  for split in ("train", "unlabeled") if s.use_unlabeled else ("train",):
+  for split in ("train", "unlabeled"):
     if split in builder.info.splits:
       imgs, fns = pipeline.load_images(builder, split, resize=config.data.resize)
       images += imgs
       names += [f"{split}/{f}" for f in fns]
   if not images:
-    raise FileNotFoundError(f"{config.data.root or 'synthetic data'} has no train/good or unlabeled images for the student")
+    raise UserError(f"{config.data.root or 'synthetic data'} has no train/good or unlabeled images for the student")
   if not any(n.startswith("unlabeled/") for n in names) and not s.synthetic_cracks:
     log.warning(
-      "The student's pool is train/good only (no unlabeled/ folder%s) and student.synthetic_cracks=0: it never sees "
-      "the teacher's map of a crack and learns the maps of sound concrete alone. On DeepCrack, "
-      "--config.student.synthetic_cracks=1.0 raised the student's pixel AUROC from 0.70 to 0.76 (README).",
-      "" if s.use_unlabeled else ", or student.use_unlabeled=False",
+      "The student's pool is train/good only (no unlabeled/ folder) and student.synthetic_cracks=0: it never sees "
+      "the teacher's map of a crack and learns the maps of sound concrete alone; --config.student.synthetic_cracks=1.0 "
+      "adds each pool photo again with a synthetic crack drawn in"
     )
   if s.max_pool_images and len(images) > s.max_pool_images:
-    keep = np.random.default_rng([config.seed, 7]).permutation(len(images))[: s.max_pool_images]
+    keep = streams.rng(config.seed, "pool_subset").permutation(len(images))[: s.max_pool_images]
     images, names = [images[i] for i in sorted(keep)], [names[i] for i in sorted(keep)]
   n_syn = int(round(s.synthetic_cracks * len(images)))
-  rng = np.random.default_rng([config.seed, 8])
+  rng = streams.rng(config.seed, "pool_cracks")
   for j, i in enumerate(rng.choice(len(images), n_syn, replace=False) if n_syn else []):
-    images.append(draw_synthetic_crack(images[i], np.random.default_rng([config.seed, 9, j])))
+    images.append(draw_synthetic_crack(images[i], streams.rng(config.seed, "pool_crack_shapes", j)))
     names.append(f"synthetic_crack/{j:05d}_{names[i]}")
   return images, names
 
@@ -76,7 +75,7 @@ def teacher_maps(config, workdir: str, scorer: Scorer, images: list[np.ndarray],
   digest = cache_key(scorer, info, config.data.resize, config.seed, names)
   cache = os.path.join(config.student.cache_dir or os.path.join(workdir, "teacher_maps"), digest)
   shard = config.student.cache_shard_size
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 5)
+  key = streams.key(config.seed, "teacher_maps")
   t0 = time.time()
   n_shards = (len(images) + shard - 1) // shard
 

@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import logging
 import os
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 
-import jax
 import ml_collections
 import numpy as np
 from PIL import Image
 
-from crackjax import calibration, cracks, files, html_report, overlay, report, thresholds
+from crackjax import calibration, cracks, files, html_report, overlay, report, streams, thresholds
 from crackjax import mask as mask_lib
 from crackjax.data import decode, pipeline
+from crackjax.errors import UserError
 from crackjax.scorer import Scorer, Stats, iter_maps, prefetch, tiling
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,10 @@ def list_inputs(path: str) -> list[str]:
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"config.predict.input={path!r} is neither an image file nor a folder")
+    raise UserError(f"config.predict.input={path!r} is neither an image file nor a folder")
   found = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(path, followlinks=False) for f in fs if decode.is_image_file(f))
   if not found:
-    raise FileNotFoundError(f"config.predict.input={path!r} holds no image files ({', '.join(decode.IMAGE_EXTENSIONS)})")
+    raise UserError(f"config.predict.input={path!r} holds no image files ({', '.join(decode.IMAGE_EXTENSIONS)})")
   return found
 
 
@@ -114,7 +116,7 @@ def load_threshold(config: ml_collections.ConfigDict, workdir: str) -> tuple[flo
     scores, labels = np.array([float(r["score"]) for r in rows]), np.array([int(r["label"]) for r in rows])
     point = thresholds.operating_point(scores, labels, spec, f1_th)
   if point is None:
-    raise FileNotFoundError(
+    raise UserError(
       f"no operating points in {workdir} (operating_points.json, val_scores.csv): evaluate the model first (run "
       "without --mode, or --mode=evaluate), or set --config.predict.threshold"
     )
@@ -250,16 +252,146 @@ def output_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   return os.path.join(workdir, "predict", name)
 
 
-def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
-  """Scores config.predict.input; returns the path of predictions.csv."""
+@dataclasses.dataclass
+class Photo:
+  """One file on its way through predict: read -> score -> decide -> measure -> write."""
+
+  path: str
+  img: np.ndarray | None = None  # uint8 [h, w, 3] at the working resolution (upright)
+  shape: tuple[int, int] = (0, 0)  # the photo's own size
+  meta: dict = dataclasses.field(default_factory=dict)  # EXIF time and place (decode.METADATA)
+  error: str = ""  # why it could not be read ("" if it could)
+  loc: np.ndarray | None = None  # the localization map [h, w]
+  score: float = float("nan")
+  hot: np.ndarray | None = None  # the red mask, bool at the photo's own size
+  found: list = dataclasses.field(default_factory=list)  # its cracks (crackjax/cracks.py)
+
+
+@dataclasses.dataclass
+class Run:
+  """What every photo of a predict run shares."""
+
+  config: ml_collections.ConfigDict
+  out_dir: str
+  threshold: float
+  source: str  # how the threshold was chosen
+  decision: mask_lib.Decision
+  border: int
+  rows: _Writer  # predictions.csv
+  crack_rows: _Writer  # cracks.csv
+  gt_counts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, np.int64))
+  near_counts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4, np.int64))
+  n_gt: int = 0
+  stats: Stats = dataclasses.field(default_factory=Stats)  # the model's time and compilations
+
+
+def read(paths: list[str], config: ml_collections.ConfigDict) -> Iterator[Photo]:
+  """The photos, decoded in a background thread ahead of the model; a file that cannot be read comes with its
+  error."""
+
+  def decoded():
+    for path in paths:
+      try:
+        full = _read_full(path, int(config.predict.max_megapixels * 1e6))
+        yield Photo(path, pipeline.resize_image(full, config.data.resize), full.shape[:2], decode.read_metadata(path))
+      except (decode.BadImageError, OSError) as e:
+        yield Photo(path, error=e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})")
+
+  return prefetch(decoded())
+
+
+def score(photos: Iterable[Photo], scorer: Scorer, config: ml_collections.ConfigDict, stats: Stats) -> Iterator[Photo]:
+  """The photos with their localization maps and scores (in the order the model finishes them), and the ones
+  that could not be read, passed on as soon as the next score comes."""
+  unreadable: list[Photo] = []
+  waiting: dict[str, Photo] = {}
+
+  def readable():
+    for ph in photos:
+      if ph.error:
+        unreadable.append(ph)
+        continue
+      waiting[ph.path] = ph
+      yield ph.path, image_id(ph.path, config.predict.input), ph.img
+
+  key = streams.key(config.seed, "predict")
+  for path, m, s in iter_maps(scorer, readable(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
+    yield from unreadable
+    unreadable.clear()
+    ph = waiting.pop(path)
+    ph.loc, ph.score = m, s
+    yield ph
+  yield from unreadable
+
+
+def decide(ph: Photo, run: Run) -> None:
+  """The verdict and the red mask: the map upsampled to the photo's own size, then the model's decision (no red
+  on a photo passed as good unless mask.on_good)."""
+  flagged = ph.score >= run.threshold
+  if flagged or run.decision.on_good:
+    up = mask_lib.upsample(ph.loc, ph.shape)
+    ph.hot = mask_lib.decide(up, run.decision, scale=ph.shape[1] / ph.loc.shape[1], border=run.border, flagged=flagged)
+  else:
+    ph.hot = np.zeros(ph.shape, bool)
+
+
+def measure(ph: Photo, run: Run) -> None:
+  """Each crack's length, widths and orientation; the red mask against a ground-truth mask where there is one."""
+  p = run.config.predict
+  ph.found = cracks.measure(ph.hot, p.mm_per_pixel) if ph.hot.any() else []
+  gt = ground_truth(p.masks, ph.path, ph.shape)
+  if gt is not None:
+    run.gt_counts += mask_lib.counts(ph.hot, gt)
+    run.near_counts += mask_lib.tolerant_counts(ph.hot, gt)
+    run.n_gt += 1
+
+
+def write(ph: Photo, run: Run) -> None:
+  """The photo's mask, thumbnail and figure, then its rows: a photo in predictions.csv has its files (a rerun
+  skips it)."""
+  p = run.config.predict
+  th = f"{run.threshold:.6g}"
+  if ph.error:
+    run.rows.row({"file": ph.path, "threshold": th, "error": ph.error})
+    log.warning("%s: %s", ph.path, ph.error)
+    return
+  name = output_name(ph.path, p.input)
+  save_mask(ph.hot, os.path.join(run.out_dir, "masks", name))
+  thumb = Image.fromarray(ph.img)
+  thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+  thumb_path = os.path.join(run.out_dir, "thumbs", name.removesuffix(".png") + ".jpg")
+  with files.writing(thumb_path):
+    thumb.save(thumb_path, quality=80)
+  verdict = report.verdict(ph.score, run.threshold)
+  if p.overlays == "all" or (p.overlays == "flagged" and verdict == "crack"):
+    d = run.decision
+    marks = {"low": d.low, "high": d.high} if d.high > d.low else {"low = high": d.low}
+    di = _display(ph.img)
+    dh = np.asarray(Image.fromarray(ph.hot).resize((di.shape[1], di.shape[0]), Image.Resampling.NEAREST))
+    caption = f"{os.path.basename(ph.path)}: {verdict} ({ph.score:.3g}), {len(ph.found)} crack(s)"
+    figure = os.path.join(run.out_dir, "overlays", name)
+    with files.writing(figure):
+      overlay.compose(di, _display(ph.loc)[: di.shape[0], : di.shape[1]], dh, d.colour_max, marks, caption).save(figure)
+  for c in ph.found:
+    run.crack_rows.row({"file": ph.path, **{k: v if isinstance(v, int) else _fmt(v) for k, v in c.items()}})
+  per_photo = cracks.summary(ph.found)
+  run.rows.row({
+    "file": ph.path, "score": repr(float(ph.score)), "verdict": verdict, "threshold": th, "error": "",
+    "cracks": per_photo["cracks"], "longest_px": _fmt(per_photo["longest_px"]), "widest_px": _fmt(per_photo["widest_px"]),
+    "red_share": f"{ph.hot.mean():.6f}", "longest_mm": _fmt(per_photo["longest_mm"]),
+    "widest_mm": _fmt(per_photo["widest_mm"]), **ph.meta,
+  })  # fmt: skip
+
+
+def start(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> tuple[Run, list[str], list[str]]:
+  """The run's threshold, red-mask decision, folders and CSV files (earlier rows kept): (run, inputs, to do)."""
   p = config.predict
   if not p.input:
-    raise ValueError("--mode=predict needs --config.predict.input=/folder/or/image")
+    raise UserError("--mode=predict needs --config.predict.input=/folder/or/image")
   if p.masks and not os.path.isdir(p.masks):
-    raise FileNotFoundError(f"config.predict.masks={p.masks!r} is not a folder")
+    raise UserError(f"config.predict.masks={p.masks!r} is not a folder")
   threshold, source = load_threshold(config, workdir)
   decision = calibration.decision(config, workdir, scorer)
-  border = calibration.border_of(scorer)
   inputs = list_inputs(p.input)
   out_dir = output_dir(config, workdir)
   for sub in ("overlays", "masks", "thumbs"):
@@ -274,83 +406,36 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
     len(inputs), p.input, len(done), out_csv, " (skipped; predict.redo=True scores them again)" if done else "",
     threshold, source, decision.low, decision.high, decision.min_length, ", also on passed photos" if decision.on_good else "",
   )  # fmt: skip
-  w = _Writer(out_csv, COLUMNS, list(done.values()))
-  wc = _Writer(cracks_csv, CRACK_COLUMNS, _done_cracks(cracks_csv, set(done)))
-  pending: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
-  n_err = [0]
-  marks = {"low": decision.low, "high": decision.high} if decision.high > decision.low else {"low = high": decision.low}
-  gt_counts, near_counts = np.zeros(3, np.int64), np.zeros(4, np.int64)
-  n_gt = 0
+  rows = _Writer(out_csv, COLUMNS, list(done.values()))
+  crack_rows = _Writer(cracks_csv, CRACK_COLUMNS, _done_cracks(cracks_csv, set(done)))
+  return Run(config, out_dir, threshold, source, decision, calibration.border_of(scorer), rows, crack_rows), inputs, todo
 
-  def decoded():
-    """(path, photo at the working resolution (upright), the photo's own size, its EXIF time and place, error):
-    read in a background thread."""
-    for path in todo:
-      try:
-        full = _read_full(path, int(p.max_megapixels * 1e6))
-        yield path, pipeline.resize_image(full, config.data.resize), full.shape[:2], decode.read_metadata(path), None
-      except (decode.BadImageError, OSError) as e:
-        yield path, None, None, None, e.reason if isinstance(e, decode.BadImageError) else f"cannot be read ({e})"
 
-  def items():
-    for path, img, shape, meta, reason in prefetch(decoded()):  # the next photos decode while the model works
-      if reason is not None:
-        w.row({"file": path, "threshold": f"{threshold:.6g}", "error": reason})
-        n_err[0] += 1
-        log.warning("%s: %s", path, reason)
-        continue
-      pending[path] = (img, shape, meta)
-      yield path, image_id(path, p.input), img
-
-  stats, t0, t_log, n_done = Stats(), time.time(), time.time(), 0
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> str:
+  """Scores config.predict.input; returns the path of predictions.csv."""
+  run, inputs, todo = start(config, workdir, scorer)
+  t0, t_log = time.time(), time.time()
   try:
-    for path, m, s, _ in iter_maps(scorer, items(), key, batch_size=config.eval.batch_size, tile=tiling(config), stats=stats):
-      img, shape, meta = pending.pop(path)
-      flagged = s >= threshold
-      if flagged or decision.on_good:  # the map upsampled to the photo's own size, then decided
-        hot = mask_lib.decide(mask_lib.upsample(m, shape), decision, scale=shape[1] / m.shape[1], border=border, flagged=flagged)
-      else:
-        hot = np.zeros(shape, bool)
-      found = cracks.measure(hot, p.mm_per_pixel) if hot.any() else []
-      per_photo = cracks.summary(found)
-      gt = ground_truth(p.masks, path, shape)
-      if gt is not None:
-        gt_counts += mask_lib.counts(hot, gt)
-        near_counts += mask_lib.tolerant_counts(hot, gt)
-        n_gt += 1
-      out_name = output_name(path, p.input)
-      save_mask(hot, os.path.join(out_dir, "masks", out_name))
-      thumb = Image.fromarray(img)
-      thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-      thumb_path = os.path.join(out_dir, "thumbs", out_name.removesuffix(".png") + ".jpg")
-      with files.writing(thumb_path):
-        thumb.save(thumb_path, quality=80)
-      if p.overlays == "all" or (p.overlays == "flagged" and flagged):
-        di = _display(img)
-        dh = np.asarray(Image.fromarray(hot).resize((di.shape[1], di.shape[0]), Image.Resampling.NEAREST))
-        caption = f"{os.path.basename(path)}: {report.verdict(s, threshold)} ({s:.3g}), {len(found)} crack(s)"
-        figure = os.path.join(out_dir, "overlays", out_name)
-        with files.writing(figure):
-          overlay.compose(di, _display(m)[: di.shape[0], : di.shape[1]], dh, decision.colour_max, marks, caption).save(figure)
-      # the photo's rows last: a photo in predictions.csv has its files (a rerun skips it)
-      for c in found:
-        wc.row({"file": path, **{k: v if isinstance(v, int) else _fmt(v) for k, v in c.items()}})
-      w.row({
-        "file": path, "score": repr(float(s)), "verdict": report.verdict(s, threshold), "threshold": f"{threshold:.6g}",
-        "error": "", "cracks": per_photo["cracks"], "longest_px": _fmt(per_photo["longest_px"]),
-        "widest_px": _fmt(per_photo["widest_px"]), "red_share": f"{hot.mean():.6f}",
-        "longest_mm": _fmt(per_photo["longest_mm"]), "widest_mm": _fmt(per_photo["widest_mm"]), **meta,
-      })  # fmt: skip
-      n_done += 1
-      if time.time() - t_log > 10 or n_done == len(todo):
-        rate = n_done / max(time.time() - t0, 1e-9)
-        left = len(todo) - n_done - n_err[0]
-        log.info("predict: %d/%d images, %.2f images/s, ETA %.0f s", n_done + n_err[0], len(todo), rate, left / max(rate, 1e-9))
+    for n, ph in enumerate(score(read(todo, config), scorer, config, run.stats), 1):
+      if not ph.error:
+        decide(ph, run)
+        measure(ph, run)
+      write(ph, run)
+      if time.time() - t_log > 10 or n == len(todo):
+        rate = n / max(time.time() - t0, 1e-9)
+        log.info("predict: %d/%d files, %.2f files/s, ETA %.0f s", n, len(todo), rate, (len(todo) - n) / max(rate, 1e-9))
         t_log = time.time()
   finally:
-    w.close()
-    wc.close()
+    run.rows.close()
+    run.crack_rows.close()
+  return finish(run, scorer, time.time() - t0, len(todo))
+
+
+def finish(run: Run, scorer: Scorer, seconds: float, n_todo: int) -> str:
+  """summary.json and report.html from the rows on disk (this run's and an earlier one's); a run in which nothing
+  could be scored fails."""
+  p = run.config.predict
+  out_csv, cracks_csv = os.path.join(run.out_dir, "predictions.csv"), os.path.join(run.out_dir, "cracks.csv")
   rows = _done_rows(out_csv)
   scored = [r for r in rows.values() if r["score"]]
   n_crack = sum(r["verdict"] == "crack" for r in scored)
@@ -361,10 +446,10 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
   )  # fmt: skip
   summary = {
     "input": p.input, "files": len(rows), "scored": len(scored), "crack": n_crack, "errors": len(rows) - len(scored),
-    "threshold": threshold, "threshold_source": source, "model": scorer.info,
-    "seconds": time.time() - t0, "model_seconds": stats.seconds, "compile_seconds": stats.compile_seconds,
-    "images_per_second": n_done / max(time.time() - t0, 1e-9),
-    "mask": decision.to_json(), "red": red_shares(scored),
+    "threshold": run.threshold, "threshold_source": run.source, "model": dict(scorer.info),
+    "seconds": seconds, "model_seconds": run.stats.seconds, "compile_seconds": run.stats.compile_seconds,
+    "images_per_second": n_todo / max(seconds, 1e-9),
+    "mask": run.decision.to_json(), "red": red_shares(scored),
     "cracks": {
       "count": len(crack_rows),
       "longest_px": max((float(r["length_px"]) for r in crack_rows), default=None),
@@ -372,14 +457,14 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
       "mm_per_pixel": p.mm_per_pixel or None,
     },
   }  # fmt: skip
-  if n_gt:  # the red masks as shipped against ground truth, at the photos' own resolution (this run's photos)
-    near = mask_lib.tolerant_scores(near_counts)
-    summary["mask_metrics"] = {**mask_lib.scores_of(gt_counts), "within_2px": near, "photos": n_gt, "masks": p.masks}
+  if run.n_gt:  # the red masks as shipped against ground truth, at the photos' own resolution (this run's photos)
+    near = mask_lib.tolerant_scores(run.near_counts)
+    summary["mask_metrics"] = {**mask_lib.scores_of(run.gt_counts), "within_2px": near, "photos": run.n_gt, "masks": p.masks}
     mm = summary["mask_metrics"]
     log.info(
       "red masks against %d ground-truth mask(s): precision %s, recall %s, F1 %s, IoU %s; within %g px: precision %s, "
       "recall %s, F1 %s",
-      n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")), mask_lib.TOLERANCE,
+      run.n_gt, *(_fmt(mm[k]) for k in ("precision", "recall", "f1", "iou")), mask_lib.TOLERANCE,
       *(_fmt(near[k]) for k in ("precision", "recall", "f1")),
     )  # fmt: skip
   located = [{"file": r["file"], **{k: r.get(k) or "" for k in decode.METADATA}} for r in scored]
@@ -388,9 +473,9 @@ def predict(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> 
     "with_time": sum(bool(r["taken"]) for r in located), "with_position": sum(bool(r["latitude"]) for r in located),
     "photos": located,
   }  # fmt: skip
-  report.write_json(os.path.join(out_dir, "summary.json"), summary)
-  page = html_report.write(out_dir, lambda path: output_name(path, p.input))
+  report.write_json(os.path.join(run.out_dir, "summary.json"), summary)
+  page = html_report.write(run.out_dir, lambda path: output_name(path, p.input))
   log.info("report -> %s", page)
   if not scored:
-    raise ValueError(f"none of the {len(rows)} file(s) in {p.input} could be scored (errors in {out_csv})")
+    raise UserError(f"none of the {len(rows)} file(s) in {p.input} could be scored (errors in {out_csv})")
   return out_csv

@@ -13,16 +13,6 @@ With consecutive timesteps DDPM is the ancestral sampler; with strides it is the
 skipped interval. A partial start (healing) is just a sequence that begins at t_start < T - 1, and one step
 (steps = 1) is a sequence of length one: no special cases.
 
-Guided healing (DDAD, Mousakhan et al., 2023) conditions every step on the input y:
-
-  eps_hat <- eps_hat - sqrt(1 - ab_t) w_t (y_t - x_t),   y_t = sqrt(ab_t) y + sqrt(1 - ab_t) eps_hat
-
-which moves the x0 estimate towards the input by w_t (1 - ab_t): x0_hat <- x0_hat + w_t (1 - ab_t) (y - x0_hat).
-w_t = min(w, 1 / (1 - ab_t)) caps that move at the input itself (the paper's w ~ 2 at t <= 300 never reaches the
-cap; beyond it the update would extrapolate past the input). w = 0 is unguided healing; a large w returns y.
-With one step the guided estimate is the unguided one scaled towards y, so the residual only shrinks by a
-constant factor; guidance changes the ranking of maps only when several steps are taken.
-
 Names: `steps` is always the number of reverse steps taken; the sampler's S over the whole schedule (DDIM-50) is
 `schedule_steps` here and `config.sampler.num_steps` in configs.
 """
@@ -68,13 +58,6 @@ def estimate_x0(*, x_t, eps_hat, ab_t, clip_x0: bool):
   return jnp.clip(x0_hat, -1.0, 1.0) if clip_x0 else x0_hat
 
 
-def guided_eps(*, x_t, eps_hat, y, ab_t, w: float):
-  """DDAD's conditioned noise estimate (module docstring), with w_t = min(w, 1 / (1 - ab_t))."""
-  w_t = jnp.minimum(w, 1.0 / (1.0 - ab_t))
-  y_t = jnp.sqrt(ab_t) * y + jnp.sqrt(1.0 - ab_t) * eps_hat
-  return eps_hat - jnp.sqrt(1.0 - ab_t) * w_t * (y_t - x_t)
-
-
 def ddim_update(*, x_t, eps_hat, ab_t, ab_s, z, eta: float, clip_x0: bool):
   x0_hat = estimate_x0(x_t=x_t, eps_hat=eps_hat, ab_t=ab_t, clip_x0=clip_x0)
   if clip_x0:  # keep eps consistent with the clipped x0 (Song et al.'s implementation)
@@ -113,8 +96,6 @@ def sample(
   eta: float = 0.0,
   clip_x0: bool = True,
   return_trajectory: bool = False,
-  guidance: float = 0.0,
-  y: jnp.ndarray | None = None,
 ):
   """Runs the reverse process from x_t at t_start to a clean image.
 
@@ -125,7 +106,6 @@ def sample(
     sampler: 'ddpm' or 'ddim'. eta is DDIM's stochasticity (0: deterministic, 1: DDPM-like).
     t_start, steps: static ints; see `timestep_sequence`.
     return_trajectory: also return the states after every step, [steps, B, H, W, C].
-    guidance, y: DDAD's weight w (static, 0 = none) and the input y [B, H, W, C] each step is conditioned on.
 
   Returns x0 (the last step's x0_hat, in [-1, 1] when clip_x0) and, if asked, the trajectory.
   """
@@ -133,10 +113,6 @@ def sample(
     raise ValueError(f"sampler.kind must be one of {SAMPLERS}, got {sampler!r}")
   if not 0 <= t_start < schedule.num_timesteps:
     raise ValueError(f"t_start must be in [0, {schedule.num_timesteps - 1}], got {t_start}")
-  if guidance < 0:
-    raise ValueError(f"anomaly.guidance must be >= 0, got {guidance}")
-  if guidance > 0 and y is None:
-    raise ValueError("guided healing needs the input y")
   ts = timestep_sequence(t_start=t_start, steps=steps)
   ss = np.concatenate([ts[1:], [-1]]).astype(np.int32)
   ab_ext = jnp.asarray(schedule.alpha_bar_ext)
@@ -147,8 +123,6 @@ def sample(
     eps_hat = eps_fn(x, jnp.full((batch,), t, jnp.int32))
     z = normal(key, i, x.shape, x.dtype)
     ab_t, ab_s = ab_ext[t + 1], ab_ext[s + 1]
-    if guidance > 0:
-      eps_hat = guided_eps(x_t=x, eps_hat=eps_hat, y=y, ab_t=ab_t, w=guidance)
     if sampler == "ddim":
       x_s, x0_hat = ddim_update(x_t=x, eps_hat=eps_hat, ab_t=ab_t, ab_s=ab_s, z=z, eta=eta, clip_x0=clip_x0)
     else:

@@ -21,6 +21,7 @@ image map itself where that is 0, as for a teacher whose maps a student distils)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,8 @@ import queue
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import jax
@@ -44,62 +46,93 @@ from crackjax import anomaly, files
 log = logging.getLogger(__name__)
 
 
-# anomaly.localization_map's settings (config.anomaly fields of these names) as Scorer.info holds them, each with its
-# value where an older run's info lacks it
-LOCALIZATION = {
-  "localization_darkness": 0.0, "localization_sigma": 1.0, "localization_zscore": 0.0, "localization_background": 0.0,
-}  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class Pooling:
+  """How an image map [H, W] becomes the image score (anomaly.image_score): config.anomaly's fields of these names."""
+
+  pooling: str = "topk"
+  topk_fraction: float = 0.01
+  mad_floor: float = anomaly.MAD_FLOOR
+  border: int = 0
+
+  @classmethod
+  def of(cls, values) -> Pooling:
+    """From config.anomaly or a model's info (a run recorded before mad_floor and border existed: their old values)."""
+    get = values.get
+    return cls(
+      values["pooling"], float(values["topk_fraction"]), float(get("mad_floor", anomaly.MAD_FLOOR)), int(get("border", 0))
+    )
+
+  def score(self, m: np.ndarray) -> float:
+    return anomaly.image_score(m, **dataclasses.asdict(self))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class Localization:
+  """The localization map's settings (anomaly.localization_map): config.anomaly's localization_* fields. darkness
+  0: the image map localizes."""
+
+  darkness: float = 0.0
+  sigma: float = 1.0
+  zscore: float = 0.0
+  background: float = 0.0
+
+  @classmethod
+  def of(cls, values) -> Localization:
+    """From config.anomaly or a model's info (fields absent from an older run's info: the values of that time)."""
+    return cls(*(float(values.get(f"localization_{f.name}", f.default)) for f in dataclasses.fields(cls)))
+
+  def info(self) -> dict[str, float]:
+    """As metrics.json's "model" section records it."""
+    return {f"localization_{k}": v for k, v in dataclasses.asdict(self).items()}
+
+  def apply(self, m: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3]), host side."""
+    return anomaly.localization_map(m, img, self.darkness, self.sigma, self.zscore, self.background)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Scorer:
-  """A trained model of any kind, as evaluation needs it (see the module docstring)."""
+  """A trained model of any kind, as evaluation needs it (see the module docstring): built whole by its kind's
+  factory (`build`), never changed afterwards. The caches hold compiled functions and device copies only."""
 
   maps: Callable  # jitted (params, x [B, H, W, 3], key, ids [B]) -> [B, H, W]
   params: Any
   multiple: int  # input sides must be divisible by this
-  flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image
-  info: dict  # the "model" section of metrics.json: kind, params, pooling, topk_fraction, description, ...
-  compiled: dict = dataclasses.field(default_factory=dict)  # padded batch shape -> (run(x, key, ids), flops/image)
-  replicated: dict = dataclasses.field(default_factory=dict)  # devices -> params on each (compile_maps)
-  # (uint8 photo, its localization map) -> a shift of its image score in the score's units (crackjax/classifier.py)
-  prior: Callable[[np.ndarray, np.ndarray], float] | None = None
+  flops_per_image: Callable[[tuple], float]  # padded batch shape -> flops per image (called once, at a small shape)
+  info: Mapping[str, Any]  # metrics.json's "model" section: kind, params, description, pooling, localization, ...
+  pooling: Pooling = dataclasses.field(init=False)
+  localization: Localization = dataclasses.field(init=False)
+  compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # batch shape -> run(x, key, ids)
+  replicated: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # devices -> params on each
+  _per_pixel: list = dataclasses.field(default_factory=list, init=False, repr=False)
 
-  @property
-  def pooling(self) -> str:
-    return self.info["pooling"]
-
-  @property
-  def localization(self) -> dict[str, float]:
-    """The localization map's settings (info, as metrics.json records them; LOCALIZATION's value where absent)."""
-    return {k: float(self.info.get(k, v)) for k, v in LOCALIZATION.items()}
-
-  @property
-  def localization_darkness(self) -> float:
-    """The localization map's darkness weight (0: the image map localizes)."""
-    return self.localization["localization_darkness"]
+  def __post_init__(self):
+    object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+    object.__setattr__(self, "pooling", Pooling.of(self.info))
+    object.__setattr__(self, "localization", Localization.of(self.info))
 
   def score(self, m: np.ndarray) -> float:
-    return anomaly.image_score(m, **anomaly.pooling_of(self.info))
+    return self.pooling.score(m)
 
   def localize(self, m: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """An image's map [H, W] -> its localization map, given the image (uint8 [H, W, 3])."""
-    s = self.localization
-    return anomaly.localization_map(
-      m, img, s["localization_darkness"], s["localization_sigma"], s["localization_zscore"], s["localization_background"]
-    )
+    return self.localization.apply(m, img)
 
-  def shift(self, img: np.ndarray, loc: np.ndarray) -> float:
-    """The photo's image-score shift (0 without a prior), given the photo and its localization map: added to its
-    score (the red mask follows through the verdict; its pixels are the map's)."""
-    return 0.0 if self.prior is None else float(self.prior(img, loc))
+  def image_flops(self, shape: tuple) -> float:
+    """FLOPs per image of a padded batch `shape`: every kind's map is convolutional, so its cost is linear in the
+    pixels; measured once per scorer at a small reference shape (no compilation per bucket)."""
+    if not self._per_pixel:
+      side = self.multiple * max(1, -(-64 // self.multiple))
+      self._per_pixel.append(self.flops_per_image((1, side, side, 3)) / side**2)
+    return self._per_pixel[0] * shape[1] * shape[2]
 
 
-def with_localization(scorer: Scorer, config) -> Scorer:
-  """`scorer`, localizing with config.anomaly's localization settings (Scorer.localize reads them from its info):
-  every scorer whose maps are measured as the evaluation measures them (pixel metrics, the red mask) needs them."""
-  scorer.info.update({k: float(config.anomaly[k]) for k in LOCALIZATION})
-  return scorer
+def build(maps: Callable, params, multiple: int, flops_per_image: Callable, info: dict, config) -> Scorer:
+  """A kind's Scorer: its localization map config.anomaly's, its pooling config.anomaly's unless `info` brings one
+  of its own (a student pools as its teacher did)."""
+  a = config.anomaly
+  pooling = {k: a[k] for k in ("pooling", "topk_fraction", "mad_floor", "border")}
+  return Scorer(maps, params, multiple, flops_per_image, {**pooling, **info, **Localization.of(a).info()})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +243,7 @@ def pieces(tag, image_id: int, img: np.ndarray, multiple: int, tile: Tiling) -> 
 
 @dataclasses.dataclass
 class Stats:
-  seconds: float = 0.0  # running the compiled maps function, compilation excluded
+  seconds: float = 0.0  # the devices' time on the batches (dispatch or the batch before done, to done), no compilation
   compile_seconds: float = 0.0
   flops: float = 0.0  # the model's flops on the real rows of every batch run (padding rows left out)
   images: int = 0
@@ -250,27 +283,21 @@ def compile_maps(scorer: Scorer, x: np.ndarray, key: jax.Array, ids: np.ndarray)
         scorer.replicated[n] = jax.device_put(scorer.params, NamedSharding(mesh, P()))
       params = scorer.replicated[n]
     executable = fn.lower(params, jnp.asarray(x), key, jnp.asarray(ids)).compile()
-    scorer.compiled[shape] = (lambda x, key, ids: executable(params, x, key, ids), scorer.flops_per_image(shape))
+    scorer.compiled[shape] = (lambda x, key, ids: executable(params, x, key, ids), scorer.image_flops(shape))
   return scorer.compiled[shape]
 
 
-def _run(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats) -> np.ndarray:
-  shape = (batch_size, *batch[0].x.shape)
-  x = np.zeros(shape, np.float32)  # rows past the real ones stay zero: same shape, one compilation per bucket
+def _dispatch(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats):
+  """Starts the batch on the devices (padded to `batch_size` rows; rows past the real ones stay zero, so a bucket
+  keeps one shape); returns its maps still on the devices. The shape must be compiled (compile_maps)."""
+  x = np.zeros((batch_size, *batch[0].x.shape), np.float32)
   ids = np.zeros(batch_size, np.int32)
   for j, p in enumerate(batch):
     x[j] = p.x
     ids[j] = (p.image_id * 1_000_003 + p.piece_id) % 2**31
-  if shape not in scorer.compiled:
-    t0 = time.time()
-    compile_maps(scorer, x, key, ids)
-    stats.compile_seconds += time.time() - t0
-  run, flops = scorer.compiled[shape]
-  t0 = time.time()
-  out = np.asarray(jax.device_get(run(x, key, ids)))
-  stats.seconds += time.time() - t0
+  run, flops = scorer.compiled[x.shape]
   stats.flops += flops * len(batch)
-  return out
+  return run(x, key, ids)
 
 
 def last_batch(n: int, batch_size: int) -> int:
@@ -287,35 +314,48 @@ def last_batch(n: int, batch_size: int) -> int:
 
 def iter_maps(
   scorer: Scorer, items: Iterable[tuple], key: jax.Array, *, batch_size: int, tile: Tiling, stats: Stats | None = None
-) -> Iterator[tuple[object, np.ndarray, float, float]]:
-  """Streams (tag, localization map [H, W], image score, shift) for items (tag, noise id, uint8 image [H, W, 3] of
-  any size), each as soon as its map is done; the score includes the scorer's shift of the photo (Scorer.shift).
+) -> Iterator[tuple[object, np.ndarray, float]]:
+  """Streams (tag, localization map [H, W], image score) for items (tag, noise id, uint8 image [H, W, 3] of any
+  size), each as soon as its map is done.
 
   Pieces wait in one queue per padded shape until a batch is full, so memory holds at most one batch per shape
-  (and the images whose pieces are in flight); results come in completion order, not input order."""
+  (and the images whose pieces are in flight); results come in completion order, not input order. A full batch
+  is dispatched before the one ahead of it is pulled to the host, so the devices work on the next batch while
+  the host pastes, localizes and pools the last (a new shape compiles with nothing in flight)."""
   stats = stats if stats is not None else Stats()
   queues: dict[tuple, list[_Piece]] = {}
-  todo: dict[int, list] = {}  # image -> [map, pieces left]
+  todo: dict[int, list] = {}  # image -> [map, pieces left, image]
+  inflight: collections.deque = collections.deque()  # (pieces, maps on the devices, dispatch time)
+  last = [0.0]  # when the devices last finished a batch: each batch's model time starts there or at its dispatch
 
-  def flush(shape, rows: int = batch_size):
-    batch = queues.pop(shape)
-    out = _run(scorer, batch, rows, key, stats)
-    done = []
+  def complete():
+    batch, out, t0 = inflight.popleft()
+    out = np.asarray(jax.device_get(out))
+    now = time.time()
+    stats.seconds += now - max(t0, last[0])
+    last[0] = now
     for j, p in enumerate(batch):
       entry = todo[p.image]
       dst_r, dst_c, src_r, src_c = p.place
       entry[0][dst_r, dst_c] = out[j][src_r, src_c]
       entry[1] -= 1
       if entry[1] == 0:
-        done.append(p.image)
-    for i in done:
-      m, _, img = todo.pop(i)
-      stats.images += 1
-      loc = scorer.localize(m, img)
+        m, _, img = todo.pop(p.image)
+        stats.images += 1
+        yield p.image, scorer.localize(m, img), scorer.score(m)
+
+  def dispatch(shape, rows: int = batch_size):
+    batch = queues.pop(shape)
+    full = (rows, *shape)
+    if full not in scorer.compiled:
+      while inflight:
+        yield from complete()
       t0 = time.time()
-      b = scorer.shift(img, loc)
-      stats.seconds += time.time() - t0  # the prior's time counts in images/s
-      yield i, loc, scorer.score(m) + b, b
+      compile_maps(scorer, np.zeros(full, np.float32), key, np.zeros(rows, np.int32))
+      stats.compile_seconds += time.time() - t0
+    inflight.append((batch, _dispatch(scorer, batch, rows, key, stats), time.time()))
+    if len(inflight) > 1:
+      yield from complete()
 
   for tag, image_id, img in items:
     ps = pieces(tag, image_id, img, scorer.multiple, tile)
@@ -323,9 +363,11 @@ def iter_maps(
     for p in ps:
       queues.setdefault(p.x.shape, []).append(p)
       if len(queues[p.x.shape]) == batch_size:
-        yield from flush(p.x.shape)
+        yield from dispatch(p.x.shape)
   for shape in list(queues):  # the last, part-filled batch of each shape, run at a smaller padded size
-    yield from flush(shape, last_batch(len(queues[shape]), batch_size))
+    yield from dispatch(shape, last_batch(len(queues[shape]), batch_size))
+  while inflight:
+    yield from complete()
 
 
 _DONE = object()
@@ -375,7 +417,6 @@ class MapResult:
   compile_seconds: float
   flops_per_image: float
   sample: np.ndarray | None = None  # every SAMPLE_STRIDE-th pixel of every map, where not all maps are kept
-  shifts: np.ndarray | None = None  # [N] each score's shift (Scorer.shift), included in scores; compute_maps sets it
 
 
 SAMPLE_STRIDE = 61  # a prime, so the sample does not line up with image rows
@@ -399,15 +440,14 @@ def compute_maps(
   rescored alone gets the map it got among the others."""
   n = len(images)
   scores = np.zeros(n, np.float32)
-  shifts = np.zeros(n, np.float32)
   maps: list = [None] * n
   sample = None if keep is None else []
   stats = Stats()
   t_log = time.time()
   ids = range(n) if ids is None else ids
   items = prefetch((i, ids[i], img) for i, img in enumerate(images))  # a streamed split decodes ahead
-  for done, (i, m, s, b) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
-    scores[i], shifts[i] = s, b
+  for done, (i, m, s) in enumerate(iter_maps(scorer, items, key, batch_size=batch_size, tile=tile, stats=stats), 1):
+    scores[i] = s
     if keep is None or keep[i]:
       maps[i] = m
     if sample is not None:
@@ -418,7 +458,7 @@ def compute_maps(
       t_log = time.time()
   if sample is not None:
     sample = np.concatenate(sample) if sample else np.zeros(0, np.float32)
-  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image, sample, shifts)
+  return MapResult(scores, maps, stats.seconds, stats.compile_seconds, stats.flops_per_image, sample)
 
 
 def fill_maps(scorer: Scorer, images: Sequence[np.ndarray], res: MapResult, wanted, key: jax.Array, **kw) -> None:

@@ -40,17 +40,20 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import anomaly, choices, kinds, pool, precision, runs
+from crackjax import anomaly, choices, jobs, kinds, pool, precision, streams
+from crackjax import config as config_lib
 from crackjax import train as train_lib
 from crackjax.choices import StudentConfig
-from crackjax.config import config_from_saved, validate
 from crackjax.data import pipeline
-from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
+from crackjax.errors import UserError
+from crackjax.scorer import Scorer, build, count_params, flops_of, micro_batched
 from crackjax.unet import downsample_mean, upsample_nearest
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURES, TARGETS, INPUT_STRIDES = choices.STUDENT_ARCHITECTURES, choices.STUDENT_TARGETS, choices.STUDENT_INPUT_STRIDES
+# the soft targets' scale, and the binary targets' threshold: this quantile of the pool's teacher-map pixels
+TARGET_QUANTILE = 0.99
 SHAPE_FIELDS = ("student.architecture", "student.channels", "student.stages", "student.input_stride")
 
 
@@ -128,40 +131,9 @@ def output_map(maps: list[jnp.ndarray], hw_padded: tuple[int, int], target: str,
 # ----------------------------------------------------------------------------------------------- the teacher
 
 
-def teacher_config(config: ml_collections.ConfigDict, teacher_workdir: str) -> ml_collections.ConfigDict:
-  """The config a teacher was trained and evaluated with (its config.json), which defines its maps, with the
-  student's requests for other healing (student.teacher_sampler, teacher_heal_steps) applied."""
-  from crackjax import teacher as teacher_lib
-
-  path = os.path.join(teacher_workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-      f"config.student.teacher_workdir={teacher_workdir!r} has no config.json: not a trained teacher's workdir"
-    )
-  with open(path) as f:
-    saved = json.load(f)
-  if saved["data"]["resize"] != config.data.resize:
-    raise ValueError(
-      f"the teacher in {teacher_workdir} works at data.resize={saved['data']['resize']}, the student at "
-      f"{config.data.resize}; set --config.data.resize to match"
-    )
-  tc = config_from_saved(config, saved, sections=("model", "schedule", "sampler", "anomaly", "train", "head"))
-  with tc.unlocked():
-    tc.classifier.weight = 0.0  # a student distils the teacher's maps; the pool classifier only shifts image scores
-  if tc.model.kind == "student":
-    raise ValueError(f"config.student.teacher_workdir={teacher_workdir!r} holds a student; a student learns from a teacher")
-  if tc.model.kind == "teacher":
-    # The student may ask the same teacher for maps healed another way (DDPM vs DDIM teachers, same network).
-    tc = teacher_lib.with_healing(tc, config.student.teacher_sampler, config.student.teacher_heal_steps)
-  try:
-    validate(tc)
-  except ValueError as e:
-    raise ValueError(f"the teacher in {teacher_workdir} with the student's overrides: {e}") from None
-  return tc
-
-
 def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
-  """The student's teacher: config.student.teacher_workdir, or one trained (and evaluated) in <workdir>/teacher."""
+  """The student's teacher, its image maps: config.student.teacher_workdir, or one trained (and evaluated) in
+  <workdir>/teacher."""
   teacher_dir = config.student.teacher_workdir
   if not teacher_dir:
     teacher_dir = os.path.join(workdir, "teacher")
@@ -171,8 +143,10 @@ def teacher_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
       tc.data.tfds_dir = config.data.tfds_dir or os.path.join(workdir, "tfds")  # one prepared copy for both
     if not os.path.exists(os.path.join(teacher_dir, "metrics.json")):
       log.info("No student.teacher_workdir: training the teacher in %s first", teacher_dir)
-      runs.train_and_evaluate(tc, teacher_dir)
-  tc = teacher_config(config, teacher_dir)
+      jobs.train_and_evaluate(tc, teacher_dir)
+  tc = config_lib.teacher_config(config, teacher_dir)
+  with tc.unlocked():  # the student learns the teacher's image maps, not its localization maps
+    tc.anomaly.localization_darkness = 0.0
   return kinds.get(tc.model.kind).make_scorer(tc, teacher_dir)
 
 
@@ -202,9 +176,7 @@ def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> StudentSt
   s = config.student
   model = StudentNet(student_config(config))
   params = jax.jit(model.init)(key, jnp.zeros((1, s.crop_size, s.crop_size, 3)))["params"]
-  tx = train_lib.make_optimizer(
-    learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, num_steps=s.num_steps, grad_clip=s.grad_clip
-  )
+  tx = train_lib.make_optimizer(learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, num_steps=s.num_steps)
   return StudentState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
@@ -214,7 +186,7 @@ def pair_batches(images, targets, *, batch_size: int, crop_size: int, seed: int,
   stacked = [np.concatenate([pipeline.to_model_range(im), t[..., None]], axis=-1) for im, t in zip(images, targets)]
   step = start_step
   while True:
-    rng = np.random.default_rng([seed, 11, step])
+    rng = streams.rng(seed, "student_crops", step)
     out = np.empty((batch_size, crop_size, crop_size, 4), np.float32)
     for b in range(batch_size):
       out[b] = pipeline.random_crop(stacked[rng.integers(len(stacked))], crop_size, rng)
@@ -253,15 +225,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   images, names = pool.load_pool(config, workdir)
   maps = pool.teacher_maps(config, workdir, teacher, images, names)
   log.info("teacher maps of %d pool images ready (%.0f s)", len(maps), time.time() - t0)
-  scale = max(float(np.quantile(np.concatenate([m.ravel() for m in maps]), s.target_quantile)), 1e-6)
-  pooling = anomaly.pooling_of(teacher.info)
+  scale = max(float(np.quantile(np.concatenate([m.ravel() for m in maps]), TARGET_QUANTILE)), 1e-6)
+  pooling = dataclasses.asdict(teacher.pooling)
   info = TargetInfo(
     scale, s.target, pooling["pooling"], pooling["topk_fraction"], len(images), pooling["mad_floor"], pooling["border"]
   )
   info.save(os.path.join(workdir, "student_targets.json"))
   targets = [m / scale if s.target == "soft" else (m >= scale).astype(np.float32) for m in maps]
 
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 6)
+  key = streams.key(config.seed, "student")
   state = create_state(config, key)
   mngr = train_lib.checkpoint_manager(workdir, config)
   state = train_lib.restore_latest(mngr, state)
@@ -299,7 +271,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def load_student(config, workdir: str) -> tuple[StudentState, TargetInfo]:
   path = os.path.join(workdir, "student_targets.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(train_lib.NOT_TRAINED.format(workdir=workdir, dir=os.path.join(workdir, "checkpoints")))
+    raise UserError(train_lib.NOT_TRAINED.format(workdir=workdir, dir=os.path.join(workdir, "checkpoints")))
   state = train_lib.load_trained_state(workdir, config, create_state(config, jax.random.PRNGKey(0)))
   return state, TargetInfo.load(path)
 
@@ -336,7 +308,7 @@ def scorer_from_params(config: ml_collections.ConfigDict, params, info: TargetIn
     "teacher_heal_steps": config.student.teacher_heal_steps,
     "description": f"{cfg.architecture} student ({n:,} params, {info.target} targets)",
   }
-  return Scorer(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, cfg.multiple, flops, model_info)
+  return build(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, cfg.multiple, flops, model_info, config)
 
 
 def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
@@ -346,7 +318,7 @@ def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
 
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
   """A Scorer with freshly initialised parameters (speed does not depend on training: benchmarks)."""
-  params = create_state(config, jax.random.PRNGKey(config.seed)).params
+  params = create_state(config, streams.key(config.seed, "student")).params
   a = config.anomaly
   info = TargetInfo(1.0, config.student.target, a.pooling, a.topk_fraction, 0, a.mad_floor, a.border)
   return scorer_from_params(config, params, info)

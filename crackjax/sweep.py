@@ -17,13 +17,14 @@ import json
 import logging
 import os
 
-import jax
 import ml_collections
 
-from crackjax import metrics, plots, report
+from crackjax import config as config_lib
+from crackjax import metrics, plots, report, streams
 from crackjax import teacher as teacher_lib
 from crackjax.data import builders, pipeline
-from crackjax.scorer import MapResult, compute_maps, tiling, with_localization
+from crackjax.errors import UserError
+from crackjax.scorer import MapResult, compute_maps, tiling
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   if ruled_out:
     log.info("steps %s exceed anomaly.t_start + 1 = %d and are skipped", ruled_out, config.anomaly.t_start + 1)
   if not combos:
-    raise ValueError(f"config.sweep.steps: no step count <= anomaly.t_start + 1 = {config.anomaly.t_start + 1}")
+    raise UserError(f"config.sweep.steps: no step count <= anomaly.t_start + 1 = {config.anomaly.t_start + 1}")
   meta = {"root": root or "synthetic", "split": "test", "max_images": config.sweep.max_images, "seed": config.seed}
   rows: list[dict] = []
   path = os.path.join(out_dir, "sweep.json")
@@ -122,14 +123,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   done = {(r["sampler"], r["steps"]) for r in rows}
   builder = builders.builder_for(config, workdir, root)
   if "test" not in builder.info.splits:
-    raise FileNotFoundError(f"{root or 'synthetic data'} has no test split to sweep on; {builders.EXPECTED_LAYOUT}")
+    raise UserError(f"{root or 'synthetic data'} has no test split to sweep on; {builders.EXPECTED_LAYOUT}")
   split = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.sweep.max_images)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)  # the same noise for every row
+  key = streams.key(config.seed, "sweep")  # the same noise for every row
   for i, (sampler, steps) in enumerate(combos):
     if (sampler, steps) in done:
       continue
-    c = teacher_lib.with_healing(config, sampler, steps)
-    scorer = with_localization(teacher_lib.scorer_from_params(c, params), c)  # pixel metrics as evaluate measures them
+    c = config_lib.with_healing(config, sampler, steps)
+    scorer = teacher_lib.scorer_from_params(c, params)  # its localization map: pixel metrics as evaluate measures them
     res = compute_maps(
       scorer, split.images, key, batch_size=config.eval.batch_size, tile=tiling(config),
       desc=f"{sampler} {steps} steps ({i + 1}/{len(combos)})",

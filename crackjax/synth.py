@@ -1,13 +1,13 @@
 """Synthetic anomalies with exact masks, and hard negatives that must stay normal (host side, NumPy and PIL).
 
-Shared by the built-in synthetic concrete (crackjax/data/synthetic.py), the discriminative head
-(crackjax/head.py), the student's synthetic cracks and the DRAEM baseline. Every function takes a float image
+Shared by the built-in synthetic concrete (crackjax/data/synthetic.py), the red mask's calibration
+(crackjax/calibration.py), the student's synthetic cracks and the DRAEM baseline. Every function takes a float image
 [H, W, 3] in [0, 1] and a NumPy Generator and returns a new image (and a uint8 {0, 1} mask [H, W] where the
 change is an anomaly); the same generator state gives the same picture.
 
 Cracks, written from what cracks look like in general (not fitted to any test image):
 - `draw_crack`: the synthetic data set's original model, a branching random walk of 1-3 px (at 64 px).
-- `draw_fine_crack`: the head's model. A branching walk whose heading drifts and kinks, rendered at 4x and
+- `draw_fine_crack`: the calibration's model. A branching walk whose heading drifts and kinks, rendered at 4x and
   area-averaged (a 0.4 px hairline becomes a faint 1 px line, as a thin crack does in a photo), with a width
   that varies along the path (log-uniform from hairline to wide), darkening relative to the local surface by a
   depth from faint to near-black with soft edges; a share are gaps wider than a training crop with spalled
@@ -84,9 +84,8 @@ def draw_crack(rng: np.random.Generator, img: np.ndarray, params: CrackParams = 
   return np.clip(out, 0.0, 1.0), mask
 
 
-# ------------------------------------------------------------------------------------ the head's crack model
+# ----------------------------------------------------------------------------------- the calibration's crack model
 
-VERSION = 2  # of the generators below: a change here invalidates cached training sets (crackjax/head.py)
 SUPERSAMPLE = 4  # cracks are drawn at 4x and area-averaged: sub-pixel hairlines keep their faintness
 MASK_COVERAGE = 0.25  # a pixel is crack when at least this share of it is covered
 
@@ -154,7 +153,7 @@ def draw_fine_crack(
   p_relief: float = 0.5,
   persistent: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """One crack of the head's model (module docstring) on img [H, W, 3] in [0, 1]. Returns (image, mask).
+  """One crack of the fine model (module docstring) on img [H, W, 3] in [0, 1]. Returns (image, mask).
 
   With probability p_relief one lip of the crack catches raking light: a line up to 35% brighter right beside it.
   persistent: the walk keeps its course across the whole image (`_fine_walk`), for photo-sized images.
@@ -266,7 +265,7 @@ NEGATIVES = (*DISTRACTORS, "pits", "joint", "paint", "rough_patch")
 
 def draw_distractor(rng: np.random.Generator, img: np.ndarray, strength: float = 1.0) -> tuple[np.ndarray, str]:
   """One stain, water mark or shadow: dark, smooth and wide (never crack-thin). Returns (image, kind). `strength`
-  scales the darkening (1: the synthetic data set's; the head also sees them up to twice as dark)."""
+  scales the darkening (1: the synthetic data set's; draw_negative's up to twice as dark)."""
   h, w = img.shape[:2]
   size = max(h, w)
   yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -359,33 +358,20 @@ def draw_negative(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray
   return out.astype(np.float32), kind
 
 
-# ---------------------------------------------------------------------------------------- one head sample
+# ----------------------------------------------------------------------------------- joints that are not cracks
 
 
-@dataclasses.dataclass(frozen=True)
-class Mix:
-  """How the head's training crops are made (config.head.p_*, crack_width, p_gap)."""
-
-  p_crack: float = 0.5
-  p_texture: float = 0.15
-  p_negative: float = 0.5
-  crack_width: tuple[float, float] = (0.4, 12.0)
-  p_gap: float = 0.05
-
-
-def corrupt(rng: np.random.Generator, img: np.ndarray, mix: Mix) -> tuple[np.ndarray, np.ndarray]:
-  """A training crop for the head: hard negatives (target 0) with probability p_negative, then a crack
-  (p_crack) or a texture anomaly (p_texture) or nothing. Returns (image, mask of the anomaly)."""
-  out = img.astype(np.float32)
-  if rng.random() < mix.p_negative:
-    for _ in range(1 + int(rng.random() < 0.3)):
-      out, _ = draw_negative(rng, out)
-  mask = np.zeros(img.shape[:2], np.uint8)
-  u = rng.random()
-  if u < mix.p_crack:
-    for _ in range(1 + int(rng.random() < 0.25)):
-      out, m = draw_fine_crack(rng, out, width=mix.crack_width, p_gap=mix.p_gap)
-      mask |= m
-  elif u < mix.p_crack + mix.p_texture:
-    out, mask = texture_anomaly(rng, out)
-  return out, mask
+def draw_straight_joint(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """A formwork joint, saw cut or tile edge: a straight dark groove across the whole image (most near horizontal or
+  vertical), 1.5-4 px wide, darkening 25-55%, with a small brightness step between its two sides. Returns (image,
+  mask of the groove): what a model that learnt a jointed surface should leave white."""
+  h, w = img.shape[:2]
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+  angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.03) if rng.random() < 0.7 else rng.uniform(0, np.pi)
+  cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+  dist = (xx - cx) * np.sin(angle) - (yy - cy) * np.cos(angle)  # signed distance to the line, pixels
+  half = rng.uniform(1.5, 4.0) / 2
+  groove = np.clip(half + 0.5 - np.abs(dist), 0.0, 1.0)  # anti-aliased: 1 inside, a 1 px ramp at its edges
+  side = 1.0 + rng.uniform(-0.08, 0.08) * (dist > 0)
+  out = img * side[..., None] * (1.0 - rng.uniform(0.25, 0.55) * groove[..., None])
+  return np.clip(out, 0.0, 1.0).astype(np.float32), (np.abs(dist) <= half + 0.5).astype(np.uint8)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from crackjax import metrics
+from crackjax.errors import UserError
 
 
 def choose(val_scores: np.ndarray | None, val_labels: np.ndarray | None, *, percentile: float, workdir: str) -> tuple[float, str]:
@@ -34,7 +35,7 @@ def choose(val_scores: np.ndarray | None, val_labels: np.ndarray | None, *, perc
       th = json.load(f)["image"].get("threshold")
     if th is not None:
       return float(th), "workdir_metrics"
-  raise ValueError(
+  raise UserError(
     f"no val images to choose a threshold on, and no threshold in {own}: add ROOT/val/{{good,crack}}/ or let "
     "data.val_fraction (> 0) hold out part of train/good"
   )
@@ -57,7 +58,7 @@ def parse_point(spec: str) -> tuple[str, float]:
   except ValueError:
     v = -1.0
   if not ((kind == "recall" and 0 < v <= 1) or (kind == "false_alarms" and 0 <= v <= 1)):
-    raise ValueError(
+    raise UserError(
       f"config.predict.operating_point must be 'val_f1', 'recall:R' (R in (0, 1]) or 'false_alarms:F' (F in [0, 1]); got {spec!r}"
     )
   return kind, v
@@ -70,15 +71,15 @@ def operating_point(scores: np.ndarray, labels: np.ndarray, spec: str, f1_thresh
   kind, v = parse_point(spec)
   if kind == "val_f1":
     if f1_threshold is None:
-      raise ValueError("the val F1 operating point needs the evaluation's threshold")
+      raise UserError("the val F1 operating point needs the evaluation's threshold")
     th = f1_threshold
   elif kind == "recall":
     if not len(crack):
-      raise ValueError(f"operating point {spec!r}: val has no cracked images to measure recall on")
+      raise UserError(f"operating point {spec!r}: val has no cracked images to measure recall on")
     th = float(crack[int(np.ceil(v * len(crack))) - 1])  # the k-th highest crack score keeps k of them
   else:
     if not len(good):
-      raise ValueError(f"operating point {spec!r}: val has no good images to count false alarms on")
+      raise UserError(f"operating point {spec!r}: val has no good images to count false alarms on")
     k = int(np.floor(v * len(good) + 1e-9))  # at most k good images may pass
     th = float(np.nextafter(good[k], np.inf)) if k < len(good) else float(good[-1])
   return {

@@ -3,8 +3,8 @@
 The data are the synthetic generator's cracks alone, as 1-pixel skeletons or soft heatmaps (the crack mask
 blurred), white on black. A DDPM is trained on `num_train` of them; as many more from the same generator are
 never trained on. The job writes pictures of the forward process (training examples noised at increasing t) and
-of the reverse process (generation from pure noise, several intermediate states), then generates `num_samples`
-images and measures memorization:
+of the reverse process (generation from pure noise, several intermediate states), then generates as many
+images as it trained on (at most NUM_SAMPLES) and measures memorization:
 
     d_train(g) = min over training images x of RMS(blur(g) - blur(x))
     d_held(g)  = the same over the held-out images (as many as the training images)
@@ -25,15 +25,21 @@ import logging
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from crackjax import plots, samplers, synth
+from crackjax import metrics, plots, samplers, streams, synth
+from crackjax import schedule as schedule_lib
 from crackjax import train as train_lib
+from crackjax.data import pipeline
+from crackjax.errors import UserError
 from crackjax.unet import UNet
 
 log = logging.getLogger(__name__)
+
+NUM_SAMPLES = 256  # generated samples whose nearest neighbours are measured (at most one per training image)
 
 TARGETS = ("skeleton", "heatmap")
 BLUR_SIGMA = 1.5  # pixels, for the nearest-neighbour distance
@@ -52,7 +58,7 @@ def crack_image(seed: int, index: int, size: int, target: str) -> np.ndarray:
     _, mask = synth.draw_crack(rng, blank)
     soft = ndimage.gaussian_filter(mask.astype(np.float32), 1.0 * size / 64 + 0.5)
     return soft / max(float(soft.max()), 1e-6)
-  raise ValueError(f"toy.target must be one of {TARGETS}, got {target!r}")
+  raise UserError(f"toy.target must be one of {TARGETS}, got {target!r}")
 
 
 def toy_set(config: ml_collections.ConfigDict, which: str, n: int) -> np.ndarray:
@@ -82,7 +88,7 @@ def memorization(samples: np.ndarray, train: np.ndarray, heldout: np.ndarray) ->
   """Nearest-neighbour distances to the training set and to as many held-out images (the first len(train)): the
   nearest of more images is nearer by chance alone, so unequal sets would read as memorization or its absence."""
   if len(heldout) < len(train):
-    raise ValueError(f"{len(heldout)} held-out images for {len(train)} training images; the probe needs as many")
+    raise UserError(f"{len(heldout)} held-out images for {len(train)} training images; the probe needs as many")
   heldout = heldout[: len(train)]
   d_tr, i_tr = nearest(samples, train)
   d_ho, i_ho = nearest(samples, heldout)
@@ -137,15 +143,16 @@ def forward_pictures(config, images: np.ndarray, key: jax.Array) -> tuple[np.nda
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the toy DDPM, then writes the pictures and the memorization numbers."""
   t = config.toy
+  num_samples = min(NUM_SAMPLES, t.num_train)
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.data.crop_size = t.image_size  # whole toy images, randomly flipped and rotated
   log.info("Toy data: %d training and as many held-out crack %ss at %d px", t.num_train, t.target, t.image_size)
   train_set, heldout = toy_set(c, "train", t.num_train), toy_set(c, "heldout", t.num_train)
-  fresh = toy_set(c, "fresh", t.num_samples)
+  fresh = toy_set(c, "fresh", num_samples)
   state = train_lib.train(c, workdir, to_uint8_rgb(train_set))
   params = state.ema_params
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
+  key = streams.key(config.seed, "toy")
 
   fwd, ts = forward_pictures(c, train_set[:4], jax.random.fold_in(key, 0))
   titles = [f"t = {x}" for x in ts]
@@ -158,8 +165,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     col_titles=[f"step {i + 1}/{traj.shape[0]}" for i in pick],
     title=f"Reverse process from noise ({c.sampler.kind}, {c.sampler.num_steps} steps)",
   )
-  log.info("Generating %d samples (%s, %d steps)", t.num_samples, c.sampler.kind, c.sampler.num_steps)
-  samples = np.clip(generate(c, params, t.num_samples, jax.random.fold_in(key, 2)), 0, 1)
+  log.info("Generating %d samples (%s, %d steps)", num_samples, c.sampler.kind, c.sampler.num_steps)
+  samples = np.clip(generate(c, params, num_samples, jax.random.fold_in(key, 2)), 0, 1)
   n_show = min(32, len(samples))
   cols = 8
   grid = np.zeros((-(-n_show // cols), cols) + samples.shape[1:], np.float32)
@@ -177,7 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     "target": t.target,
     "num_train": t.num_train,
     "num_heldout": len(heldout),
-    "num_samples": t.num_samples,
+    "num_samples": num_samples,
     "sampler": c.sampler.kind,
     "sampler_steps": c.sampler.num_steps,
     "train_steps": c.train.num_steps,
@@ -192,7 +199,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     f"{m['median_ratio']:.3f}  share nearer train {m['share_nearer_train']:.3f}  copies (ratio < 1/3) {m['share_copies']:.3f}"
   )
   print(
-    f"memorization ({t.target}s, {t.num_train} train / {len(heldout)} held out, {t.num_samples} samples):\n"
+    f"memorization ({t.target}s, {t.num_train} train / {len(heldout)} held out, {num_samples} samples):\n"
     f"{line('generated', out['generated'])}\n{line('fresh real', out['fresh_real'])}\n"
     f"  -> {workdir}/toy.json, forward.png, reverse.png, samples.png, nearest.png, memorization.png",
     flush=True,
@@ -208,3 +215,61 @@ def _summary(m: dict) -> dict:
     "share_nearer_train": float(np.mean(m["ratio"] < 1.0)),
     "share_copies": float(np.mean(m["ratio"] < 1.0 / 3.0)),
   }
+
+
+# ------------------------------------------------------------------- the real-data teacher's membership probe
+# (benchmarks/teacher_memorization.py; Carlini et al. 2023): a model that memorized its training photos denoises
+# them better than unseen photos of the same kind, given the same noise.
+
+
+def center_crop(img: np.ndarray, size: int) -> np.ndarray:
+  h, w = img.shape[:2]
+  if min(h, w) < size:
+    raise ValueError(f"an image of {h}x{w} is smaller than the probe's crop {size}; use a smaller --crop")
+  y, x = (h - size) // 2, (w - size) // 2
+  return img[y : y + size, x : x + size]
+
+
+def denoising_losses(config, params, images: list[np.ndarray], ts: list[int], draws: int, key, crop: int) -> np.ndarray:
+  """[len(ts), N]: each photo's noise-prediction MSE at each t, averaged over `draws` draws; photo i's noise depends
+  on (t, draw, i) only, so two sets of photos get the same draws."""
+  model = UNet(train_lib.unet_config(config))
+  sched = train_lib.make_schedule(config)
+  x0_all = np.stack([pipeline.to_model_range(center_crop(im, crop)) for im in images]).astype(np.float32)
+
+  @jax.jit
+  def loss(x0, t, key, ids):
+    eps = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), x0.shape[1:]))(ids)
+    tt = jnp.full((x0.shape[0],), t, jnp.int32)
+    x_t = schedule_lib.q_sample(sched, x0=x0, t=tt, eps=eps)
+    eps_hat = model.apply({"params": params}, x_t, tt)
+    return jnp.mean((eps_hat - eps) ** 2, axis=(1, 2, 3))
+
+  batch = 32
+  out = np.zeros((len(ts), len(images)), np.float64)
+  for a, t in enumerate(ts):
+    for d in range(draws):
+      k = jax.random.fold_in(jax.random.fold_in(key, t), d)
+      for b in range(0, len(images), batch):
+        x0 = x0_all[b : b + batch]
+        ids = np.arange(b, b + len(x0))
+        pad = batch - len(x0)  # one compiled shape
+        xb, ib = np.concatenate([x0, np.zeros((pad,) + x0.shape[1:], np.float32)]), np.concatenate([ids, np.zeros(pad, int)])
+        out[a, b : b + len(x0)] += np.asarray(loss(xb, t, k, ib))[: len(x0)] / draws
+    print(f"  denoising loss at t = {t}: {len(images)} photos x {draws} draws, mean {out[a].mean():.5f}", flush=True)
+  return out
+
+
+def membership(train_values: np.ndarray, held_values: np.ndarray, rng: np.random.Generator, boots: int = 2000) -> dict:
+  """AUROC of 'held-out has the larger value' and its 95% bootstrap interval (photos resampled in each set)."""
+  scores = np.concatenate([train_values, held_values])
+  labels = np.concatenate([np.zeros(len(train_values)), np.ones(len(held_values))]).astype(int)
+  auc = metrics.auroc(scores, labels)
+  reps = []
+  for _ in range(boots):
+    tr = rng.choice(train_values, len(train_values))
+    ho = rng.choice(held_values, len(held_values))
+    reps.append(metrics.auroc(np.concatenate([tr, ho]), labels))
+  lo, hi = np.percentile(reps, [2.5, 97.5])
+  return {"auroc": float(auc), "ci95": [float(lo), float(hi)], "mean_train": float(np.mean(train_values)),
+          "mean_heldout": float(np.mean(held_values))}  # fmt: skip

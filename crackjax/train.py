@@ -29,13 +29,18 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from crackjax import distributed, files, precision
+from crackjax import distributed, files, precision, streams
 from crackjax import schedule as schedule_lib
 from crackjax.data import pipeline, stream
+from crackjax.errors import UserError
 from crackjax.scorer import count_params
 from crackjax.unet import UNet, UNetConfig
 
 log = logging.getLogger(__name__)
+
+
+GRAD_CLIP = 1.0  # every kind's global gradient-norm clip
+MAX_CHECKPOINTS = 2  # checkpoints a workdir keeps: the newest and one before it, should the newest be damaged
 
 
 class TrainState(train_state.TrainState):
@@ -48,9 +53,7 @@ def unet_config(config: ml_collections.ConfigDict) -> UNetConfig:
     channels=m.channels,
     channel_mult=tuple(m.channel_mult),
     num_res_blocks=m.num_res_blocks,
-    attention=m.attention,
     num_groups=m.num_groups,
-    dropout=m.dropout,
   )
 
 
@@ -59,13 +62,11 @@ def make_schedule(config: ml_collections.ConfigDict) -> schedule_lib.Schedule:
   return schedule_lib.make_schedule(kind=s.kind, num_timesteps=s.num_timesteps, beta_start=s.beta_start, beta_end=s.beta_end)
 
 
-def make_optimizer(
-  *, learning_rate: float, warmup_steps: int, num_steps: int, grad_clip: float, weight_decay: float = 0.0
-) -> optax.GradientTransformation:
-  """Linear warm-up to `learning_rate`, cosine decay to 0 at `num_steps`, global-norm clipping, AdamW (every kind's
-  optimizer: the teacher, the head, the student and the baselines each pass their own section's fields)."""
+def make_optimizer(*, learning_rate: float, warmup_steps: int, num_steps: int) -> optax.GradientTransformation:
+  """Linear warm-up to `learning_rate`, cosine decay to 0 at `num_steps`, global-norm clipping at GRAD_CLIP, Adam
+  (every kind's optimizer: the teacher, the student and the baselines each pass their own section's fields)."""
   lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, warmup_steps), max(num_steps, warmup_steps + 1))
-  return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(lr, weight_decay=weight_decay))
+  return optax.chain(optax.clip_by_global_norm(GRAD_CLIP), optax.adamw(lr, weight_decay=0.0))
 
 
 def create_train_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
@@ -73,10 +74,7 @@ def create_train_state(config: ml_collections.ConfigDict, key: jax.Array) -> Tra
   crop = config.data.crop_size
   params = jax.jit(model.init)(key, jnp.zeros((1, crop, crop, 3)), jnp.zeros((1,), jnp.int32))["params"]
   t = config.train
-  tx = make_optimizer(
-    learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, num_steps=t.num_steps, grad_clip=t.grad_clip,
-    weight_decay=t.weight_decay,
-  )  # fmt: skip
+  tx = make_optimizer(learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, num_steps=t.num_steps)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx, ema_params=jax.tree.map(jnp.copy, params))
   # ema_params is a copy: both are donated
 
@@ -88,13 +86,13 @@ def make_train_step(config: ml_collections.ConfigDict, schedule: schedule_lib.Sc
 
   def train_step(state: TrainState, x0: jnp.ndarray, key: jax.Array):
     key = jax.random.fold_in(key, state.step)
-    k_t, k_eps, k_drop = jax.random.split(key, 3)
+    k_t, k_eps, _ = jax.random.split(key, 3)  # three: the stream of the runs recorded when the UNet had dropout
     t = jax.random.randint(k_t, (x0.shape[0],), t_min, t_max + 1)
     eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
     x_t = schedule_lib.q_sample(schedule, x0=x0, t=t, eps=eps)
 
     def loss_fn(params):
-      eps_hat = precision.apply(state.apply_fn, params, x_t, t, compute_dtype=dt, train=True, rngs={"dropout": k_drop})
+      eps_hat = precision.apply(state.apply_fn, params, x_t, t, compute_dtype=dt)
       return jnp.mean((eps_hat - eps) ** 2)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -113,7 +111,7 @@ def make_mesh() -> Mesh:
 
 
 def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict, *, create: bool = True) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.max_checkpoints, create=create)
+  options = ocp.CheckpointManagerOptions(max_to_keep=MAX_CHECKPOINTS, create=create)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=options)
 
 
@@ -167,17 +165,17 @@ def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None, *, repair
     except Exception as e:  # noqa: BLE001 - sorted out below: the config's fault, or a damaged step
       reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
       if _intact(mngr, step):  # orbax names the mismatching array; the config field is what the user can change
-        raise ValueError(
+        raise UserError(
           f"the checkpoint in {mngr.directory} does not fit this config's model ({reason}); "
           "use the config it was trained with, or a new --workdir"
         ) from None
       if not repair:
-        raise ValueError(
+        raise UserError(
           f"checkpoint step {step} in {mngr.directory} is damaged ({reason}); run the training command again: it sets "
           "the step aside and trains on from the newest intact one"
         ) from None
       if jax.process_count() > 1:  # the processes would move it at once: the user moves it, once
-        raise ValueError(
+        raise UserError(
           f"checkpoint step {step} in {mngr.directory} is damaged ({reason}); move it aside and run again"
         ) from None
       damaged.append(files.set_aside(os.path.join(str(mngr.directory), str(step)), f"checkpoint step {step}", reason))
@@ -186,7 +184,7 @@ def restore_latest(mngr: ocp.CheckpointManager, state, data_iter=None, *, repair
     log.info("Restored checkpoint at step %d from %s", step, mngr.directory)
     return restored
   if damaged:
-    raise ValueError(
+    raise UserError(
       f"every checkpoint in {mngr.directory} is damaged (moved aside: {', '.join(damaged)}); train again with a new "
       "--workdir, or remove the checkpoints folder to start this one over"
     )
@@ -226,14 +224,14 @@ def load_params(path: str, like) -> tuple[Any, dict]:
     with np.load(path) as z:
       arrays = {k: z[k] for k in z.files}
   except (OSError, ValueError, EOFError) as e:
-    raise ValueError(f"{path} is not a parameter file ({type(e).__name__}: {e})") from None
+    raise UserError(f"{path} is not a parameter file ({type(e).__name__}: {e})") from None
   meta = json.loads(str(arrays.pop("__meta__", "{}")))
   out = []
   for kp, v in jax.tree_util.tree_leaves_with_path(like):
     name = "/".join(str(getattr(k, "key", k)) for k in kp)
     if name not in arrays or arrays[name].shape != v.shape:
       got = "missing" if name not in arrays else f"shape {arrays[name].shape}"
-      raise ValueError(
+      raise UserError(
         f"{path} holds another model: parameter {name} is {got}, this config's is {v.shape} "
         f"(the file's model: {meta.get('model', '?')}); set config.model to the file's"
       )
@@ -248,7 +246,7 @@ def init_source(init_from: str) -> str:
     return shipped
   if not os.path.exists(init_from):
     names = sorted(f.removesuffix(".npz") for f in os.listdir(WEIGHTS) if f.endswith(".npz")) if os.path.isdir(WEIGHTS) else []
-    raise FileNotFoundError(
+    raise UserError(
       f"config.train.init_from={init_from!r} is neither a shipped teacher ({', '.join(names) or 'none'}), a .npz of "
       "parameters nor a trained teacher's workdir"
     )
@@ -277,7 +275,7 @@ def load_trained_state(workdir: str, config: ml_collections.ConfigDict, state):
   how to train when there is none (and no empty checkpoints/ folder left behind)."""
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):
-    raise FileNotFoundError(NOT_TRAINED.format(workdir=workdir, dir=directory))
+    raise UserError(NOT_TRAINED.format(workdir=workdir, dir=directory))
   return restore_latest(checkpoint_manager(workdir, config, create=False), state, repair=False)
 
 
@@ -286,14 +284,14 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   return load_trained_state(workdir, config, create_train_state(config, jax.random.PRNGKey(0)))
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(UserError):
   """The loss or gradient norm stopped being finite; the last good checkpoint is kept."""
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray] | None, source=None) -> TrainState:
   """Trains up to config.train.num_steps (continuing from the workdir's checkpoint); returns the final state.
   train_images: the in-memory split; or, with config.data.stream, `source` (the train split's data source)."""
-  keys = dict(zip(("init", "train"), jax.random.split(jax.random.PRNGKey(config.seed), 2)))
+  keys = {name: streams.key(config.seed, name) for name in ("init", "train")}
   data_iter = None
   if config.data.stream:
     loader = stream.train_loader(
@@ -347,7 +345,7 @@ def sharded_step(step, *, batch_size: int, field: str):
   the devices do not divide is refused naming the config `field` and both numbers."""
   mesh = make_mesh()
   if batch_size % mesh.devices.size:
-    raise ValueError(f"config.{field}={batch_size} must be divisible by the {mesh.devices.size} devices")
+    raise UserError(f"config.{field}={batch_size} must be divisible by the {mesh.devices.size} devices")
   replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   step_fn = jax.jit(
     step, in_shardings=(replicated, batch_sharding, replicated), out_shardings=(replicated, replicated), donate_argnums=0

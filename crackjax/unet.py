@@ -2,8 +2,8 @@
 
     eps_hat = UNet(x_t, t)
 
-Sinusoidal embedding of t -> MLP -> added inside every residual block (GroupNorm, SiLU, 3x3 conv, twice);
-optional single-head self-attention at the lowest resolution only. Any H, W divisible by 2^(levels - 1) work,
+Sinusoidal embedding of t -> MLP -> added inside every residual block (GroupNorm, SiLU, 3x3 conv, twice).
+Any H, W divisible by 2^(levels - 1) work,
 so a model trained on crops is applied to whole images. Up-sampling is nearest-neighbour doubling by
 broadcast-and-reshape: `jax.image.resize` there makes the backward pass several times slower on CPU.
 """
@@ -22,9 +22,7 @@ class UNetConfig:
   channels: int = 32  # channels at full resolution
   channel_mult: tuple[int, ...] = (1, 2, 3)  # one entry per resolution level
   num_res_blocks: int = 1  # residual blocks per level on the way down
-  attention: bool = False  # self-attention at the lowest resolution
   num_groups: int = 8  # GroupNorm groups
-  dropout: float = 0.0
   out_channels: int = 3
 
   @property
@@ -64,41 +62,26 @@ def upsample_nearest(x: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
 class ResBlock(nn.Module):
   out_ch: int
   num_groups: int
-  dropout: float
 
   @nn.compact
-  def __call__(self, x, emb, train: bool):
+  def __call__(self, x, emb):
     h = nn.silu(nn.GroupNorm(num_groups=min(self.num_groups, x.shape[-1]))(x))
     h = nn.Conv(self.out_ch, (3, 3))(h)
     h = h + nn.Dense(self.out_ch)(nn.silu(emb))[:, None, None, :]
     h = nn.silu(nn.GroupNorm(num_groups=min(self.num_groups, self.out_ch))(h))
-    h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = nn.Conv(self.out_ch, (3, 3), kernel_init=nn.initializers.zeros)(h)
     if x.shape[-1] != self.out_ch:
       x = nn.Conv(self.out_ch, (1, 1))(x)
     return x + h
 
 
-class AttnBlock(nn.Module):
-  num_groups: int
-
-  @nn.compact
-  def __call__(self, x):
-    b, h, w, c = x.shape
-    y = nn.GroupNorm(num_groups=min(self.num_groups, c))(x).reshape(b, h * w, c)
-    y = nn.SelfAttention(num_heads=1, qkv_features=c, out_kernel_init=nn.initializers.zeros)(y)
-    return x + y.reshape(b, h, w, c)
-
-
 class UNet(nn.Module):
-  """x_t: [B, H, W, C] in about [-1, 1] scaled by noise; t: [B] int. Returns eps_hat: [B, H, W, out_channels], or
-  with features=True the encoder's output at each resolution level ([B, H / 2^l, W / 2^l, C_l], l = 0, 1, ...),
-  without running the decoder (the feature-distance score compares these for an image and its healing)."""
+  """x_t: [B, H, W, C] in about [-1, 1] scaled by noise; t: [B] int. Returns eps_hat: [B, H, W, out_channels]."""
 
   config: UNetConfig
 
   @nn.compact
-  def __call__(self, x, t, train: bool = False, features: bool = False):
+  def __call__(self, x, t):
     cfg = self.config
     f = cfg.downsample_factor
     if x.shape[1] % f or x.shape[2] % f:
@@ -107,29 +90,23 @@ class UNet(nn.Module):
     emb = timestep_embedding(t, cfg.channels)
     emb = nn.Dense(emb_dim)(nn.silu(nn.Dense(emb_dim)(emb)))
 
-    block = lambda ch: ResBlock(ch, cfg.num_groups, cfg.dropout)  # noqa: E731
+    block = lambda ch: ResBlock(ch, cfg.num_groups)  # noqa: E731
     h = nn.Conv(cfg.channels, (3, 3))(x)
     skips = [h]
-    levels = []
     for level, mult in enumerate(cfg.channel_mult):
       for _ in range(cfg.num_res_blocks):
-        h = block(cfg.channels * mult)(h, emb, train)
+        h = block(cfg.channels * mult)(h, emb)
         skips.append(h)
-      levels.append(h)
-      if features and level == len(cfg.channel_mult) - 1:
-        return levels
       if level != len(cfg.channel_mult) - 1:
         h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
         skips.append(h)
 
-    h = block(h.shape[-1])(h, emb, train)
-    if cfg.attention:
-      h = AttnBlock(cfg.num_groups)(h)
-    h = block(h.shape[-1])(h, emb, train)
+    h = block(h.shape[-1])(h, emb)
+    h = block(h.shape[-1])(h, emb)
 
     for level, mult in reversed(list(enumerate(cfg.channel_mult))):
       for _ in range(cfg.num_res_blocks + 1):
-        h = block(cfg.channels * mult)(jnp.concatenate([h, skips.pop()], axis=-1), emb, train)
+        h = block(cfg.channels * mult)(jnp.concatenate([h, skips.pop()], axis=-1), emb)
       if level != 0:
         h = nn.Conv(h.shape[-1], (3, 3))(upsample_nearest(h))
     assert not skips

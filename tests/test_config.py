@@ -80,7 +80,11 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("train.t_max", 20, "anomaly.t_start"),
     ("model.num_groups", 7, "model.num_groups"),
     ("anomaly.pyramid", 0, "anomaly.pyramid"),
-    ("classifier.input", "maps", "classifier.input"),
+    ("schedule.kind", "sigmoid", "schedule.kind"),
+    ("train.ema_decay", 1.0, r"train.ema_decay: must be in \[0, 1\)"),
+    ("train.warmup_steps", -1, r"train.warmup_steps: must be in \[0, inf\)"),
+    ("train.batch_size", True, "train.batch_size: must be an integer"),
+    ("train.init_from", "runs/x", "train.init_from"),  # on a student config below; a teacher's takes any path
     ("anomaly.darkness", -0.5, "anomaly.darkness"),
     ("anomaly.darkness", float("nan"), "anomaly.darkness"),
     ("anomaly.localization_darkness", -1.0, "anomaly.localization_darkness"),
@@ -95,7 +99,10 @@ def test_antithetic_draws_need_an_even_number_of_draws():
     ("anomaly.average", "median", "anomaly.average"),
     ("mask.low", float("nan"), "mask.low"),
     ("mask.calibration_images", 0, "mask.calibration_images"),
-    ("mask.crack_width", (2.0, 1.0), "mask.crack_width"),
+    ("mask.min_length", float("inf"), "mask.min_length"),
+    ("eval.name", "../elsewhere", "eval.name: must be a folder name"),
+    ("predict.name", "/tmp/out", "predict.name: must be a folder name"),
+    ("sweep.name", "..", "sweep.name: must be a folder name"),
     ("predict.mm_per_pixel", -0.1, "predict.mm_per_pixel"),
     ("anomaly.mad_floor", 0.0, "anomaly.mad_floor"),
     ("anomaly.mad_floor", float("nan"), "anomaly.mad_floor"),
@@ -105,9 +112,9 @@ def test_antithetic_draws_need_an_even_number_of_draws():
   ],
 )
 def test_wrong_values_name_the_field(field, value, match):
-  from configs import ddim_50
+  from configs import ddim_50, student_coarse_to_fine
 
-  config = ddim_50.get_config()
+  config = (student_coarse_to_fine if field == "train.init_from" else ddim_50).get_config()
   section, name = field.split(".")
   with config.unlocked():
     setattr(config[section], name, value)

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from crackjax.data import builders, decode, pipeline, synthetic
+from crackjax.errors import UserError
 
 
 def _png(path, arr):
@@ -143,10 +144,10 @@ def test_folder_without_val_holds_out_part_of_train(tmp_path):
 
 
 def test_missing_and_empty_roots_are_clear_errors(tmp_path):
-  with pytest.raises(FileNotFoundError, match="does not exist.*MVTec"):
+  with pytest.raises(UserError, match="does not exist.*MVTec"):
     builders.make_builder(root=str(tmp_path / "nope"), data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
   os.makedirs(tmp_path / "empty" / "train" / "good")
-  with pytest.raises(FileNotFoundError, match="no images under .*train/good"):
+  with pytest.raises(UserError, match="no images under .*train/good"):
     builders.make_builder(root=str(tmp_path / "empty"), data_dir=str(tmp_path / "tfds"), val_fraction=0.1)
 
 
@@ -226,7 +227,7 @@ def test_a_split_of_unreadable_files_is_never_written_empty(tmp_path):
   assert "test" not in b.info.splits and len(builders.skipped_files(b, "test")) == 8
   for name in os.listdir(f"{root}/train/good"):
     open(f"{root}/train/good/{name}", "wb").write(b"")
-  with pytest.raises(FileNotFoundError, match=r"no readable image in .*train/good: .*empty file"):
+  with pytest.raises(UserError, match=r"no readable image in .*train/good: .*empty file"):
     builders.make_builder(root=root, data_dir=str(tmp_path / "tfds2"), val_fraction=0.3)
 
 

@@ -1,6 +1,7 @@
 """The jobs main.py runs, on tiny configs: train-then-evaluate, rerun, evaluate elsewhere, predict, bad input."""
 
 import csv
+import functools
 import importlib.util
 import json
 import os
@@ -15,7 +16,8 @@ from scipy import ndimage
 from crackjax import jobs
 from crackjax import metrics as metrics_lib
 from crackjax import train as train_lib
-from crackjax.scorer import count_params
+from crackjax.errors import UserError
+from crackjax.scorer import Pooling, count_params
 from tests.conftest import SHARED_DATA
 from tests.test_data import make_root
 
@@ -149,7 +151,7 @@ def test_predict_scores_a_folder_and_reports_unreadable_files(trained, tmp_path)
 
 
 def test_evaluate_without_a_checkpoint_is_a_clear_error_and_leaves_nothing(tmp_path, tiny_config):
-  with pytest.raises(FileNotFoundError, match="no trained model in .*train it first with the same --config and --workdir"):
+  with pytest.raises(UserError, match="no trained model in .*train it first with the same --config and --workdir"):
     jobs.evaluate(tiny_config, str(tmp_path))
   assert os.listdir(tmp_path) == []  # no empty checkpoints/ folder left behind
 
@@ -276,20 +278,19 @@ def test_bad_command_lines_get_one_line(tmp_path):
   for args, message in cases:
     r = _main(*args)
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert r.returncode != 0 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, (args, r.stderr[-800:])
+    assert r.returncode == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, (args, r.stderr[-800:])
 
 
 def test_a_root_without_test_is_refused_before_training(tmp_path, tiny_config):
   from tests.test_data import make_root
 
   root = make_root(tmp_path / "root", bad=False)
-  import shutil
 
   shutil.rmtree(os.path.join(root, "test"))
   c = tiny_config.copy_and_resolve_references()
   with c.unlocked():
     c.data.root = root
-  with pytest.raises(FileNotFoundError, match="no test/ folder to evaluate on .checked before training"):
+  with pytest.raises(UserError, match="no test/ folder to evaluate on .checked before training"):
     jobs.train_and_evaluate(c, str(tmp_path / "w"))
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
 
@@ -322,7 +323,7 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
   """eval.save_maps: every val and test map is written (also when streaming), each pools to the score in
   val_scores.csv / scores.csv."""
   from configs import darkness
-  from crackjax import anomaly, report
+  from crackjax import report
 
   root = make_root(tmp_path / "root")
   c = darkness.get_config(f"data={root}")
@@ -338,7 +339,7 @@ def test_saved_maps_pool_to_the_scores_reported(tmp_path):
     assert sorted(names) == sorted(rows) and len(maps) == len(rows) == {"val": 6, "test": 8}[split]
     for n, y, m in zip(names, labels, maps):
       assert m.dtype == np.float32 and m.ndim == 2 and m.size > 0 and int(rows[n]["label"]) == y
-      s = anomaly.image_score(m, **anomaly.pooling_of(out["model"]))
+      s = Pooling.of(out["model"]).score(m)
       assert s == pytest.approx(float(rows[n]["score"]), rel=1e-6)
   c.eval.test, c.eval.name = False, "v"  # val only: the maps go beside its metrics.json
   jobs.evaluate(c, workdir)
@@ -404,7 +405,6 @@ def test_evaluation_localizes_with_the_darkness_and_scores_with_the_image_map(tm
 def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
   """eval.test=False on a root with train/ and val/ but no test/ (settings are chosen before the test images
   exist): val is scored and its metrics written; a test evaluation of that root names what is missing."""
-  import shutil
 
   from configs import darkness
 
@@ -420,139 +420,24 @@ def test_a_val_only_evaluation_needs_no_test_split(tmp_path):
   assert out["val"]["n_good"] == 3 and out["val"]["n_crack"] == 3 and 0 <= out["val"]["auroc"] <= 1
   assert os.path.exists(os.path.join(workdir, "eval", "v", "metrics.json"))
   c.eval.test = True
-  with pytest.raises(FileNotFoundError, match="no test split"):
+  with pytest.raises(UserError, match="no test split"):
     jobs.evaluate(c, workdir)
 
 
-def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
-  """benchmarks/paired_bootstrap.py: the same scores differ by 0 in every resample (share <= 0 is 1); a perfect
-  score against a reversed one differs by 1 in every resample (share 0); each resample keeps both classes, even
-  with one photo of each."""
-  from benchmarks import paired_bootstrap
-
-  labels = np.array([0, 0, 0, 1, 1, 1])
-  s = np.array([0.1, 0.5, 0.3, 0.4, 0.9, 0.2])
-  same = paired_bootstrap.paired_bootstrap(labels, s, s, n=200)
-  assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0}
-  sure = paired_bootstrap.paired_bootstrap(labels, -labels.astype(float), labels.astype(float), n=200)
-  assert sure == {"diff": 1.0, "low": 1.0, "high": 1.0, "p_not_better": 0.0}
-  one = paired_bootstrap.paired_bootstrap(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), n=200)
-  assert one["diff"] == -1.0 and one["p_not_better"] == 1.0
-  y = labels.astype(float)
-  mean = paired_bootstrap.mean_over_sets([(labels, -y, y), (labels, s, s)], n=200)  # +1 and 0 in every resample
-  assert mean == {"diff": 0.5, "low": 0.5, "high": 0.5, "p_not_better": 0.0}
-
-
-def test_the_selection_script_pairs_each_set_with_its_default(tmp_path):
-  """benchmarks/selection.py: per set, the default's and the candidate's scores of the same photos are compared (a
-  candidate that ranks val perfectly where the default reverses it: +1, share 0; a folder scored alike: 0), with
-  each run's own pixel AUPRO; and main.py is asked for val only, or for a folder's test split, with the overrides."""
-  from benchmarks import selection
-
-  files = ["a.png", "b.png", "c.png", "d.png"]
-  labels = [0, 0, 1, 1]
-
-  def run(set_name, name, scores, aupro=None):
-    d = tmp_path / "eval" / selection.eval_name(set_name, name)
-    d.mkdir(parents=True)
-    rows = ["file,label,score"] + [f"{f},{y},{s}" for f, y, s in zip(files, labels, scores)]
-    (d / ("val_scores.csv" if set_name == "val" else "scores.csv")).write_text("\n".join(rows) + "\n")
-    (d / "metrics.json").write_text(json.dumps({"pixel": {"aupro": aupro}} if aupro is not None else {}))
-
-  run("val", "default", [4, 3, 2, 1])
-  run("val", "cand", [1, 2, 3, 4])
-  run("folder", "default", [1, 3, 2, 4], aupro=0.5)
-  run("folder", "cand", [1, 3, 2, 4], aupro=0.6)
-  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder/"]), "cand", n=50)
-  assert [r["set"] for r in rows] == ["val", "folder"]
-  assert (rows[0]["auroc_a"], rows[0]["auroc_b"], rows[0]["diff"], rows[0]["p_not_better"]) == (0.0, 1.0, 1.0, 0.0)
-  assert rows[0]["aupro"] is None
-  assert (rows[1]["auroc_a"], rows[1]["diff"], rows[1]["p_not_better"]) == (0.75, 0.0, 1.0)
-  assert (rows[1]["aupro_default"], rows[1]["aupro"]) == (0.5, 0.6)
-  assert "| folder | 0.75000 | 0.75000 | +0.00000 |" in selection.table(rows, "cand")
-  run("other", "default", [4, 3, 2, 1], aupro=0.5)  # a second folder: the last row is the mean of the two
-  run("other", "cand", [1, 2, 3, 4], aupro=0.5)
-  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder", "x/other"]), "cand", n=50)
-  assert [r["set"] for r in rows] == ["val", "folder", "other", "folders (mean)"]
-  assert (rows[-1]["auroc_a"], rows[-1]["auroc_b"], rows[-1]["diff"]) == (0.375, 0.875, 0.5)
-  val = selection.command("c.py", "R", "W", None, "cand", ["anomaly.line_sigma=10"])
-  assert val[2:] == ["--config=c.py:data=R", "--workdir=W", "--mode=evaluate", "--config.eval.name=sel_val_cand",
-                     "--config.eval.test=False", "--config.anomaly.line_sigma=10"]  # fmt: skip
-  folder = selection.command("c.py", "R", "W", "x/folder", "default", [])
-  assert folder[-2:] == ["--config.eval.name=sel_folder_default", "--config.eval.root=x/folder"]
-  teacher2 = tmp_path / "teacher2"  # --candidate_workdir: the candidate's evaluations are another teacher's
-  for set_name in ("val", "folder"):
-    shutil.move(
-      tmp_path / "eval" / selection.eval_name(set_name, "cand"), teacher2 / "eval" / selection.eval_name(set_name, "cand")
-    )
-  rows = selection.summarize(str(tmp_path), selection.sets_of(["x/folder"]), "cand", n=50, candidate_workdir=str(teacher2))
-  assert (rows[0]["diff"], rows[1]["aupro_default"], rows[1]["aupro"]) == (1.0, 0.5, 0.6)
-
-
-def test_the_selection_script_scores_the_candidate_with_another_teacher(tmp_path, monkeypatch):
-  """selection.main --candidate_workdir: the default is scored with --workdir's teacher, the candidate with the
-  other one (main.py gets that workdir), whose stamp names it; a workdir without a checkpoint is refused."""
-  from benchmarks import selection
-
-  cfg = "--config=" + os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ddim_50.py")
-  monkeypatch.chdir(tmp_path)
-  (tmp_path / "t2" / "checkpoints").mkdir(parents=True)
-  calls = []
-
-  def fake_call(cmd, stdout=None, stderr=None):
-    workdir = next(a for a in cmd if a.startswith("--workdir=")).split("=", 1)[1]
-    name = next(a for a in cmd if a.startswith("--config.eval.name=")).split("=", 1)[1]
-    calls.append((workdir, name))
-    d = tmp_path / workdir / "eval" / name
-    d.mkdir(parents=True)
-    (d / "val_scores.csv").write_text("file,label,score\na.png,0,1\nb.png,1,2\n")
-    (d / "metrics.json").write_text("{}")
-    return 0
-
-  monkeypatch.setattr(selection.subprocess, "call", fake_call)
-  with pytest.raises(SystemExit, match="no trained teacher"):
-    selection.main(["--name=r75", "--candidate_workdir=nothing", "--folders=", "--root=R", cfg])
-  selection.main(
-    ["--name=r75", "--candidate_workdir=t2", "--set=data.resize=0.75", "--folders=", "--root=R", "--workdir=t1", cfg]
-  )
-  assert calls == [("t1", "sel_val_default"), ("t2", "sel_val_r75")]
-  stamp = json.loads((tmp_path / "t2" / "eval" / "sel_val_r75" / "selection.json").read_text())
-  assert stamp["teacher"] == "t2" and stamp["overrides"] == ["data.resize=0.75"]
-
-
-def test_the_selection_script_scores_again_what_ran_with_other_settings(tmp_path, monkeypatch):
-  """selection.needs_scoring: a finished evaluation stamped with today's settings is reused (also one stamped before
-  fields that today sit at their LEGACY value, the old behaviour); one stamped otherwise
-  (the default changed) or not at all is moved aside, kept, and scored again; an unfinished one is simply scored.
-  selection.stamp resolves the real-data config's own score settings."""
-  from benchmarks import selection
-
-  want = selection.stamp("configs/ddim_50.py", "../some/root", ["anomaly.line_sigma=10"])
-  assert want["anomaly"]["t_start"] == 100 and want["overrides"] == ["anomaly.line_sigma=10"]
-  d = tmp_path / "sel_val_default"
-  assert selection.needs_scoring(str(d), want)  # nothing there yet
-  d.mkdir()
-  (d / "metrics.json").write_text("{}")
-  (d / "selection.json").write_text(json.dumps(want))
-  assert not selection.needs_scoring(str(d), want)
-  other = {**want, "anomaly": {**want["anomaly"], "line_sigma": 6.0}}
-  assert selection.needs_scoring(str(d), other)
-  assert not d.exists() and (tmp_path / "sel_val_default.stale1" / "selection.json").exists()
-  d.mkdir()
-  (d / "metrics.json").write_text("{}")  # no stamp: scored before stamps existed
-  assert selection.needs_scoring(str(d), want) and (tmp_path / "sel_val_default.stale2" / "metrics.json").exists()
-  monkeypatch.chdir(tmp_path)  # no runs/ here: the default folder is missing, nothing is scored
-  with pytest.raises(SystemExit, match="cp_syncracks_neg_ptr/ does not exist: write it first: .* --start=1000 --count=1000"):
-    selection.main(["--name=cand", "--set=anomaly.line_sigma=10", f"--folders={tmp_path},runs/cp_syncracks_neg_ptr/"])
-
-
-def test_main_gives_the_cpu_one_xla_device_per_core_unless_told_otherwise():
-  """main.cpu_devices: the largest power of two <= the cores (at most 8) as host devices, before jax starts; an
-  XLA_FLAGS that sets a count (the tests' own) is left alone, CRACKJAX_CPU_DEVICES chooses, and a bad value is one
-  line."""
+@functools.cache
+def _main_module():
+  """main.py loaded once (its absl flags can be defined only once per process)."""
   spec = importlib.util.spec_from_file_location("crackjax_main", os.path.join(REPO, "main.py"))
   main = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(main)
+  return main
+
+
+def test_main_gives_the_cpu_one_xla_device_per_core_unless_told_otherwise(capsys):
+  """main.cpu_devices: the largest power of two <= the cores (at most 8) as host devices, before jax starts; an
+  XLA_FLAGS that sets a count (the tests' own) is left alone, CRACKJAX_CPU_DEVICES chooses, and a bad value is one
+  line."""
+  main = _main_module()
   for cores, want in ((1, 1), (2, 2), (3, 2), (6, 4), (16, 8)):
     env = {"XLA_FLAGS": "--xla_backend_optimization_level=0"}
     assert main.cpu_devices(env, cores) == want
@@ -562,5 +447,30 @@ def test_main_gives_the_cpu_one_xla_device_per_core_unless_told_otherwise():
   assert main.cpu_devices(env, 2) == 0 and env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
   env = {"CRACKJAX_CPU_DEVICES": "1"}
   assert main.cpu_devices(env, 8) == 1 and "XLA_FLAGS" not in env
-  with pytest.raises(SystemExit, match="CRACKJAX_CPU_DEVICES='two'"):
+  with pytest.raises(SystemExit) as e:
     main.cpu_devices({"CRACKJAX_CPU_DEVICES": "two"}, 2)
+  assert e.value.code == 2 and "error: CRACKJAX_CPU_DEVICES='two' is not a whole number" in capsys.readouterr().err
+
+
+def test_main_gives_a_user_error_one_line_and_a_program_error_its_traceback(capsys):
+  """main.run: a UserError (and an OSError: a full disk) is one line on stderr with exit status 2; a bug (here a
+  KeyError, and a plain ValueError from inside a library) propagates with its traceback."""
+  from crackjax.errors import UserError
+
+  main = _main_module()
+
+  def raising(e):
+    def fn():
+      raise e
+
+    return fn
+
+  with pytest.raises(SystemExit) as e:
+    main.run(raising(UserError("config.x: must be > 0, got -1")))
+  assert e.value.code == 2 and capsys.readouterr().err == "error: config.x: must be > 0, got -1\n"
+  with pytest.raises(SystemExit) as e:
+    main.run(raising(OSError(28, "No space left on device", "/full/disk/file")))
+  assert e.value.code == 2 and "/full/disk/file" in capsys.readouterr().err
+  for bug in (KeyError("unet"), ValueError("operands could not be broadcast")):
+    with pytest.raises(type(bug)):
+      main.run(raising(bug))

@@ -194,7 +194,7 @@ def test_the_second_run_on_a_workdir_stops_in_one_line_and_reading_runs_hold_the
   finally:
     live.kill()
     live.wait()
-  assert r.returncode == 1 and f"is in use by pid {live.pid}" in r.stderr and "Traceback" not in r.stderr
+  assert r.returncode == 2 and f"is in use by pid {live.pid}" in r.stderr and "Traceback" not in r.stderr
   assert not os.path.exists(tmp_path / "config.json")  # nothing written beside the first run
   c = tiny_config.copy_and_resolve_references()
   with c.unlocked():

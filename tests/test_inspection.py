@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from crackjax import jobs, thresholds
+from crackjax import predict as predict_lib
 from crackjax.data import synthetic
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -86,6 +87,26 @@ def test_a_survey_folder_of_every_kind_of_file_is_scored_with_errors_in_rows(sur
   assert summary["threshold_source"].startswith("operating point recall:0.95 (val recall")
 
 
+def test_predictions_follow_the_one_verdict_rule_on_both_sides_of_the_threshold(dark, tmp_path):
+  """score >= threshold is a crack and below it sound, with every score positive: the threshold set between the
+  photos' scores, so that `score > 0` or `score > threshold` would be caught."""
+  config, workdir, _ = dark
+  for i in range(4):
+    img = synthetic.generate(0, 40 + i, 48, crack=i % 2 == 1, distractor_prob=0)[0]
+    Image.fromarray(img).save(tmp_path / f"p{i}.png")
+  c = config.copy_and_resolve_references()
+  with c.unlocked():
+    c.predict.update(input=str(tmp_path), name="rule", overlays="none")
+  scores = sorted(float(r["score"]) for r in csv.DictReader(open(jobs.predict(c, workdir))))
+  assert scores[0] > 0 and scores[1] < scores[2]
+  with c.unlocked():
+    c.predict.update(threshold=scores[1], name="rule2")  # two photos at or above it, two below... or at it
+  rows = list(csv.DictReader(open(jobs.predict(c, workdir))))
+  for r in rows:
+    assert r["verdict"] == ("crack" if float(r["score"]) >= scores[1] else "good"), r
+  assert sorted(r["verdict"] for r in rows) == ["crack", "crack", "crack", "good"]  # scores[1] itself is a crack
+
+
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed")
 def test_report_html_in_a_headless_browser(survey, tmp_path):
   from selenium import webdriver
@@ -134,24 +155,37 @@ def _loader(folder):
   return mod
 
 
-def test_the_exported_model_agrees_with_the_trained_one(dark, survey):
-  """Maps within 1e-5, identical scores to 1e-5 and identical verdicts, on a whole image and on a tiled photo."""
+def _red(path: str) -> np.ndarray:
+  return np.asarray(Image.open(path))[..., 3] > 0
+
+
+def test_the_exported_model_agrees_with_the_trained_one(dark, survey, tmp_path):
+  """Identical scores to 1e-5, identical verdicts and the same red masks as predict's (pixels that differ: none but
+  where the map sits within rounding of the decision's threshold), on whole images and on a tiled photo."""
   c, workdir, folder, out = survey
   exp = jobs.export(c, workdir)
-  assert sorted(os.listdir(exp)) == ["crackjax_export.py", "export.json", "model.stablehlo"]
+  assert sorted(os.listdir(exp)) == ["crackjax_export.py", "export.json", "model.stablehlo", "params.npz"]
   mod = _loader(exp)
   model = mod.Exported(exp)
   rows = {r["file"]: r for r in csv.DictReader(open(out)) if r["score"]}
-  worst = 0.0
+  masks = os.path.join(os.path.dirname(out), "masks")
+  worst, red_photos = 0.0, 0
   for path, r in rows.items():
-    score, verdict, amap = model.predict(path, mod.zlib.crc32(os.path.relpath(path, str(folder)).encode()) & 0x7FFFFFFF)
+    score, verdict, _, red = model.predict(path, mod.zlib.crc32(os.path.relpath(path, str(folder)).encode()) & 0x7FFFFFFF)
     worst = max(worst, abs(score - float(r["score"])))
     assert verdict == r["verdict"]
-  assert worst <= 1e-5
-  out2 = str(folder / "exported.csv")
+    shipped = _red(os.path.join(masks, predict_lib.output_name(path, str(folder))))
+    assert red.shape == shipped.shape and (red != shipped).mean() < 1e-4, path
+    red_photos += bool(red.any())
+  assert worst <= 1e-5 and red_photos >= 2  # the masks compared are not all empty
+  out2 = str(tmp_path / "exported.csv")
   assert mod.main(["x", str(folder), "--out", out2]) == 0
   again = {r["file"]: r for r in csv.DictReader(open(out2))}
   assert {k: r["verdict"] for k, r in again.items() if r["score"]} == {k: r["verdict"] for k, r in rows.items()}
+  for path, r in again.items():  # the masks it writes are the ones it returns
+    if r["score"]:
+      red = _red(os.path.join(tmp_path, "masks", os.path.relpath(path, str(folder)).replace(os.sep, "__") + ".png"))
+      assert float(r["red_share"]) == pytest.approx(red.mean(), abs=1e-6)
 
 
 def test_an_export_from_another_version_is_refused_clearly(dark, survey, tmp_path):

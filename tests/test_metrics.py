@@ -127,3 +127,20 @@ def test_aupro_equals_the_exact_integral_on_a_small_case():
   p_lim = pro[j - 1] + (pro[j] - pro[j - 1]) * (0.3 - fpr[j - 1]) / (fpr[j] - fpr[j - 1])
   exact = np.trapezoid(np.r_[pro[:j], p_lim], np.r_[fpr[:j], 0.3]) / 0.3
   assert metrics.aupro(maps, masks) == pytest.approx(exact, abs=2e-3)
+
+
+def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
+  """metrics.paired_bootstrap: the same scores differ by 0 in every resample (share <= 0 is 1); a perfect
+  score against a reversed one differs by 1 in every resample (share 0); each resample keeps both classes, even
+  with one photo of each."""
+  labels = np.array([0, 0, 0, 1, 1, 1])
+  s = np.array([0.1, 0.5, 0.3, 0.4, 0.9, 0.2])
+  same = metrics.paired_bootstrap(labels, s, s, n=200)
+  assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0}
+  sure = metrics.paired_bootstrap(labels, -labels.astype(float), labels.astype(float), n=200)
+  assert sure == {"diff": 1.0, "low": 1.0, "high": 1.0, "p_not_better": 0.0}
+  one = metrics.paired_bootstrap(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), n=200)
+  assert one["diff"] == -1.0 and one["p_not_better"] == 1.0
+  y = labels.astype(float)
+  mean = metrics.mean_over_sets([(labels, -y, y), (labels, s, s)], n=200)  # +1 and 0 in every resample
+  assert mean == {"diff": 0.5, "low": 0.5, "high": 0.5, "p_not_better": 0.0}

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crackjax import anomaly, failures, jobs, runs, samplers, synth, toy
-from crackjax import student as student_lib
+from crackjax import anomaly, failures, jobs, samplers, streams, synth, toy
+from crackjax import config as config_lib
 from crackjax.data import synthetic
 from tests.test_samplers import SCHED, gaussian_denoiser
 
@@ -88,8 +88,7 @@ def test_sweep_pixel_metrics_are_the_evaluations(teacher):
   """A sweep row's pixel metrics come from the localization map that evaluate and predict draw (config.anomaly's
   localization settings), not from the scorer's defaults."""
   from configs import sweep_steps
-  from crackjax import metrics, report, runs
-  from crackjax import teacher as teacher_lib
+  from crackjax import metrics, report
   from crackjax.data import builders, pipeline
   from crackjax.scorer import compute_maps, tiling
 
@@ -99,10 +98,10 @@ def test_sweep_pixel_metrics_are_the_evaluations(teacher):
     config.sweep.update(name="localized", steps=(1,), samplers=("ddim_eta0",))
     config.anomaly.localization_darkness, config.anomaly.localization_sigma = 0.7, 2.0
   (row,) = jobs.sweep(config, workdir)
-  scorer = runs.trained_scorer(teacher_lib.with_healing(config, "ddim_eta0", 1), workdir)
+  scorer = jobs.trained_scorer(config_lib.with_healing(config, "ddim_eta0", 1), workdir)
   builder = builders.builder_for(config, workdir, config.data.root)
   split = pipeline.load_split(builder, "test", resize=config.data.resize, max_images=config.sweep.max_images)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)  # the sweep's key
+  key = streams.key(config.seed, "sweep")  # the sweep's key
   res = compute_maps(scorer, split.images, key, batch_size=config.eval.batch_size, tile=tiling(config))
   assert row["pixel_auroc"] == pytest.approx(report.split_pixel_metrics(split, res.maps)["auroc"], abs=1e-9)
   assert row["image_auroc"] == pytest.approx(metrics.auroc(res.scores, split.labels), abs=1e-9)
@@ -180,7 +179,7 @@ def test_failures_table_agrees_with_the_scores(teacher, tmp_path):
   # A gallery rescores its images with the evaluation's own noise, so it shows the scores the table counted.
   scored = failures._load_scored(config, workdir, os.path.join(workdir, "eval", "other"), c.eval.root, "other")
   idx = [len(scored.scores) - 1, 0]  # out of order, and not the ids 0, 1
-  _, res = failures.rescore(runs.trained_scorer(config, workdir), config, scored, idx)
+  _, res = failures.rescore(jobs.trained_scorer(config, workdir), config, scored, idx)
   np.testing.assert_allclose(res.scores, scored.scores[idx], rtol=1e-5)
   for kind in ("thin cracks", "faint cracks"):
     r = rows[f"domain shift -> other: {kind}"]
@@ -225,11 +224,11 @@ def test_toy_job_writes_pictures_and_resumes(tmp_path):
   from configs import toy_skeleton
 
   config = toy_skeleton.get_config("tiny")
-  out = jobs.train_and_evaluate(config, str(tmp_path))
+  out = jobs.toy(config, str(tmp_path))
   for name in ("forward.png", "reverse.png", "samples.png", "nearest.png", "memorization.png", "toy.json"):
     assert os.path.exists(tmp_path / name), name
   assert out["generated"]["median_d_train"] > 0 and 0 <= out["generated"]["share_copies"] <= 1
-  again = jobs.train_and_evaluate(config, str(tmp_path))  # the checkpoint is reused, the numbers repeat
+  again = jobs.toy(config, str(tmp_path))  # the checkpoint is reused, the numbers repeat
   assert again["generated"] == out["generated"]
 
 
@@ -240,12 +239,12 @@ def test_student_can_ask_its_teacher_for_other_healing(teacher):
   config = student_single_step.get_config("tiny")
   with config.unlocked():
     config.student.teacher_sampler, config.student.teacher_heal_steps = "ddpm", 3
-  tc = student_lib.teacher_config(config, workdir)
+  tc = config_lib.teacher_config(config, workdir)
   assert (tc.sampler.kind, tc.sampler.eta, tc.anomaly.heal_steps) == ("ddpm", 0.0, 3)
   with config.unlocked():
     config.student.teacher_heal_steps = 500  # t_start is 20
   with pytest.raises(ValueError, match="anomaly.heal_steps"):
-    student_lib.teacher_config(config, workdir)
+    config_lib.teacher_config(config, workdir)
 
 
 def test_a_teacher_saved_before_averaged_healing_existed_loads_as_it_ran(teacher, tmp_path):
@@ -262,7 +261,7 @@ def test_a_teacher_saved_before_averaged_healing_existed_loads_as_it_ran(teacher
   with config.unlocked():
     config.anomaly.average, config.anomaly.antithetic, config.anomaly.num_draws = "healing", True, 2
     config.anomaly.mad_floor, config.anomaly.border = 0.5, 3
-  tc = student_lib.teacher_config(config, str(tmp_path))  # antithetic with one draw would be refused
+  tc = config_lib.teacher_config(config, str(tmp_path))  # antithetic with one draw would be refused
   assert (tc.anomaly.average, tc.anomaly.antithetic, tc.anomaly.num_draws) == ("residual", False, 1)
   assert (tc.anomaly.mad_floor, tc.anomaly.border) == (anomaly.MAD_FLOOR, 0)  # the whole map, the old floor
 
@@ -283,7 +282,7 @@ def test_evaluating_in_the_workdir_records_the_healing_the_metrics_were_made_wit
   saved = json.load(open(os.path.join(copy, "config.json")))
   assert out["model"]["t_start"] == saved["anomaly"]["t_start"] == config.anomaly.t_start // 2
   assert saved["anomaly"]["topk_fraction"] == 0.1 and saved["train"]["num_steps"] == config.train.num_steps
-  tc = student_lib.teacher_config(student_single_step.get_config("tiny"), copy)  # the student distils that teacher
+  tc = config_lib.teacher_config(student_single_step.get_config("tiny"), copy)  # the student distils that teacher
   assert (tc.anomaly.t_start, tc.anomaly.topk_fraction) == (config.anomaly.t_start // 2, 0.1)
 
 
@@ -332,26 +331,25 @@ def test_a_healer_in_place_of_diffusion_keeps_the_rest_of_the_map(tiny_config, k
 
 
 def test_memorization_probe_known_answers(teacher, key):
-  """benchmarks/teacher_memorization.py: a model predicting zero noise has loss E[eps^2] = 1; the same photos get
-  the same draws in any call (so two identical sets read 0.5); membership AUROC is 1 when every held-out loss is
-  larger, 0 when every one is smaller."""
-  from benchmarks import teacher_memorization as tm
+  """toy.denoising_losses and toy.membership (benchmarks/teacher_memorization.py's probe): a model predicting zero
+  noise has loss E[eps^2] = 1; the same photos get the same draws in any call (so two identical sets read 0.5);
+  membership AUROC is 1 when every held-out loss is larger, 0 when every one is smaller."""
   from crackjax import train as train_lib
 
   config, workdir = teacher
   params = train_lib.load_trained(config, workdir).ema_params
   imgs = [synthetic.generate(0, i, 32, crack=False)[0] for i in range(5)]
   zero = jax.tree.map(jnp.zeros_like, params)
-  flat = tm.denoising_losses(config, zero, imgs, [10, 50], 2, key, 16)
+  flat = toy.denoising_losses(config, zero, imgs, [10, 50], 2, key, 16)
   assert flat.shape == (2, 5) and np.all(np.abs(flat - 1.0) < 0.15)  # 2 x 768 standard normals per photo
-  a = tm.denoising_losses(config, params, imgs, [10, 50], 2, key, 16)
-  np.testing.assert_array_equal(a, tm.denoising_losses(config, params, imgs, [10, 50], 2, key, 16))
+  a = toy.denoising_losses(config, params, imgs, [10, 50], 2, key, 16)
+  np.testing.assert_array_equal(a, toy.denoising_losses(config, params, imgs, [10, 50], 2, key, 16))
   assert np.all(a > 0) and not np.allclose(a, flat)
   rng = np.random.default_rng(0)
-  same = tm.membership(a[0], a[0], rng, boots=50)
+  same = toy.membership(a[0], a[0], rng, boots=50)
   assert same["auroc"] == 0.5
   lo, hi = np.array([0.1, 0.2, 0.3]), np.array([0.4, 0.5, 0.6])
-  assert tm.membership(lo, hi, rng, boots=50)["auroc"] == 1.0 and tm.membership(lo, hi, rng, boots=50)["ci95"] == [1.0, 1.0]
-  assert tm.membership(hi, lo, rng, boots=50)["auroc"] == 0.0
+  assert toy.membership(lo, hi, rng, boots=50)["auroc"] == 1.0 and toy.membership(lo, hi, rng, boots=50)["ci95"] == [1.0, 1.0]
+  assert toy.membership(hi, lo, rng, boots=50)["auroc"] == 0.0
   with pytest.raises(ValueError, match="smaller than the probe's crop 64"):
-    tm.denoising_losses(config, params, imgs, [10], 1, key, 64)
+    toy.denoising_losses(config, params, imgs, [10], 1, key, 64)

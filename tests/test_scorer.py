@@ -84,22 +84,22 @@ def test_memory_is_bounded_by_the_tile_batch(key):
   """A 4000x3000 photo is cut into tiles: no batch is ever larger than batch_size tiles."""
   seen = []
   sc = _local_scorer()
-  real = scorer_lib._run
+  real = scorer_lib._dispatch
 
   def spy(scorer, batch, batch_size, key, stats):
     seen.append((len(batch), batch[0].x.shape))
     return real(scorer, batch, batch_size, key, stats)
 
-  scorer_lib._run = spy
+  scorer_lib._dispatch = spy
   try:
     img = np.full((3000, 4000, 3), 128, np.uint8)
     small = np.full((60, 100, 3), 128, np.uint8)
     out = list(iter_maps(sc, [("big", 0, img), ("small", 1, small)], key, batch_size=8, tile=Tiling()))
   finally:
-    scorer_lib._run = real
-  assert sorted(t for t, _, _, _ in out) == ["big", "small"]
+    scorer_lib._dispatch = real
+  assert sorted(t for t, _, _ in out) == ["big", "small"]
   assert all(n <= 8 for n, _ in seen) and {s for _, s in seen} == {(384, 384, 3), (64, 128, 3)}
-  assert dict((t, m.shape) for t, m, _, _ in out) == {"big": (3000, 4000), "small": (60, 100)}
+  assert dict((t, m.shape) for t, m, _ in out) == {"big": (3000, 4000), "small": (60, 100)}
 
 
 def test_an_images_noise_does_not_depend_on_its_batch(key):
@@ -115,8 +115,8 @@ def test_an_images_noise_does_not_depend_on_its_batch(key):
   rev = list(
     iter_maps(_local_scorer(noise=True), [(i, 10 + i, images[i]) for i in (4, 3, 2, 1, 0)], key, batch_size=2, tile=Tiling())
   )
-  by = {t: m for t, m, _, _ in rev}
-  for t, m, _, _ in ids:  # batches of 4 run on 4 devices, of 2 on 2: the same noise, rounding apart
+  by = {t: m for t, m, _ in rev}
+  for t, m, _ in ids:  # batches of 4 run on 4 devices, of 2 on 2: the same noise, rounding apart
     np.testing.assert_allclose(m, by[t], rtol=1e-5, atol=1e-6)
   assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
 
@@ -231,8 +231,8 @@ def test_scoring_splits_a_batch_over_the_devices_and_gives_the_one_device_maps(k
 def test_a_last_part_filled_batch_is_padded_to_the_next_power_of_two_the_devices_divide(key, monkeypatch):
   assert [scorer_lib.last_batch(n, 16) for n in (1, 3, 4, 5, 9, 15)] == [4, 4, 4, 8, 16, 16]  # 4 devices here
   assert scorer_lib.last_batch(3, 2) == 2
-  rows, real = [], scorer_lib._run
-  monkeypatch.setattr(scorer_lib, "_run", lambda sc, batch, size, k, st: rows.append(size) or real(sc, batch, size, k, st))
+  rows, real = [], scorer_lib._dispatch
+  monkeypatch.setattr(scorer_lib, "_dispatch", lambda sc, batch, size, k, st: rows.append(size) or real(sc, batch, size, k, st))
   images = [np.full((32, 32, 3), 100 + i, np.uint8) for i in range(21)]
   compute_maps(_local_scorer(), images, key, batch_size=16)
   assert rows == [16, 8]  # 21 = 16 + 5

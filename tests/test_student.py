@@ -257,5 +257,5 @@ def test_the_exported_student_and_teacher_agree_with_predict(student_run, root, 
   assert len(rows) >= 4
   for r in rows:
     path = r["file"]
-    score, verdict, _ = model.predict(path, mod.zlib.crc32(os.path.relpath(path, c.predict.input).encode()) & 0x7FFFFFFF)
+    score, verdict, _, _ = model.predict(path, mod.zlib.crc32(os.path.relpath(path, c.predict.input).encode()) & 0x7FFFFFFF)
     assert abs(score - float(r["score"])) <= 1e-5 and verdict == r["verdict"], (path, score, r)

@@ -8,6 +8,7 @@ import pytest
 
 from crackjax import train as train_lib
 from crackjax.data import synthetic
+from crackjax.errors import UserError
 
 
 def _images(n=6, size=32):
@@ -153,5 +154,5 @@ def test_a_fine_tuning_starts_from_the_named_teachers_ema_parameters(tmp_path, t
     wide.model.channels = 16
   with pytest.raises(ValueError, match=r"holds another model: parameter .* is shape"):
     train_lib.restore_or_create(wide, str(tmp_path / "wide"), jax.random.PRNGKey(5))
-  with pytest.raises(FileNotFoundError, match="init_from='nowhere'"):
+  with pytest.raises(UserError, match="init_from='nowhere'"):
     train_lib.restore_or_create(_config(tiny_config, init_from="nowhere"), str(tmp_path / "x"), jax.random.PRNGKey(5))

@@ -13,7 +13,7 @@ from tests.test_samplers import SCHED, gaussian_denoiser
 
 
 def test_unet_is_fully_convolutional(key):
-  model = UNet(UNetConfig(channels=8, channel_mult=(1, 2), num_groups=4, attention=True))
+  model = UNet(UNetConfig(channels=8, channel_mult=(1, 2), num_groups=4))
   params = model.init(key, jnp.zeros((1, 16, 16, 3)), jnp.zeros((1,), jnp.int32))
   out = model.apply(params, jnp.ones((2, 24, 40, 3)), jnp.array([3, 500]))
   assert out.shape == (2, 24, 40, 3)
@@ -40,9 +40,7 @@ def test_gaussian_smoothing_equals_scipy_with_the_same_truncation(key, sigma):
 def test_residuals_and_pooling():
   x0 = jnp.zeros((1, 2, 2, 3))
   x_hat = jnp.array([0.5, -0.5, 0.0, 0.2]).reshape(1, 2, 2, 1) * jnp.ones((1, 1, 1, 3))
-  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "abs").ravel(), [0.5, 0.5, 0, 0.2])
-  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "darker").ravel(), [0.5, 0, 0, 0.2])
-  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat, "sq").ravel(), [0.25, 0.25, 0, 0.04], rtol=1e-6)
+  np.testing.assert_allclose(anomaly.residual_map(x0, x_hat).ravel(), [0.5, 0.5, 0, 0.2])
   m = np.arange(100.0).reshape(10, 10)
   assert anomaly.image_score(m, pooling="max", topk_fraction=0.1) == 99
   assert anomaly.image_score(m, pooling="topk", topk_fraction=0.05) == np.mean([95, 96, 97, 98, 99])
@@ -53,11 +51,11 @@ def test_luma_residual_ignores_hue_and_median_pooling_discounts_texture():
   # Pixel 0: a pure hue shift at constant luminance; pixel 1: a brightness change.
   hue = jnp.array([0.587, -0.299, 0.0])
   x_hat = jnp.stack([hue, jnp.full(3, 0.5)]).reshape(1, 1, 2, 3)
-  luma = anomaly.residual_map(x0, x_hat, "abs", "luma").ravel()
+  luma = anomaly.residual_map(x0, x_hat, "luma").ravel()
   np.testing.assert_allclose(luma, [0.0, 0.5], atol=1e-6)
-  assert float(anomaly.residual_map(x0, x_hat, "abs", "mean")[0, 0, 0]) > 0.2
+  assert float(anomaly.residual_map(x0, x_hat, "mean")[0, 0, 0]) > 0.2
   with pytest.raises(ValueError, match="anomaly.channels"):
-    anomaly.residual_map(x0, x_hat, "abs", "lab")
+    anomaly.residual_map(x0, x_hat, "lab")
   # Same crack on a smooth and on a rough texture: plain top-k rises with roughness, top-k minus median does not.
   smooth = np.zeros((10, 10))
   smooth[4, :] = 1.0
@@ -121,10 +119,8 @@ def test_healing_changes_a_clean_image_little_and_a_painted_crack_a_lot(key):
     sampler="ddim",
     steps=10,
     eta=0.0,
-    guidance=0.0,
     t_start=400,
     num_draws=2,
-    residual="abs",
     channels="mean",
     smoothing_sigma=1.0,
     line_sigma=0.0,
@@ -191,7 +187,7 @@ def test_the_pyramid_map_is_the_max_over_levels_of_the_same_map(key):
   x = 0.2 + 0.05 * jax.random.normal(key, (2, 16, 24, 3))
   x = x.at[:, 6:10].set(-0.8)  # a dark band 4 px wide
   np.testing.assert_allclose(anomaly.downsample2(x), np.asarray(x).reshape(2, 8, 2, 12, 2, 3).mean((2, 4)), atol=1e-6)
-  one = anomaly.HealConfig("ddim", 1, 0.0, 0.0, 200, 1, "abs", "luma", 1.0, 2.0, "topk", 0.02)
+  one = anomaly.HealConfig("ddim", 1, 0.0, 200, 1, "luma", 1.0, 2.0, "topk", 0.02)
   two = dataclasses.replace(one, pyramid=2)
   keys = jax.random.split(key, 2)
   eps = gaussian_denoiser(0.2, 0.05)
@@ -213,7 +209,7 @@ def test_the_darkness_term_is_the_max_of_the_map_and_the_weighted_relative_darkn
   rel = np.asarray(anomaly.relative_darkness(x, 0.0))
   np.testing.assert_allclose(rel[0, 15], 0.75, rtol=1e-5)
   np.testing.assert_allclose(rel[0, 0], 0.0, atol=1e-6)
-  base = anomaly.HealConfig("ddim", 1, 0.0, 0.0, 200, 1, "abs", "luma", 1.0, 0.0, "topk", 0.02, pyramid=2)
+  base = anomaly.HealConfig("ddim", 1, 0.0, 200, 1, "luma", 1.0, 0.0, "topk", 0.02, pyramid=2)
   dark = dataclasses.replace(base, darkness=0.5, darkness_sigma=0.0)
   keys = jax.random.split(key, 1)
   eps = gaussian_denoiser(-0.7, 0.05)  # a model that heals everything into the band's own grey
@@ -335,7 +331,7 @@ def test_averaging_the_healings_cancels_the_noise_that_averaging_residuals_keeps
   c = np.sqrt((1 - ab) / ab)  # about 0.07: x_hat stays far inside the clip to [-1, 1]
   keys = jax.random.split(key, 2)
   zero_eps = lambda x_t, tt: jnp.zeros_like(x_t)  # noqa: E731
-  base = anomaly.HealConfig("ddim", 1, 0.0, 0.0, t, 4, "abs", "mean", 0.0, 0.0, "topk", 0.02)
+  base = anomaly.HealConfig("ddim", 1, 0.0, t, 4, "mean", 0.0, 0.0, "topk", 0.02)
 
   def mean_map(**kw):
     m, x_hat = anomaly.anomaly_map(zero_eps, SCHED, x0, keys, dataclasses.replace(base, **kw))

@@ -18,7 +18,7 @@ import ml_collections
 
 from crackjax import anomaly, choices
 from crackjax.data import builders
-from crackjax.scorer import Scorer
+from crackjax.scorer import Scorer, build
 
 SHAPE_FIELDS = ()
 MAPS = choices.DARKNESS_MAPS
@@ -53,14 +53,13 @@ def make_scorer(config: ml_collections.ConfigDict, workdir: str) -> Scorer:
 
 
 def init_scorer(config: ml_collections.ConfigDict) -> Scorer:
-  d, a = config.darkness, config.anomaly
+  d = config.darkness
   info = {
     "kind": "darkness",
     "map": d.map,
     "params": 0,
-    **anomaly.pooling_of(a),
     "smoothing_sigma": d.sigma,
     "description": f"darkness floor ({d.map} map, no learning)",
   }
   # A 3x3 box per image pixel for smoothing and morphology: a few flops per pixel, negligible.
-  return Scorer(make_maps_fn(config), {}, 1, lambda shape: 20.0 * shape[1] * shape[2], info)
+  return build(make_maps_fn(config), {}, 1, lambda shape: 20.0 * shape[1] * shape[2], info, config)

@@ -2,9 +2,11 @@
 together on synthetic anomalies, with no real anomaly ever seen.
 
     x_a  = I (1 - M) + (1 - b) A M + b I M   for half the crops (M: a Perlin mask, A: the crop's own texture
-           shuffled in 8x8 blocks as TransFusion does, b in [0, 0.8)): crackjax/synth.py, shared with the head
+           shuffled in 8x8 blocks as TransFusion does, b in [0, 0.8)): crackjax/synth.py
     reconstructive  x_hat = Dec(Enc(x_a)), trained to give the clean crop: || x_hat - I ||^2 (the paper adds SSIM)
-    discriminative  crackjax/head.py's HeadNet on (x_a, x_hat) -> logit of M, focal loss (gamma baseline.focal_gamma)
+    discriminative  a small U-net on (x_a, x_hat) -> logit of M (three levels of two 3x3 convs, GELU, no
+                    normalisation, dilated context at the bottom, skips), focal loss (Lin et al., 2017; gamma
+                    baseline.focal_gamma)
     map  = sigmoid(logit), smoothed; the paper scores the max of its 21x21-averaged map (anomaly.pooling 'max'
            after smoothing is the same idea)
 """
@@ -15,11 +17,50 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from crackjax import anomaly, head, synth
+from crackjax import anomaly, synth
 from crackjax.baselines import recon
+from crackjax.unet import upsample_nearest
 
 SHAPE_FIELDS = recon.SHAPE_FIELDS
+LEVELS = 3  # the discriminative U-net's resolution levels
+
+
+def _conv(c: int, stride: int = 1, dilation: int = 1):
+  return nn.Conv(c, (3, 3), strides=(stride, stride), kernel_dilation=(dilation, dilation), padding="SAME")
+
+
+class Discriminator(nn.Module):
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """x: [B, H, W, C], H and W divisible by 2^(LEVELS - 1) -> logits [B, H, W]."""
+    act, feats, h = nn.gelu, [], x
+    for level in range(LEVELS):
+      width = self.channels * 2**level
+      if level:
+        h = act(_conv(width, stride=2)(h))
+      h = act(_conv(width)(act(_conv(width)(h))))
+      feats.append(h)
+    for d in (2, 4):
+      h = h + act(_conv(h.shape[-1], dilation=d)(h))
+    for level in range(LEVELS - 2, -1, -1):
+      width = self.channels * 2**level
+      h = act(_conv(width)(jnp.concatenate([upsample_nearest(h), feats[level]], axis=-1)))
+      h = act(_conv(width)(h))
+    return nn.Conv(1, (1, 1))(h)[..., 0]
+
+
+def focal_loss(logits: jnp.ndarray, target: jnp.ndarray, gamma: float) -> jnp.ndarray:
+  """Mean of -(1 - p_t)^gamma log p_t over pixels (gamma = 0: binary cross-entropy)."""
+  ce = optax.sigmoid_binary_cross_entropy(logits, target)
+  if gamma == 0:
+    return ce.mean()
+  p = jax.nn.sigmoid(logits)
+  p_t = p * target + (1 - p) * (1 - target)
+  return ((1 - p_t) ** gamma * ce).mean()
 
 
 class DRAEM(nn.Module):
@@ -30,8 +71,7 @@ class DRAEM(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     x_hat = recon.Decoder(self.channels)(recon.Encoder(self.channels, self.latent_channels)(x))
-    cfg = head.HeadConfig(inputs=("image", "healed"), channels=self.disc_channels, levels=3)
-    logits = head.HeadNet(cfg)(head.stack_inputs(cfg, x, x_hat, None))
+    logits = Discriminator(self.disc_channels)(jnp.concatenate([x, x_hat], axis=-1))
     return {"recon": x_hat, "logits": logits}
 
 
@@ -57,7 +97,7 @@ def _loss(config):
 
   def loss(out, batch):
     mse = jnp.mean((out["recon"] - batch["clean"]) ** 2)
-    focal = head.focal_loss(out["logits"], batch["mask"], gamma)
+    focal = focal_loss(out["logits"], batch["mask"], gamma)
     return mse + focal, {"mse": mse, "focal": focal}
 
   return loss

@@ -18,14 +18,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from flax.training import train_state
 
-from crackjax import anomaly
+from crackjax import anomaly, streams
 from crackjax import train as train_lib
 from crackjax.data import pipeline
-from crackjax.scorer import Scorer, count_params, flops_of, micro_batched
+from crackjax.scorer import Scorer, build, count_params, flops_of, micro_batched
 from crackjax.unet import upsample_nearest
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,9 @@ class Spec:
 
 
 def residual(config, x, recon) -> jnp.ndarray:
-  """The reconstruction residual with the configured channels, kind and smoothing (the teacher's options)."""
+  """The reconstruction residual with the configured channels and smoothing (the teacher's options)."""
   a = config.anomaly
-  return anomaly.smooth(anomaly.residual_map(x, recon, a.residual, a.channels), a.smoothing_sigma, a.line_sigma)
+  return anomaly.smooth(anomaly.residual_map(x, recon, a.channels), a.smoothing_sigma, a.line_sigma)
 
 
 def create_state(config, spec: Spec, key) -> train_state.TrainState:
@@ -87,9 +86,7 @@ def create_state(config, spec: Spec, key) -> train_state.TrainState:
   net = spec.net(config)
   x = jnp.zeros((1, b.crop_size, b.crop_size, 3))
   params = jax.jit(lambda k: net.init({"params": k, "z": k}, x, train=True))(key)["params"]
-  tx = train_lib.make_optimizer(
-    learning_rate=b.learning_rate, warmup_steps=b.warmup_steps, num_steps=b.num_steps, grad_clip=b.grad_clip
-  )
+  tx = train_lib.make_optimizer(learning_rate=b.learning_rate, warmup_steps=b.warmup_steps, num_steps=b.num_steps)
   return train_state.TrainState.create(apply_fn=net.apply, params=params, tx=tx)
 
 
@@ -116,7 +113,7 @@ def batches(config, spec: Spec, images, *, batch_size: int, crop_size: int, seed
   make = spec.make_batch(config) if spec.make_batch else None
   clean = pipeline.train_batches(images, batch_size=batch_size, crop_size=crop_size, seed=seed, start_step=start_step)
   for step, crops in enumerate(clean, start_step):
-    yield {"x": crops} if make is None else make(crops, np.random.default_rng([seed, 31, step]))
+    yield {"x": crops} if make is None else make(crops, streams.rng(seed, "baseline_crops", step))
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> dict:
@@ -124,7 +121,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> dict:
 
   b = config.baseline
   images, info = teacher.load_train_images(config, workdir)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 14)
+  key = streams.key(config.seed, "baseline")
   state = create_state(config, spec, key)
   mngr = train_lib.checkpoint_manager(workdir, config)
   state = train_lib.restore_latest(mngr, state)
@@ -172,13 +169,12 @@ def scorer_from_params(config: ml_collections.ConfigDict, spec: Spec, params) ->
   info = {
     "kind": spec.kind,
     "params": n,
-    **anomaly.pooling_of(a),
     "smoothing_sigma": a.smoothing_sigma,
     "channels": a.channels,
     "description": f"{spec.kind} baseline ({n:,} params)",
     "baseline": json.loads(json.dumps(config.to_dict()["baseline"])),
   }
-  return Scorer(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, 2**DEPTH, flops, info)
+  return build(jax.jit(micro_batched(maps, config.eval.micro_batch)), params, 2**DEPTH, flops, info, config)
 
 
 def make_scorer(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> Scorer:
@@ -187,7 +183,7 @@ def make_scorer(config: ml_collections.ConfigDict, workdir: str, spec: Spec) -> 
 
 
 def init_scorer(config: ml_collections.ConfigDict, spec: Spec) -> Scorer:
-  return scorer_from_params(config, spec, create_state(config, spec, jax.random.PRNGKey(config.seed)).params)
+  return scorer_from_params(config, spec, create_state(config, spec, streams.key(config.seed, "baseline")).params)
 
 
 def module_api(spec_fn: Callable[[], Spec]):

@@ -3,9 +3,8 @@
 q(z | x) = N(mu(x), diag sigma(x)^2),  p(z) = N(0, I),  p(x | z) = N(Dec(z), s^2 I)  (s = baseline.vae_sigma)
 loss = -ELBO = E_q || x - Dec(z) ||^2 / (2 s^2) + beta KL(q(z | x) || p(z))   (per pixel and latent, averaged)
 KL(N(mu, sigma^2) || N(0, 1)) = 0.5 (mu^2 + sigma^2 - 1 - log sigma^2)         (`kl_normal`)
-map 'nll':      the negative reconstruction probability (An and Cho, 2015): -log p(x | z) per pixel, averaged
-                over baseline.mc_samples draws z ~ q(z | x), smoothed: (x - Dec(z))^2 / (2 s^2) up to a constant
-map 'residual': |x - Dec(mu(x))|, with the teacher's residual options
+map = the negative reconstruction probability (An and Cho, 2015): -log p(x | z) per pixel, averaged over
+      baseline.mc_samples draws z ~ q(z | x), smoothed: (x - Dec(z))^2 / (2 s^2) up to a constant
 """
 
 from __future__ import annotations
@@ -14,11 +13,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from crackjax import anomaly, choices, samplers
+from crackjax import anomaly, samplers
 from crackjax.baselines import recon
 
 SHAPE_FIELDS = recon.SHAPE_FIELDS
-MAPS = choices.VAE_MAPS
 
 
 def kl_normal(mu: jnp.ndarray, logvar: jnp.ndarray) -> jnp.ndarray:
@@ -62,8 +60,6 @@ def _map(config):
   b = config.baseline
 
   def fn(params, net, x, keys):
-    if b.vae_map == "residual":
-      return recon.residual(config, x, net.apply({"params": params}, x)["recon"])
     mu, logvar = net.apply({"params": params}, x, method=VAE.encode)
     total = jnp.zeros(x.shape[:3], x.dtype)
     for i in range(b.mc_samples):  # Monte Carlo over z ~ q(z | x), each image with its own noise

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from crackjax.data import decode, synthetic
+from crackjax.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _held_out(name: str, fraction: float) -> bool:
 def scan_root(root: str, val_fraction: float) -> dict[str, list[tuple[str, int, str]]]:
   """Lists (path, label, defect) per split. Raises FileNotFoundError naming the path and the layout."""
   if not os.path.isdir(root):
-    raise FileNotFoundError(f"data root {root!r} does not exist or is not a folder; {EXPECTED_LAYOUT}")
+    raise UserError(f"data root {root!r} does not exist or is not a folder; {EXPECTED_LAYOUT}")
   splits: dict[str, list[tuple[str, int, str]]] = {}
   train = [(p, 0, "good") for p in list_images(os.path.join(root, "train", "good"))]
   for split in ("val", "test"):
@@ -104,7 +105,7 @@ def scan_root(root: str, val_fraction: float) -> dict[str, list[tuple[str, int, 
       splits[split] = items
   if train and "val" not in splits and val_fraction > 0:
     if len(train) < 2:
-      raise ValueError(
+      raise UserError(
         f"{os.path.join(root, 'train', 'good')} has {len(train)} image: too few to hold any out as val for the "
         "threshold; add images, or a ROOT/val/ folder"
       )
@@ -119,9 +120,7 @@ def scan_root(root: str, val_fraction: float) -> dict[str, list[tuple[str, int, 
   if unlabeled:
     splits["unlabeled"] = unlabeled
   if "train" not in splits and "test" not in splits:
-    raise FileNotFoundError(
-      f"no images under {os.path.join(root, 'train', 'good')} or {os.path.join(root, 'test')}; {EXPECTED_LAYOUT}"
-    )
+    raise UserError(f"no images under {os.path.join(root, 'train', 'good')} or {os.path.join(root, 'test')}; {EXPECTED_LAYOUT}")
   return splits
 
 
@@ -162,7 +161,7 @@ class AnomalyFolder(tfds.core.GeneratorBasedBuilder):
       if first is None:
         folder = os.path.join(root, "train", "good") if split == "train" else os.path.join(root, split)
         if split == "train":
-          raise FileNotFoundError(
+          raise UserError(
             f"no readable image in {folder}: {'; '.join(self._skipped[split][:5])}"
             + (" ..." if len(self._skipped[split]) > 5 else "")
           )
@@ -247,7 +246,6 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   num_unlabeled: int = 200
   unlabeled_crack_fraction: float = 0.15
   distractor_prob: float = 0.5
-  hard: bool = False
 
 
 class SyntheticConcrete(tfds.core.GeneratorBasedBuilder):
@@ -272,7 +270,7 @@ class SyntheticConcrete(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split, items):
     c = self.builder_config
     for index, crack in items:
-      image, mask = synthetic.generate(c.seed, index, c.image_size, crack=crack, distractor_prob=c.distractor_prob, hard=c.hard)
+      image, mask = synthetic.generate(c.seed, index, c.image_size, crack=crack, distractor_prob=c.distractor_prob)
       label = (1 if crack else 0) if split != "unlabeled" else -1
       defect = ("crack" if crack else "good") if split != "unlabeled" else "unknown"
       name = f"{split}/{defect}/{index:07d}.png"

@@ -18,6 +18,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from crackjax import streams
+from crackjax.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -162,10 +165,10 @@ def random_crop_batch(images: list[np.ndarray], *, batch_size: int, crop_size: i
 def train_batches(
   images: list[np.ndarray], *, batch_size: int, crop_size: int, seed: int, start_step: int
 ) -> Iterator[np.ndarray]:
-  """Infinite stream of training batches; batch `step` depends on (seed, step) only."""
+  """Infinite stream of training batches; batch `step` depends on (seed, step) only (the 'crops' stream)."""
   if not images:
-    raise ValueError("no training images (the train split is empty)")
+    raise UserError("no training images (the train split is empty)")
   step = start_step
   while True:
-    yield random_crop_batch(images, batch_size=batch_size, crop_size=crop_size, rng=np.random.default_rng([seed, step]))
+    yield random_crop_batch(images, batch_size=batch_size, crop_size=crop_size, rng=streams.rng(seed, "crops", step))
     step += 1

@@ -23,6 +23,7 @@ import numpy as np
 from absl import flags
 
 from crackjax.data import pipeline
+from crackjax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ def train_loader(source, *, batch_size: int, crop_size: int, resize: float, seed
   """An endless loader of this process's rows of each global batch (float32 [B / processes, crop, crop, 3])."""
   n = jax.process_count()
   if batch_size % n:
-    raise ValueError(f"config.train.batch_size={batch_size} must be divisible by the {n} processes")
+    raise UserError(f"config.train.batch_size={batch_size} must be divisible by the {n} processes")
   sampler = grain.IndexSampler(
     num_records=len(source),
     shard_options=grain.ShardByJaxProcess(drop_remainder=True),

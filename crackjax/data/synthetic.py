@@ -5,9 +5,6 @@ ellipses), pores (small dark dots), and lighting (a linear gradient and a bright
 Cracks and distractors come from crackjax/synth.py (one place for every synthetic anomaly):
 - default: cracks of `synth.draw_crack` (1-3 px, clearly dark); good images may carry a stain, water mark or
   shadow - dark like cracks, but wide and smooth, so a detector must learn shape, not darkness;
-- hard (`data.synthetic.hard`): cracks of the head's model (`synth.draw_fine_crack`) from faint sub-pixel
-  hairlines to 3 px, and good images may carry any hard negative (pits, rough patches, joints, paint, stains ...):
-  the default set is saturated (AUROC 1.0), this one ranks score designs in seconds.
 Everything is drawn from `np.random.default_rng([seed, index])`, so any image is reproducible on its own.
 """
 
@@ -52,25 +49,20 @@ def concrete_texture(rng: np.random.Generator, size: int) -> np.ndarray:
   return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
-def generate(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5, hard: bool = False):
+def generate(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5):
   """One image: (uint8 [size, size, 3], mask uint8 {0,1} [size, size]). Deterministic in (seed, index)."""
-  img, mask, _ = generate_with_distractor(seed, index, size, crack=crack, distractor_prob=distractor_prob, hard=hard)
+  img, mask, _ = generate_with_distractor(seed, index, size, crack=crack, distractor_prob=distractor_prob)
   return img, mask
 
 
-def generate_with_distractor(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5, hard: bool = False):
-  """generate(), and which distractor the image carries ('' = none, else one of synth.DISTRACTORS, or of
-  synth.NEGATIVES in the hard setting)."""
+def generate_with_distractor(seed: int, index: int, size: int, *, crack: bool, distractor_prob: float = 0.5):
+  """generate(), and which distractor the image carries ('' = none, else one of synth.DISTRACTORS)."""
   rng = np.random.default_rng([seed, index])
   img = concrete_texture(rng, size)
   kind = ""
   if rng.random() < distractor_prob:
-    img, kind = synth.draw_negative(rng, img) if hard else synth.draw_distractor(rng, img)
+    img, kind = synth.draw_distractor(rng, img)
   mask = np.zeros((size, size), np.uint8)
   if crack:
-    if hard:
-      scale = size / 64.0
-      img, mask = synth.draw_fine_crack(rng, img, width=(0.4 * scale, 3.0 * scale), depth=(0.1, 0.6))
-    else:
-      img, mask = synth.draw_crack(rng, img)
+    img, mask = synth.draw_crack(rng, img)
   return (img * 255.0 + 0.5).astype(np.uint8), mask, kind
