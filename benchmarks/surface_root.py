@@ -3,11 +3,10 @@ split holds cracked photos only (DeepCrack, SUT) gets an image AUROC and a count
 
     python benchmarks/surface_root.py ../shared/data/sut runs/surfaces/sut
 
-OUT mirrors SRC with symbolic links (nothing is copied): train/good less the held-out photos, test/good the
-held-out photos (the crops of every source photo whose name hashes below --fraction, 20% by default: no photo has crops on
-both sides), and SRC's val/, test/<defect>/,
-ground_truth/ and unlabeled/ as they are. The split depends on the file names only, so it is the same on every
-machine. An existing OUT is rebuilt.
+OUT mirrors SRC with symbolic links to its files (nothing is copied): train/good less the held-out photos,
+test/good the held-out photos (the crops of every source photo whose name hashes below --fraction, 20% by
+default: no photo has crops on both sides), and SRC's test/<defect>/, val/, ground_truth/ and unlabeled/ as they
+are. The split depends on the file names only, so it is the same on every machine. An existing OUT is rebuilt.
 """
 
 from __future__ import annotations
@@ -58,13 +57,9 @@ def build(src: str, out: str, fraction: float) -> dict:
     if entry == "test":
       for defect in sorted(os.listdir(os.path.join(src, "test"))):
         folder = os.path.join(src, "test", defect)
-        if defect == "good":  # SRC's own sound test photos join the held-out ones
-          for f in sorted(os.listdir(folder)):
-            link(os.path.join(folder, f), os.path.join(out, "test", "good", f))
-            counts["test/good"] += 1
-        else:
-          link(folder, os.path.join(out, "test", defect))
-          counts[f"test/{defect}"] = len(os.listdir(folder))
+        for f in sorted(os.listdir(folder)):  # file by file: predict walks folders without following links
+          link(os.path.join(folder, f), os.path.join(out, "test", defect, f))
+        counts[f"test/{defect}"] = counts.get(f"test/{defect}", 0) + len(os.listdir(folder))
     elif os.path.isdir(os.path.join(src, entry)):
       link(os.path.join(src, entry), os.path.join(out, entry))
   return counts

@@ -20,7 +20,7 @@ import os
 import ml_collections
 import numpy as np
 
-from crackjax import mask, streams, synth
+from crackjax import mask, metrics, streams, synth
 from crackjax.data import builders, pipeline
 from crackjax.errors import UserError
 from crackjax.scorer import Scorer, compute_maps, tiling
@@ -68,11 +68,15 @@ def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, s
   )
   zeros = [np.zeros(m.shape, np.uint8) for m in a.maps]
   d = mask.calibrate(a.maps + b.maps, zeros + gts, border=border_of(scorer), on_good=config.mask.on_good)
-  d = dataclasses.replace(d, calibration={**d.calibration, "model": digest(scorer)})
+  # the same photos' image scores, sound against cracked: a label-free val AUROC of the model on this surface
+  labels = np.r_[np.zeros(len(sound), int), np.ones(len(cracked), int)]
+  image_auroc = metrics.auroc(np.r_[a.scores, b.scores], labels)
+  d = dataclasses.replace(d, calibration={**d.calibration, "image_auroc": image_auroc, "model": digest(scorer)})
   c = d.calibration
   log.info(
-    "red mask: low %.4g, high %.4g, min length %g px (synthetic cracks: precision %.3f, recall %.3f, F1 %.3f)",
-    d.low, d.high, d.min_length, c["precision"] or 0, c["recall"] or 0, c["f1"] or 0,
+    "red mask: low %.4g, high %.4g, min length %g px (synthetic cracks: precision %.3f, recall %.3f, F1 %.3f; "
+    "image AUROC of the sound photos against their cracked copies %.4f)",
+    d.low, d.high, d.min_length, c["precision"] or 0, c["recall"] or 0, c["f1"] or 0, image_auroc,
   )  # fmt: skip
   mask.save(os.path.join(workdir, mask.FILE), d)
   return d

@@ -66,19 +66,22 @@ def split_key(config: ml_collections.ConfigDict, split: str) -> jax.Array:
 
 
 def score_val(config: ml_collections.ConfigDict, builder, scorer: Scorer, kw: dict, workdir: str):
-  """(val split, its MapResult, threshold, source, val metrics or None): val scored (its maps kept only where no
-  streaming asks to drop them) and the threshold chosen on it (thresholds.choose)."""
+  """(val split, its MapResult, threshold, source, val metrics or None, synthetic-crack scores or None): val scored
+  (its maps kept only where no streaming asks to drop them), with synthetic cracks where it has none of its own,
+  and the threshold chosen on it (thresholds.choose)."""
   val = val_res = val_metrics = None
   if "val" in builder.info.splits:
     stream = config.data.stream
     val = pipeline.load_split(builder, "val", resize=config.data.resize, max_images=config.eval.max_images, stream=stream)
     no_maps = np.zeros(len(val), bool) if stream and not config.eval.save_maps else None  # val needs scores only
     val_res = compute_maps(scorer, val.images, split_key(config, "val"), desc="val", keep=no_maps, **kw)
+  synthetic = synthetic_scores(config, scorer, val, kw)
   threshold, source = thresholds.choose(
     None if val is None else val_res.scores,
     None if val is None else val.labels,
     percentile=config.eval.threshold_percentile,
     workdir=workdir,
+    synthetic=synthetic,
   )
   if val is not None and (val.labels == 1).any() and (val.labels == 0).any():
     val_metrics = {
@@ -88,7 +91,18 @@ def score_val(config: ml_collections.ConfigDict, builder, scorer: Scorer, kw: di
       "n_crack": int((val.labels == 1).sum()),
     }
   log.info("threshold %.6g (%s)", threshold, source)
-  return val, val_res, threshold, source, val_metrics
+  return val, val_res, threshold, source, val_metrics, synthetic
+
+
+def synthetic_scores(config: ml_collections.ConfigDict, scorer: Scorer, val, kw: dict) -> np.ndarray | None:
+  """Where val has sound photos only: the scores of (up to mask.calibration_images of) them with a synthetic crack
+  drawn in (calibration.cracked_copies), the cracks val lacks; else None."""
+  if val is None or (val.labels == 1).any() or not (val.labels == 0).any():
+    return None
+  sound = [val.images[i] for i in np.flatnonzero(val.labels == 0)[: config.mask.calibration_images]]
+  cracked, _ = calibration.cracked_copies(sound, config.seed, calibration.CRACK_WIDTH)
+  ids = [calibration.CRACK_IDS + i for i in range(len(cracked))]
+  return compute_maps(scorer, cracked, split_key(config, "val"), desc="val, synthetic cracks", ids=ids, **kw).scores
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) -> dict:
@@ -101,7 +115,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   if not config.eval.test and "val" not in builder.info.splits:  # val only: a setting is chosen there
     raise UserError(f"{root} has no val split for a val-only evaluation (eval.test=False); {builders.EXPECTED_LAYOUT}")
   kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
-  val, val_res, threshold, source, val_metrics = score_val(config, builder, scorer, kw, workdir)
+  val, val_res, threshold, source, val_metrics, synthetic = score_val(config, builder, scorer, kw, workdir)
   if not config.eval.test and out_dir == workdir:  # val only: never over the run's own metrics.json
     out_dir = os.path.join(workdir, "eval", "val")
   if val is not None and config.eval.save_maps:
@@ -133,7 +147,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer) ->
   )  # fmt: skip
   if val is not None:
     report.write_scores(os.path.join(out_dir, "val_scores.csv"), val.filenames, val.labels, val_res.scores, threshold)
-    points = thresholds.operating_points(val_res.scores, val.labels, threshold, (config.predict.operating_point,))
+    scores, labels = val_res.scores, val.labels
+    if synthetic is not None:  # recall is measured on the synthetic cracks where val has none of its own
+      scores, labels = (
+        np.r_[scores[labels == 0], synthetic],
+        np.r_[np.zeros(int((labels == 0).sum()), int), np.ones(len(synthetic), int)],
+      )
+    points = thresholds.operating_points(scores, labels, threshold, (config.predict.operating_point,))
     report.write_json(os.path.join(out_dir, "operating_points.json"), {"threshold_source": source, "points": points})
     for p in points.values():
       log.info(

@@ -147,11 +147,6 @@ def _read_full(path: str, max_pixels: int) -> np.ndarray:
     raise
 
 
-def _read(path: str, resize: float, max_pixels: int) -> np.ndarray:
-  """The photo as the model scores it (after data.resize)."""
-  return pipeline.resize_image(_read_full(path, max_pixels), resize)
-
-
 def _display(a: np.ndarray) -> np.ndarray:
   """Down to at most DISPLAY_SIDE, or up (nearest) to at least MIN_DISPLAY_SIDE, by an integer factor."""
   f = max(1, int(np.ceil(max(a.shape[:2]) / DISPLAY_SIDE)))

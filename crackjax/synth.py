@@ -1,4 +1,4 @@
-"""Synthetic anomalies with exact masks, and hard negatives that must stay normal (host side, NumPy and PIL).
+"""Synthetic anomalies with exact masks, and distractors that must stay normal (host side, NumPy and PIL).
 
 Shared by the built-in synthetic concrete (crackjax/data/synthetic.py), the red mask's calibration
 (crackjax/calibration.py), the student's synthetic cracks and the DRAEM baseline. Every function takes a float image
@@ -16,9 +16,8 @@ Cracks, written from what cracks look like in general (not fitted to any test im
   a slowly bending course), where the drifting walk, sized for 32 px crops, curls into loops.
 Texture anomalies (DRAEM, TransFusion): a Perlin-noise mask M, the image's own texture shuffled in 8x8 blocks as
 A, blended as I (1 - M) + (1 - b) A M + b I M with b in [0, 0.8).
-Hard negatives (target 0, the false alarms of a pixel residual): stains, water marks and shadows (wide, smooth,
-dark), pits (small dark round spots), joints (a straight brightness step between two surfaces), paint spots (a
-hue change with a sharp edge) and rough patches (locally stronger texture).
+Distractors that must stay normal: stains, water marks and shadows (wide, smooth, dark), and straight joints (a
+formwork joint, saw cut or tile edge: `draw_straight_joint`).
 """
 
 from __future__ import annotations
@@ -260,12 +259,11 @@ def blend(img: np.ndarray, a: np.ndarray, m: np.ndarray, b: float) -> np.ndarray
 # ------------------------------------------------------------------------------------------- hard negatives
 
 DISTRACTORS = ("stain", "water_mark", "shadow")  # the synthetic data set's (replayed by crackjax.failures)
-NEGATIVES = (*DISTRACTORS, "pits", "joint", "paint", "rough_patch")
 
 
 def draw_distractor(rng: np.random.Generator, img: np.ndarray, strength: float = 1.0) -> tuple[np.ndarray, str]:
   """One stain, water mark or shadow: dark, smooth and wide (never crack-thin). Returns (image, kind). `strength`
-  scales the darkening (1: the synthetic data set's; draw_negative's up to twice as dark)."""
+  scales the darkening (1: the synthetic data set's)."""
   h, w = img.shape[:2]
   size = max(h, w)
   yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -298,64 +296,6 @@ def _value_noise(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
   im = Image.fromarray(grid, mode="F").resize((n * cell, n * cell), Image.BICUBIC)
   ox, oy = rng.integers(0, cell, size=2)
   return np.asarray(im)[oy : oy + size, ox : ox + size]
-
-
-def draw_pits(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-  """A few to many small dark round spots (air voids, pores): dark like a crack, but round and isolated."""
-  h, w = img.shape[:2]
-  layer = Image.new("F", (w * 2, h * 2), 0.0)
-  draw = ImageDraw.Draw(layer)
-  for _ in range(int(rng.integers(3, 40))):
-    cx, cy = rng.uniform(0, 2 * w), rng.uniform(0, 2 * h)
-    r = rng.uniform(0.5, 3.0) * 2 * rng.uniform(0.6, 1.0, 2)
-    draw.ellipse([cx - r[0], cy - r[1], cx + r[0], cy + r[1]], fill=float(rng.uniform(0.2, 0.7)))
-  a = np.asarray(layer).reshape(h, 2, w, 2).mean(axis=(1, 3))
-  a = ndimage.gaussian_filter(a, rng.uniform(0.3, 0.7))
-  return np.clip(img * (1 - a[..., None]), 0, 1)
-
-
-def draw_joint(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-  """A straight border between two surfaces: one side a little brighter or darker, a soft 0.5-1.5 px edge."""
-  h, w = img.shape[:2]
-  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-  angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.05) if rng.random() < 0.7 else rng.uniform(0, np.pi)
-  offset = rng.uniform(0.2, 0.8)
-  dist = (xx - offset * w) * np.cos(angle) + (yy - offset * h) * np.sin(angle)
-  side = 1.0 / (1.0 + np.exp(-dist / rng.uniform(0.5, 1.5)))
-  gain = 1.0 + rng.choice([-1, 1]) * rng.uniform(0.05, 0.25)
-  return np.clip(img * (1 + (gain - 1) * side[..., None]), 0, 1)
-
-
-def draw_paint(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-  """A paint spot or discolouration: a blob of another hue with a sharp edge."""
-  h, w = img.shape[:2]
-  noise = perlin(rng, h, w, (int(rng.integers(1, 4)), int(rng.integers(1, 4))))
-  m = (noise > np.quantile(noise, 1.0 - rng.uniform(0.03, 0.3))).astype(np.float32)  # covers 3-30% of the image
-  m = ndimage.gaussian_filter(m, 0.5)
-  colour = rng.uniform(0.1, 1.0, 3)
-  opacity = rng.uniform(0.2, 0.8)
-  lum = img.mean(-1, keepdims=True)
-  paint = np.clip(colour * (0.5 + lum), 0, 1)
-  return np.clip(img * (1 - opacity * m[..., None]) + opacity * m[..., None] * paint, 0, 1)
-
-
-def draw_rough_patch(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-  """A region of coarser texture: the local contrast raised 1.5-3x inside a soft Perlin blob."""
-  h, w = img.shape[:2]
-  m = np.clip((perlin(rng, h, w, (2, 2)) + 0.3) * 2, 0, 1)[..., None]
-  base = ndimage.gaussian_filter(img, (2, 2, 0))
-  gain = rng.uniform(1.5, 3.0)
-  return np.clip(img + m * (gain - 1) * (img - base), 0, 1)
-
-
-def draw_negative(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
-  """One hard negative of NEGATIVES, drawn uniformly; the image stays normal (its mask is all zero)."""
-  kind = NEGATIVES[int(rng.integers(len(NEGATIVES)))]
-  if kind in DISTRACTORS:
-    out, _ = draw_distractor(rng, img, strength=rng.uniform(1.0, 2.0))
-  else:
-    out = {"pits": draw_pits, "joint": draw_joint, "paint": draw_paint, "rough_patch": draw_rough_patch}[kind](rng, img)
-  return out.astype(np.float32), kind
 
 
 # ----------------------------------------------------------------------------------- joints that are not cracks

@@ -303,6 +303,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
   start = int(state.step)
   total = config.train.num_steps
   if start >= total:
+    if mngr.latest_step() is None:  # train.num_steps=0: the initial (fine-tuning: the teacher's) parameters are the model
+      mngr.save(0, args=ocp.args.StandardSave(host_copy(state)))
+      mngr.wait_until_finished()
     log.info("Checkpoint at step %d >= train.num_steps=%d: training skipped", start, total)
     return state
 

@@ -144,3 +144,19 @@ def test_the_paired_bootstrap_knows_a_sure_difference_from_none():
   y = labels.astype(float)
   mean = metrics.mean_over_sets([(labels, -y, y), (labels, s, s)], n=200)  # +1 and 0 in every resample
   assert mean == {"diff": 0.5, "low": 0.5, "high": 0.5, "p_not_better": 0.0}
+
+
+def test_a_val_of_sound_photos_only_chooses_its_threshold_against_their_synthetic_cracks(tmp_path):
+  """thresholds.choose: val's real cracks where it has any; else its sound photos against their synthetic-cracked
+  copies (the F1-max threshold); else the percentile of the sound scores."""
+  from crackjax import thresholds
+
+  good = np.array([0.1, 0.2, 0.3, 0.4])
+  labels = np.zeros(4, int)
+  synthetic = np.array([0.35, 0.8, 0.9])  # at 0.35: F1 6/7 (one sound photo above it) beats 0.8's 4/5
+  th, src = thresholds.choose(good, labels, percentile=99, workdir=str(tmp_path), synthetic=synthetic)
+  assert (th, src) == (0.35, "val_synthetic_f1_max")
+  th, src = thresholds.choose(good, labels, percentile=99, workdir=str(tmp_path))
+  assert src == "val_good_p99" and th == pytest.approx(np.percentile(good, 99))
+  real = np.array([0, 0, 0, 1])  # real cracks win over synthetic ones
+  assert thresholds.choose(good, real, percentile=99, workdir=str(tmp_path), synthetic=np.array([9.0]))[1] == "val_f1_max"

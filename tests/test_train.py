@@ -139,6 +139,14 @@ def test_a_fine_tuning_starts_from_the_named_teachers_ema_parameters(tmp_path, t
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(teacher.ema_params)):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # zero steps: the teacher itself, saved as the workdir's model (its threshold and red mask then chosen on the new
+  # surface's own photos)
+  zero = _config(tiny_config, init_from=path, num_steps=0)
+  train_lib.train(zero, str(tmp_path / "zero"), _images())
+  for a, b in zip(
+    jax.tree.leaves(train_lib.load_trained(zero, str(tmp_path / "zero")).ema_params), jax.tree.leaves(teacher.ema_params)
+  ):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # a fine-tuning trains on from the teacher and, resumed, from its own checkpoint
   c = _config(tiny_config, init_from=path)
   tuned = train_lib.train(c, str(tmp_path / "ft"), _images())

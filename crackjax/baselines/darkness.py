@@ -16,12 +16,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from crackjax import anomaly, choices
+from crackjax import anomaly
 from crackjax.data import builders
 from crackjax.scorer import Scorer, build
 
 SHAPE_FIELDS = ()
-MAPS = choices.DARKNESS_MAPS
 
 
 def _grey_morph(x: jnp.ndarray, size: int, op) -> jnp.ndarray:
