@@ -31,7 +31,7 @@ for kind in "${kinds[@]}"; do
 done
 [[ -n "${TEACHER:-}" ]] && dirs+=("$TEACHER")
 [[ -n "${STUDENT:-}" ]] && dirs+=("$STUDENT")
-python benchmarks/baselines_table.py "${dirs[@]}" | tee "${prefix}_table.md"
+python benchmarks/tables.py baselines "${dirs[@]}" | tee "${prefix}_table.md"
 if [[ -n "${EVAL:-}" ]]; then
   name=$(basename "${EVAL%/}")
   evals=()
@@ -45,5 +45,5 @@ if [[ -n "${EVAL:-}" ]]; then
   for d in ${TEACHER:-} ${STUDENT:-}; do
     [[ -f "$d/eval/$name/metrics.json" ]] && evals+=("$d/eval/$name")
   done
-  python benchmarks/baselines_table.py "${evals[@]}" | tee "${prefix}_table_${name}.md"
+  python benchmarks/tables.py baselines "${evals[@]}" | tee "${prefix}_table_${name}.md"
 fi

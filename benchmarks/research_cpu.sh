@@ -27,7 +27,7 @@ for s in ddpm ddim_eta0; do
     python main.py "${flags[@]}" --mode=evaluate --config.eval.root="$other"
   done
 done
-python benchmarks/student_table.py "$teacher" "${prefix}"_student_from_*/
+python benchmarks/tables.py students "$teacher" "${prefix}"_student_from_*/
 # 3. Coarse-to-fine with K = 4 (K = 1..3 and single-step: benchmarks/students.sh).
 python main.py --config="configs/student_coarse_to_fine.py:data=$root" --workdir="${prefix}_c2f_k4" \
   --config.student.teacher_workdir="$teacher" --config.student.stages=4 \

@@ -19,4 +19,4 @@ run student_single_step "${prefix}_single_step_binary" --config.student.target=b
 for k in 1 2 3; do
   run student_coarse_to_fine "${prefix}_c2f_k$k" --config.student.stages=$k
 done
-python benchmarks/student_table.py "$teacher" "${prefix}"_*/
+python benchmarks/tables.py students "$teacher" "${prefix}"_*/

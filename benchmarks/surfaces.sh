@@ -9,7 +9,7 @@
 # CP_WORKDIR: the concrete_pavement teacher (the README's real-data command); DATA (default ../shared/data) holds
 # concrete_pavement and the surfaces (SURFACES, default "deepcrack sut"), each with train/good and test/crack with
 # masks; PREFIX (default runs/surfaces) receives each surface's root with 20% of its sound crops held out as
-# test/good (benchmarks/surface_root.py) and every workdir. Ends with PREFIX/table.md (benchmarks/surface_table.py).
+# test/good (benchmarks/surface_root.py) and every workdir. Ends with PREFIX/table.md (benchmarks/tables.py surfaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cp_workdir=$1
@@ -44,4 +44,4 @@ for s in ${SURFACES:-deepcrack sut}; do
     predict "$prefix/cp_$kind" "configs/$kind.py:data=$cp_root" "$root" "$s"
   done
 done
-python benchmarks/surface_table.py "$cp_workdir" "$prefix" ${SURFACES:-deepcrack sut} | tee "$prefix/table.md"
+python benchmarks/tables.py surfaces "$cp_workdir" "$prefix" ${SURFACES:-deepcrack sut} | tee "$prefix/table.md"

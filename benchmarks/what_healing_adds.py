@@ -19,6 +19,8 @@ root), never into the teacher's workdir, and the table is printed and written to
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -35,26 +37,16 @@ __import__("main")  # one XLA device per core (main.cpu_devices), set before jax
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from crackjax import anomaly, jobs, teacher  # noqa: E402
 from crackjax import evaluate as evaluate_lib  # noqa: E402
+from crackjax import jobs, teacher  # noqa: E402
 from crackjax.baselines import ae as ae_lib  # noqa: E402
-from crackjax.baselines import recon  # noqa: E402
-from crackjax.scorer import with_localization  # noqa: E402
+from crackjax.baselines import blur, recon  # noqa: E402
 
 ROWS = ("constant", "blur", "unet4", "ae", "draw1", "teacher")
 
 
 def _main_py(*args: str) -> None:
   subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], check=True, cwd=ROOT)
-
-
-def blur_healer(sigma: float):
-  def heal(x0):
-    b, h, w, c = x0.shape
-    flat = jnp.transpose(x0, (0, 3, 1, 2)).reshape(b * c, h, w)
-    return jnp.transpose(anomaly.gaussian_smooth(flat, sigma).reshape(b, c, h, w), (0, 2, 3, 1))
-
-  return heal
 
 
 def constant_healer(x0):
@@ -76,10 +68,10 @@ def scorer_for(row: str, config, args):
                "--config.train.num_steps=4", "--config.train.checkpoint_every=4", "--config.train.log_every=2")  # fmt: skip
     return jobs.trained_scorer(c, args.unet4_workdir), c
   if row == "constant":
-    return with_localization(teacher.scorer_from_params(c, {}, ("the input's mean colour", constant_healer, 3.0)), c), c
+    return teacher.scorer_from_params(c, {}, ("the input's mean colour", constant_healer, 3.0)), c
   if row == "blur":
-    healer = (f"a Gaussian blur (sigma {args.blur:g} px)", blur_healer(args.blur), 12 * args.blur)
-    return with_localization(teacher.scorer_from_params(c, {}, healer), c), c
+    healer = (f"a Gaussian blur (sigma {args.blur:g} px)", functools.partial(blur.blur, sigma=args.blur), 12 * args.blur)
+    return teacher.scorer_from_params(c, {}, healer), c
   if row == "ae":
     if not os.path.exists(os.path.join(args.ae_workdir, "checkpoints")):
       _main_py(f"--config=configs/ae.py:data={args.data}", f"--workdir={args.ae_workdir}", "--mode=train")
@@ -92,8 +84,8 @@ def scorer_for(row: str, config, args):
     healer = lambda x0: net.apply({"params": params}, x0)["recon"]  # noqa: E731
     fwd = recon.flops_of(lambda p, x: net.apply({"params": p}, x), params, jnp.zeros((1, 64, 64, 3))) / 64**2
     scorer = teacher.scorer_from_params(c, {}, ("the AE baseline's reconstruction", healer, fwd))
-    scorer.multiple = max(scorer.multiple, 2 ** (recon.DEPTH + c.anomaly.pyramid - 1))  # the AE's 1/8 latent, per level
-    return with_localization(scorer, c), c
+    # the AE's 1/8 latent, per pyramid level
+    return dataclasses.replace(scorer, multiple=max(scorer.multiple, 2 ** (recon.DEPTH + c.anomaly.pyramid - 1))), c
   raise ValueError(f"unknown row {row!r}; rows are {', '.join(ROWS)}")
 
 

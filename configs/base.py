@@ -65,6 +65,10 @@ def defaults() -> ml_collections.ConfigDict:
   c.train.ema_decay = 0.995  # EMA of params used for healing (ramped up as (1 + step) / (10 + step))
   c.train.t_min = 0  # smallest training timestep
   c.train.t_max = 200  # largest training timestep: healing only visits t <= anomaly.t_start, so stop well above it
+  # > 0: at every checkpoint the EMA model is scored on val's sound photos against the same photos with synthetic
+  # cracks (AUROC; the start counts too), a checkpoint is kept only when it scores higher, and training stops after
+  # this many checkpoints without: the workdir's model is the best one (0: off; teachers only)
+  c.train.patience = 0
   c.train.log_every = 50  # steps between console/TensorBoard logs (also the NaN-check interval)
   c.train.checkpoint_every = 200  # steps between checkpoints
 

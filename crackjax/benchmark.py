@@ -29,7 +29,7 @@ from crackjax import kinds, streams
 from crackjax import teacher as teacher_lib
 from crackjax import train as train_lib
 from crackjax.data import pipeline
-from crackjax.scorer import Scorer, Stats, compile_maps, compiled_flops, iter_maps, spread, tiling
+from crackjax.scorer import Scorer, Stats, compile_maps, compiled_flops, iter_maps, params_on, spread, tiling
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,11 @@ def scorer_speed(scorer: Scorer, x: jnp.ndarray, key: jax.Array, repeats: int = 
   x = np.asarray(x)
   ids = np.arange(x.shape[0], dtype=np.int32)
   t0 = time.perf_counter()
-  run, flops = compile_maps(scorer, x, key, ids)
+  executable, devices, flops = compile_maps(scorer, x, key, ids)
   compile_s = time.perf_counter() - t0
+  params = params_on(scorer, devices)
   with Busy() as busy:
-    dt = _time(run, x, key, ids, repeats=repeats)
+    dt = _time(lambda *a: executable(params, *a), x, key, ids, repeats=repeats)
   mesh = spread(x.shape[0])
   return {
     "cores_busy": busy.cores,
@@ -279,7 +280,7 @@ def predict_folder_row(config: ml_collections.ConfigDict, key: jax.Array) -> dic
 
 def scorer_flops(scorer: Scorer) -> float:
   """FLOPs per image of the scorer's compiled maps (the mean over the shapes it compiled)."""
-  return float(np.mean([flops for run, flops in scorer.compiled.values()]))
+  return float(np.mean([flops for _, _, flops in scorer.compiled.values()]))
 
 
 def benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict:

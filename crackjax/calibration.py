@@ -23,7 +23,7 @@ import numpy as np
 from crackjax import mask, metrics, streams, synth
 from crackjax.data import builders, pipeline
 from crackjax.errors import UserError
-from crackjax.scorer import Scorer, compute_maps, tiling
+from crackjax.scorer import Scorer, compute_maps, tiling, with_params
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,38 @@ def cracked_copies(images: list[np.ndarray], seed: int, width: tuple[float, floa
   return out, masks
 
 
+def val_sound(config: ml_collections.ConfigDict, workdir: str) -> list[np.ndarray]:
+  """Up to mask.calibration_images of the training root's sound val photos (at the working resolution)."""
+  builder = builders.builder_for(config, workdir, config.data.root)
+  if "val" not in builder.info.splits:
+    raise UserError(f"{config.data.root or 'the synthetic data'} has no val split to calibrate the red mask on")
+  val = pipeline.load_split(builder, "val", resize=config.data.resize)
+  return [img for img, y in zip(val.images, val.labels) if y == 0][: config.mask.calibration_images]
+
+
+def synthetic_val(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer):
+  """validate(unet_params) -> the image AUROC of val's sound photos against the same photos with a synthetic crack,
+  for the teacher `scorer`'s maps with the UNet parameters of a checkpoint under training (scorer.with_params:
+  compiled once)."""
+  sound = val_sound(config, workdir)
+  if not sound:
+    raise UserError("config.train.patience > 0 validates on val's sound photos, and val has none")
+  cracked, _ = cracked_copies(sound, config.seed, CRACK_WIDTH)
+  key, kw = streams.key(config.seed, "calibration"), dict(batch_size=config.eval.batch_size, tile=tiling(config))
+  labels = np.r_[np.zeros(len(sound), int), np.ones(len(cracked), int)]
+
+  def validate(params) -> float:
+    sc = with_params(scorer, {"unet": params})
+    a = compute_maps(sc, sound, key, desc="validation (sound)", **kw).scores
+    b = compute_maps(sc, cracked, key, desc="validation (cracked)", ids=[CRACK_IDS + i for i in range(len(cracked))], **kw)
+    return metrics.auroc(np.r_[a, b.scores], labels)
+
+  return validate
+
+
 def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, sound: list | None = None) -> mask.Decision:
   """Chooses and saves the decision; sound: the val/good photos when the caller has them loaded."""
-  if sound is None:
-    builder = builders.builder_for(config, workdir, config.data.root)
-    if "val" not in builder.info.splits:
-      raise UserError(f"{config.data.root or 'the synthetic data'} has no val split to calibrate the red mask on")
-    val = pipeline.load_split(builder, "val", resize=config.data.resize)
-    sound = [img for img, y in zip(val.images, val.labels) if y == 0]
-  sound = list(sound)[: config.mask.calibration_images]
+  sound = val_sound(config, workdir) if sound is None else list(sound)[: config.mask.calibration_images]
   if not sound:
     raise UserError("the red mask is calibrated on val's sound photos, and val has none")
   cracked, gts = cracked_copies(sound, config.seed, CRACK_WIDTH)

@@ -197,6 +197,7 @@ RULES: dict[str, Rule] = {
   "train.t_min": at_least(0, integer=True),
   "train.log_every": at_least(1, integer=True),
   "train.checkpoint_every": at_least(1, integer=True),
+  "train.patience": at_least(0, integer=True),
   "data.resize": above(0),
   "data.crop_size": at_least(1, integer=True),
   "data.val_fraction": fraction(hi_open=True),

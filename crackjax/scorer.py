@@ -103,7 +103,7 @@ class Scorer:
   info: Mapping[str, Any]  # metrics.json's "model" section: kind, params, description, pooling, localization, ...
   pooling: Pooling = dataclasses.field(init=False)
   localization: Localization = dataclasses.field(init=False)
-  compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # batch shape -> run(x, key, ids)
+  compiled: dict = dataclasses.field(default_factory=dict, repr=False)  # batch shape -> (executable, devices, flops)
   replicated: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # devices -> params on each
   _per_pixel: list = dataclasses.field(default_factory=list, init=False, repr=False)
 
@@ -262,29 +262,41 @@ def spread(batch_size: int) -> Mesh | None:
   return None if n == 1 else Mesh(np.asarray(devices[:n]), ("data",))
 
 
-def compile_maps(scorer: Scorer, x: np.ndarray, key: jax.Array, ids: np.ndarray) -> tuple[Callable, float]:
-  """(run, flops per image) for a batch of x's shape, compiled once per shape and kept in scorer.compiled.
+def params_on(scorer: Scorer, devices: int):
+  """The scorer's parameters for a mesh of `devices` (0: one device, as they are): replicated once per scorer."""
+  if not devices:
+    return scorer.params
+  if devices not in scorer.replicated:
+    mesh = Mesh(np.asarray(jax.local_devices()[:devices]), ("data",))
+    scorer.replicated[devices] = jax.device_put(scorer.params, NamedSharding(mesh, P()))
+  return scorer.replicated[devices]
 
-  run(x, key, ids) -> maps [B, H, W] on the host. Where several local devices divide the batch, the scorer's maps
-  run under shard_map, each device on its slice of rows, the parameters replicated once per scorer: every row's
-  noise comes from its own id and no layer mixes rows, so the maps are those of one device."""
+
+def compile_maps(scorer: Scorer, x: np.ndarray, key: jax.Array, ids: np.ndarray) -> tuple:
+  """(executable, devices, flops per image) for a batch of x's shape, compiled once per shape and kept in
+  scorer.compiled (which a Scorer of other parameters for the same maps may share: `with_params`).
+
+  executable(params, x, key, ids) -> maps [B, H, W]. Where several local devices divide the batch, the scorer's
+  maps run under shard_map, each device on its slice of rows, the parameters replicated on each: every row's noise
+  comes from its own id and no layer mixes rows, so the maps are those of one device."""
   shape = x.shape
   if shape not in scorer.compiled:
     mesh = spread(shape[0])
-    if mesh is None:
-      fn, params = scorer.maps, scorer.params
-    else:
+    fn, devices = scorer.maps, 0
+    if mesh is not None:
       rows = P("data")
       # no collectives inside, so the per-device types need no checking (a scan's zero carry is not "varying")
       spec = {"in_specs": (P(), rows, P(), rows), "out_specs": rows, "check_vma": False}
-      fn = jax.jit(jax.shard_map(scorer.maps, mesh=mesh, **spec))
-      n = mesh.devices.size
-      if n not in scorer.replicated:  # the parameters on every device, once per mesh
-        scorer.replicated[n] = jax.device_put(scorer.params, NamedSharding(mesh, P()))
-      params = scorer.replicated[n]
-    executable = fn.lower(params, jnp.asarray(x), key, jnp.asarray(ids)).compile()
-    scorer.compiled[shape] = (lambda x, key, ids: executable(params, x, key, ids), scorer.image_flops(shape))
+      fn, devices = jax.jit(jax.shard_map(scorer.maps, mesh=mesh, **spec)), mesh.devices.size
+    executable = fn.lower(params_on(scorer, devices), jnp.asarray(x), key, jnp.asarray(ids)).compile()
+    scorer.compiled[shape] = (executable, devices, scorer.image_flops(shape))
   return scorer.compiled[shape]
+
+
+def with_params(scorer: Scorer, params) -> Scorer:
+  """The same maps with other parameters of the same shapes (a checkpoint under training), sharing the compiled
+  functions: nothing is compiled again."""
+  return dataclasses.replace(scorer, params=params, compiled=scorer.compiled)
 
 
 def _dispatch(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: Stats):
@@ -295,9 +307,9 @@ def _dispatch(scorer: Scorer, batch: list[_Piece], batch_size: int, key, stats: 
   for j, p in enumerate(batch):
     x[j] = p.x
     ids[j] = (p.image_id * 1_000_003 + p.piece_id) % 2**31
-  run, flops = scorer.compiled[x.shape]
+  executable, devices, flops = scorer.compiled[x.shape]
   stats.flops += flops * len(batch)
-  return run(x, key, ids)
+  return executable(params_on(scorer, devices), x, key, ids)
 
 
 def last_batch(n: int, batch_size: int) -> int:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from crackjax import anomaly, distributed, precision, samplers, streams
+from crackjax import anomaly, calibration, distributed, precision, samplers, streams
 from crackjax import train as train_lib
 from crackjax.data import builders, pipeline
 from crackjax.errors import UserError
@@ -72,7 +72,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     n = builder.info.splits["train"].num_examples
     return {"n_train": n, "train_skipped_files": builders.skipped_files(builder, "train")}
   images, info = load_train_images(config, workdir)
-  train_lib.train(config, workdir, images)
+  validate = None
+  if config.train.patience:  # the val score of every checkpoint (the EMA parameters: {"unet": ...})
+    validate = calibration.synthetic_val(config, workdir, init_scorer(config))
+  train_lib.train(config, workdir, images, validate=validate)
   return info
 
 

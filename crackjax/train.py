@@ -288,9 +288,13 @@ class NonFiniteError(UserError):
   """The loss or gradient norm stopped being finite; the last good checkpoint is kept."""
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray] | None, source=None) -> TrainState:
+def train(
+  config: ml_collections.ConfigDict, workdir: str, train_images: list[np.ndarray] | None, source=None, validate=None
+) -> TrainState:
   """Trains up to config.train.num_steps (continuing from the workdir's checkpoint); returns the final state.
-  train_images: the in-memory split; or, with config.data.stream, `source` (the train split's data source)."""
+  train_images: the in-memory split; or, with config.data.stream, `source` (the train split's data source).
+  validate(ema_params) -> a val score, higher better: with train.patience > 0 only checkpoints that raise it are
+  kept, and training stops after train.patience checkpoints without (`Validation`)."""
   keys = {name: streams.key(config.seed, name) for name in ("init", "train")}
   data_iter = None
   if config.data.stream:
@@ -302,6 +306,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
   state, mngr = restore_or_create(config, workdir, keys["init"], data_iter)
   start = int(state.step)
   total = config.train.num_steps
+  val = Validation(validate, config.train.patience, workdir) if validate and config.train.patience else None
+  if val is not None and val.start(state, mngr, start):
+    total = start  # a finished run that stopped early: its best checkpoint is the model
   if start >= total:
     if mngr.latest_step() is None:  # train.num_steps=0: the initial (fine-tuning: the teacher's) parameters are the model
       mngr.save(0, args=ocp.args.StandardSave(host_copy(state)))
@@ -339,7 +346,46 @@ def train(config: ml_collections.ConfigDict, workdir: str, train_images: list[np
     workdir=workdir,
     hparams=hparams,
     data_iter=data_iter,
+    val=val,
   )
+
+
+class Validation:
+  """Early stopping on a val score (train.patience): every checkpoint step's EMA parameters are scored, a checkpoint
+  is saved only when the score beats the best so far (the start's included: a fine-tuning that never beats its
+  teacher leaves the teacher), and training stops after `patience` checkpoints without. Scores and the step it
+  stopped at are kept in training.json, so a killed run resumes from the best checkpoint and ends as an
+  uninterrupted one, and a finished one is not trained again."""
+
+  def __init__(self, validate, patience: int, workdir: str):
+    self.validate, self.patience, self.workdir = validate, patience, workdir
+    self.record = _load_record(workdir)
+    self.scores = {int(k): v for k, v in self.record.get("val", {}).items()}
+    self.best, self.waited = -float("inf"), 0
+
+  def start(self, state, mngr, step: int) -> bool:
+    """Scores the starting point (saved as a checkpoint when there is none); True if this run already stopped."""
+    if self.record.get("stopped_at") is not None and self.record.get("steps") == step:
+      log.info("Training stopped at step %d (no better val score since step %d): kept", self.record["stopped_at"], step)
+      return True
+    if step not in self.scores:
+      self.scores[step] = float(self.validate(state.ema_params))
+    self.best = self.scores[step]
+    log.info("val score (synthetic-crack AUROC) at step %d: %.4f", step, self.best)
+    if mngr.latest_step() is None:
+      mngr.save(step, args=ocp.args.StandardSave(host_copy(state)))
+      mngr.wait_until_finished()
+    return False
+
+  def keep(self, state, step: int) -> bool:
+    """Scores the step: True to save it as the new best; raises StopIteration after `patience` without."""
+    score = self.scores[step] = float(self.validate(state.ema_params))
+    better = score > self.best
+    self.best, self.waited = max(self.best, score), 0 if better else self.waited + 1
+    log.info("val score at step %d: %.4f (%s)", step, score, "best, kept" if better else f"{self.waited} without gain")
+    if self.waited >= self.patience:
+      raise StopIteration(step)
+    return better
 
 
 def sharded_step(step, *, batch_size: int, field: str):
@@ -356,23 +402,33 @@ def sharded_step(step, *, batch_size: int, field: str):
   return step_fn, replicated, batch_sharding
 
 
-def training_seconds(workdir: str, start: int) -> float:
-  """Wall seconds spent training up to step `start` (training.json; 0 for a fresh run or an unknown history)."""
+def _load_record(workdir: str) -> dict:
   try:
     with open(os.path.join(workdir, "training.json")) as f:
       rec = json.load(f)
+    return rec if isinstance(rec, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def training_seconds(workdir: str, start: int) -> float:
+  """Wall seconds spent training up to step `start` (training.json; 0 for a fresh run or an unknown history)."""
+  rec = _load_record(workdir)
+  try:
     return float(rec["seconds"]) if int(rec["steps"]) == start else 0.0
-  except (OSError, ValueError, KeyError, TypeError):
+  except (KeyError, TypeError, ValueError):
     return 0.0
 
 
-def write_training_record(workdir: str, steps: int, seconds: float, steady: float | None = None) -> None:
-  """<workdir>/training.json: steps trained and the wall seconds they took over every resumed segment, and the
-  loop's steady rate in this segment (steps/s after its first log interval: compilation left out)."""
+def write_training_record(workdir: str, steps: int, seconds: float, steady: float | None = None, **more) -> None:
+  """<workdir>/training.json: the checkpoint step the model is, the wall seconds of training over every resumed
+  segment, the loop's steady rate in this segment (steps/s after its first log interval: compilation left out),
+  and `more` (the val scores per step and where early stopping stopped)."""
   path = os.path.join(workdir, "training.json")
   rec = {"steps": steps, "seconds": round(seconds, 1)}
   if steady is not None:
     rec["steady_steps_per_second"] = round(steady, 4)
+  rec.update({k: v for k, v in more.items() if v is not None})
   with open(path + ".tmp", "w") as f:
     json.dump(rec, f)
   os.replace(path + ".tmp", path)
@@ -389,11 +445,12 @@ def host_copy(state):
 
 def fit(
   *, state, mngr, step_fn, batches, batch_sharding, key, start, total, log_every, checkpoint_every, workdir, hparams,
-  data_iter=None,
+  data_iter=None, val: Validation | None = None,
 ):  # fmt: skip
   """The training loop every kind shares: steps, progress with ETA, TensorBoard scalars, checkpoints (with the
-  streamed data's position when `data_iter` is its iterator, whose batches are already this process's rows), and a
-  stop on non-finite loss that keeps the last good checkpoint. Returns the final state."""
+  streamed data's position when `data_iter` is its iterator, whose batches are already this process's rows; with
+  `val`, only those that raise the val score, and an early stop), and a stop on non-finite loss that keeps the last
+  good checkpoint. Returns the final state."""
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if start == 0:
     writer.write_hparams(hparams)
@@ -434,15 +491,27 @@ def fit(
           step, total, summary["loss"], summary["grad_norm"], rate, elapsed, (total - step) / max(rate, 1e-9),
         )  # fmt: skip
       if step % checkpoint_every == 0 or step == total:
-        saved = host_copy(state)
-        if data_iter is None:
-          mngr.save(step, args=ocp.args.StandardSave(saved))
-        else:
-          mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), data=stream.save_args(data_iter)))
-        mngr.wait_until_finished()
-        last_good = step
+        stopped = None
+        try:
+          keep = val is None or val.keep(state, step)
+        except StopIteration:
+          keep, stopped = False, step
+        if keep:
+          saved = host_copy(state)
+          if data_iter is None:
+            mngr.save(step, args=ocp.args.StandardSave(saved))
+          else:
+            mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(saved), data=stream.save_args(data_iter)))
+          mngr.wait_until_finished()
+          last_good = step
         if distributed.is_writer():
           steady = (step - first[0]) / (time.time() - first[1]) if first and step > first[0] else None
-          write_training_record(workdir, step, seconds_before + time.time() - t0, steady)
+          scores = None if val is None else {str(k): round(v, 6) for k, v in sorted(val.scores.items())}
+          write_training_record(workdir, last_good, seconds_before + time.time() - t0, steady, val=scores, stopped_at=stopped)
+        if stopped is not None:
+          log.info(
+            "Stopped at step %d: %d checkpoints without a better val score; the model is step %d", step, val.patience, last_good
+          )
+          break
   writer.flush()
   return state

@@ -164,3 +164,25 @@ def test_a_fine_tuning_starts_from_the_named_teachers_ema_parameters(tmp_path, t
     train_lib.restore_or_create(wide, str(tmp_path / "wide"), jax.random.PRNGKey(5))
   with pytest.raises(UserError, match="init_from='nowhere'"):
     train_lib.restore_or_create(_config(tiny_config, init_from="nowhere"), str(tmp_path / "x"), jax.random.PRNGKey(5))
+
+
+def test_early_stopping_keeps_only_checkpoints_that_raise_the_val_score_and_stops_after_patience(tmp_path, tiny_config):
+  """train.patience: the start is scored and saved; step 2 (0.7) beats it and is kept; steps 4 and 6 do not and are
+  not saved; after two such the run stops at step 6, the model is step 2, and a rerun trains nothing more."""
+  c = _config(tiny_config, num_steps=10, checkpoint_every=2, log_every=2)
+  with c.unlocked():
+    c.train.patience = 2
+  scores = iter([0.5, 0.7, 0.6, 0.65])
+  calls = []
+
+  def validate(params):
+    calls.append(params)
+    return next(scores)
+
+  workdir = str(tmp_path / "w")
+  train_lib.train(c, workdir, _images(), validate=validate)
+  assert len(calls) == 4 and train_lib.checkpoint_manager(workdir, c).all_steps() == [0, 2]
+  record = json.load(open(os.path.join(workdir, "training.json")))
+  assert (record["steps"], record["stopped_at"]) == (2, 6) and record["val"] == {"0": 0.5, "2": 0.7, "4": 0.6, "6": 0.65}
+  again = train_lib.train(c, workdir, _images(), validate=lambda p: pytest.fail("a finished run is not validated again"))
+  assert int(again.step) == 2

@@ -10,7 +10,7 @@ sets that do not fit in host memory (a fleet's archive, the 40,000-image public 
 
 The iterator's position is saved with every checkpoint (orbax item 'data', grain's own checkpoint handler), so a
 resumed run sees the stream it would have seen. Host memory holds the workers' prefetch buffers and one batch,
-not the data set (measured by benchmarks/stream.py).
+not the data set (docs/benchmark.md).
 """
 
 from __future__ import annotations
