@@ -20,7 +20,7 @@ mkdir -p "$prefix"
 run() { echo "+ python main.py $*" >&2; python main.py "$@"; }
 predict() {  # workdir, config, surface root, name: the held-out sound crops and the cracked photos, masks scored
   run --config="$2" --workdir="$1" --mode=predict --config.predict.input="$3/test" --config.predict.name="$4" \
-    --config.predict.masks="$3/ground_truth/crack" --config.predict.overlays=flagged
+    --config.predict.masks="$3/ground_truth/crack" --config.predict.overlays=flagged --config.predict.redo=True
 }
 # the no-learning rows on concrete_pavement itself: their threshold and red mask chosen on its val
 for kind in darkness blur; do
