@@ -102,18 +102,24 @@ def predicted(folder: str) -> dict:
   crack = [r for r in rows if f"{os.sep}crack{os.sep}" in r["file"]]
   good = [r for r in rows if f"{os.sep}good{os.sep}" in r["file"]]
   return {
+    "threshold": summary.get("threshold"),
     "mask": summary.get("mask_metrics", {}),
     "flagged": f"{sum(r['verdict'] == 'crack' for r in crack)}/{len(crack)}",
     "no_red": f"{sum(float(r['red_share']) == 0 for r in good)}/{len(good)}",
   }
 
 
-def surface_row(label: str, metrics_dir: str, predict_dir: str, train_dir: str | None) -> list[str]:
+def surface_row(label: str, metrics_dir: str, predict_dir: str, train_dir: str | None, source: str) -> list[str]:
+  """One model on a surface: image AUROC (its evaluation on the surface's test), and what predict wrote at the
+  threshold chosen on `source`'s val."""
   m, p = load(os.path.join(metrics_dir, "metrics.json")), predicted(predict_dir)
   mk, near = p.get("mask", {}), p.get("mask", {}).get("within_2px", {})
-  seconds = load(os.path.join(train_dir, "training.json")).get("seconds") if train_dir else None
+  record = load(os.path.join(train_dir, "training.json")) if train_dir else {}
+  seconds = record.get("seconds")
+  if record.get("val"):  # early stopping: which checkpoint the model is
+    label += f" (kept step {record['steps']}" + (f", stopped at {record['stopped_at']})" if record.get("stopped_at") else ")")
   return [
-    label, fmt(m.get("image", {}).get("auroc")), m.get("image", {}).get("threshold_source", "-"),
+    label, fmt(m.get("image", {}).get("auroc")), f"{fmt(p.get('threshold'), '.3f')}, {source}",
     " / ".join(fmt(mk.get(k), ".2f") for k in ("precision", "recall", "f1")),
     " / ".join(fmt(near.get(k), ".2f") for k in ("precision", "recall", "f1")),
     p.get("flagged", "-"), p.get("no_red", "-"), fmt(seconds / 60, ".1f") if seconds else "-",
@@ -121,26 +127,35 @@ def surface_row(label: str, metrics_dir: str, predict_dir: str, train_dir: str |
 
 
 def surfaces(cp: str, prefix: str, names: list[str]) -> str:
-  header = ["model", "image AUROC", "threshold", "red mask P / R / F1", "within 2 px P / R / F1"]
+  header = ["model", "image AUROC", "threshold, chosen on", "red mask P / R / F1", "within 2 px P / R / F1"]
   header += ["cracked photos flagged", "sound photos without red", "training min"]
-  m, minutes = load(os.path.join(cp, "metrics.json")), load(os.path.join(cp, "training.json")).get("seconds", 0) / 60
-  image, sound = m.get("image", {}), m.get("mask_on_good", {}).get("passed_without_red")
-  cp_rows = [["teacher", fmt(image.get("auroc")), image.get("threshold_source", "-"), "-", "-", "-"]]
-  cp_rows[0] += [fmt(sound, ".4f") + " of passed", fmt(minutes, ".1f")]
-  for kind in ("blur", "darkness"):
-    k = load(os.path.join(prefix, f"cp_{kind}", "metrics.json"))
-    if k:
-      cp_rows.append([kind, fmt(k["image"]["auroc"]), k["image"]["threshold_source"], "-", "-", "-", "-", "-"])
+  cp_rows = []
+  for label, path in (("teacher", cp), ("blur", f"{prefix}/cp_blur"), ("darkness", f"{prefix}/cp_darkness")):
+    m, seconds = load(os.path.join(path, "metrics.json")), load(os.path.join(path, "training.json")).get("seconds")
+    if not m:
+      continue
+    image, good = m["image"], m.get("mask_on_good", {})
+    passed = good.get("n_passed", 0)  # concrete_pavement's sound test photos that passed, and how many carry no red
+    no_red = (
+      f"{round(good['passed_without_red'] * passed)}/{passed} passed" if good.get("passed_without_red") is not None else "-"
+    )
+    cp_rows.append([
+      label, fmt(image.get("auroc")), f"{fmt(image.get('threshold'), '.3f')}, its val", "-", "-",
+      f"recall {fmt(image.get('recall'), '.3f')}", no_red, fmt(seconds / 60, ".1f") if seconds else "-",
+    ])  # fmt: skip
   out = ["concrete_pavement\n", table(header, cp_rows)]
   for s in names:
     own = f"{prefix}/{s}_teacher"
     rows = [
-      surface_row("teacher fine-tuned on its own photos", own, f"{own}/predict/test", own),
-      surface_row("concrete_pavement teacher, zero-shot", f"{cp}/eval/{s}", f"{cp}/predict/{s}", None),
+      surface_row("configs/new_surface.py on its own photos", own, f"{own}/predict/test", own, "own val, synthetic cracks"),
+      surface_row("concrete_pavement teacher, zero-shot", f"{cp}/eval/{s}", f"{cp}/predict/{s}", None, "concrete_pavement val"),
     ]
     for kind in ("blur", "darkness"):
-      rows.append(surface_row(f"{kind}, its own photos", f"{prefix}/{s}_{kind}", f"{prefix}/{s}_{kind}/predict/test", None))
-      rows.append(surface_row(f"{kind}, zero-shot", f"{prefix}/cp_{kind}/eval/{s}", f"{prefix}/cp_{kind}/predict/{s}", None))
+      own_kind, cp_kind = f"{prefix}/{s}_{kind}", f"{prefix}/cp_{kind}"
+      rows.append(surface_row(f"{kind}, its own photos", own_kind, f"{own_kind}/predict/test", None, "own val, synthetic cracks"))
+      rows.append(
+        surface_row(f"{kind}, zero-shot", f"{cp_kind}/eval/{s}", f"{cp_kind}/predict/{s}", None, "concrete_pavement val")
+      )
     out += [f"\n{s}\n", table(header, rows)]
   return "\n".join(out)
 

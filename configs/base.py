@@ -118,9 +118,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.micro_batch = 4
   c.eval.tile_max_side = 768  # images whose longer side (after resizing) exceeds this are scored in tiles
   c.eval.tile_size = 384  # tile side, pixels
-  # context cut away at inner tile borders, pixels: seam-free when it covers the model's reach (44 px for the head
-  # and the students up to K = 3, 81 px for K = 4, times student.input_stride; the diffusion UNet's GroupNorm sees
-  # the whole tile)
+  # context cut away at inner tile borders, pixels: seam-free when it covers the model's reach (44 px for the
+  # students up to K = 3, 81 px for K = 4, times student.input_stride; the diffusion UNet's GroupNorm sees the
+  # whole tile)
   c.eval.tile_overlap = 48
 
   c.student = ml_collections.ConfigDict()
@@ -270,8 +270,8 @@ def make_config(
 def real_data_defaults(c: ml_collections.ConfigDict) -> None:
   """Sizes and a score suited to real photos (about 200-550 px), chosen on concrete_pavement's val split (README).
 
-  Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (about 30 min on 2 CPU cores), a student trained for
-  12,000 steps (about 23 min); the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
+  Half resolution, 32x32 crops, 2,400 steps on t in [50, 300] (37 min on a 2-core AMD EPYC, docs/benchmark.md), a
+  student trained for 12,000 steps; the score is the one-step x0 estimate from t = 100 of an antithetic pair of noise
   draws (eps, -eps), the luminance residual of their mean healing (the noise the estimate lets through cancels)
   through the oriented line filter (sigma 10 along, 1 across), also at half that resolution (pyramid 2: wide
   cracks), at least 0.2 times the input's relative darkness (a crack as wide as the healing repaints); the image

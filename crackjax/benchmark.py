@@ -5,7 +5,7 @@ large matmul and a large convolution timed in the same run, so that every achiev
 a fraction of it, on any machine); the configured kind's Scorer
 (freshly initialised parameters: speed does not depend on training) in images/s and GFLOP/image at one image
 size; for the diffusion teacher also training steps/s and healing images/s for several step counts; for a
-student also its teacher as configured (healing, head) and DDIM-50 healing, timed in the same process.
+student also its teacher as configured and DDIM-50 healing, timed in the same process.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Mixed precision: compute in config.compute.dtype (float32, or bfloat16 on TPUs and recent GPUs), keep parameters
 and optimizer state in float32.
 
-One policy for every network (the UNet, the head, the student): `apply` casts the float parameters and inputs to
+One policy for every network (the UNet, the baselines, the student): `apply` casts the float parameters and inputs to
 the compute dtype, runs the module, and casts the floating outputs back to float32, so losses, gradients (through
 the cast, into the float32 parameters), EMA and optimizer updates stay in float32.
 """

@@ -1,8 +1,8 @@
-"""What an evaluation writes: metrics.json (keys in DESIGN.md), scores.csv (one row per test image: file, label,
-score, verdict) and plots/ (histogram with the threshold, ROC, PR, confusion matrix, four-panel galleries of true
-positives, clean passes, worst misses and worst false alarms). No scoring here: it takes maps and scores made
-elsewhere (crackjax/scorer.py) and a threshold chosen elsewhere (crackjax/thresholds.py).
-"""
+"""What an evaluation writes: metrics.json (its image, pixel, model, speed, data and val sections), scores.csv (one
+row per test image: file, label, score, verdict) and plots/ (histogram with the threshold, ROC, PR, confusion
+matrix, four-panel galleries of true positives, clean passes, worst misses and worst false alarms). No scoring
+here: it takes maps and scores made elsewhere (crackjax/scorer.py) and a threshold chosen elsewhere
+(crackjax/thresholds.py)."""
 
 from __future__ import annotations
 

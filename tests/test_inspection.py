@@ -107,6 +107,43 @@ def test_predictions_follow_the_one_verdict_rule_on_both_sides_of_the_threshold(
   assert sorted(r["verdict"] for r in rows) == ["crack", "crack", "crack", "good"]  # scores[1] itself is a crack
 
 
+def test_a_folder_of_mostly_cracks_gets_what_each_photo_gets_alone(dark, tmp_path):
+  """Predict judges every photo in the model's own units (the threshold and the red mask chosen on val), never
+  against the rest of its folder: five cracked photos and one sound one, scored together, get the scores, verdicts
+  and red masks each gets in a folder of its own."""
+  config, workdir, _ = dark
+  names = []
+  for i in range(6):
+    img = synthetic.generate(0, 60 + i, 48, crack=i < 5, distractor_prob=0)[0]
+    names.append(f"p{i}.png")
+    _write(str(tmp_path / "all" / names[-1]), img)
+    _write(str(tmp_path / f"alone{i}" / names[-1]), img)
+
+  def run(folder, name):
+    c = config.copy_and_resolve_references()
+    with c.unlocked():
+      c.predict.update(input=str(tmp_path / folder), name=name, overlays="none")
+    out = jobs.predict(c, workdir)
+    rows = {os.path.basename(r["file"]): r for r in csv.DictReader(open(out))}
+    masks = {}
+    for f in rows:
+      path = os.path.join(
+        os.path.dirname(out), "masks", predict_lib.output_name(str(tmp_path / folder / f), str(tmp_path / folder))
+      )
+      masks[f] = np.asarray(Image.open(path)) if os.path.exists(path) else None
+    return rows, masks
+
+  together, masks = run("all", "together")
+  assert sum(r["verdict"] == "crack" for r in together.values()) >= 4  # mostly cracks, and flagged as such
+  for i, f in enumerate(names):
+    alone, alone_masks = run(f"alone{i}", f"alone{i}")
+    assert float(alone[f]["score"]) == pytest.approx(float(together[f]["score"]), rel=1e-5)
+    assert alone[f]["verdict"] == together[f]["verdict"]
+    assert (alone_masks[f] is None) == (masks[f] is None)
+    if masks[f] is not None:
+      np.testing.assert_array_equal(alone_masks[f], masks[f])
+
+
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are not installed")
 def test_report_html_in_a_headless_browser(survey, tmp_path):
   from selenium import webdriver
