@@ -114,7 +114,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.eval.threshold_percentile = 99.0  # threshold = this percentile of val/good scores when val has no anomalies
   c.eval.num_examples = 4  # four-panel figures per class, and per gallery of worst cases
   # images per pass within an eval batch (0 = the whole batch at once): the same maps; on a CPU a small pass stays
-  # in cache (benchmarks/micro_batch.py: the student 1.2-1.3x, the teacher about 1.15x faster than in one pass of 16)
+  # in cache (docs/benchmark.md: the student 1.2-1.3x, the teacher about 1.15x faster than in one pass of 16)
   c.eval.micro_batch = 4
   c.eval.tile_max_side = 768  # images whose longer side (after resizing) exceeds this are scored in tiles
   c.eval.tile_size = 384  # tile side, pixels

@@ -150,7 +150,7 @@ def tiling(config) -> Tiling:
 def micro_batched(maps: Callable, micro_batch: int) -> Callable:
   """`maps` (the Scorer contract) computed `micro_batch` images at a time in a loop (jax.lax.map), the same maps:
   every image's noise comes from its own id and no layer mixes the images of a batch. On a CPU the activations of
-  a few images stay in cache where those of a whole eval batch do not (benchmarks/micro_batch.py). 0: one pass."""
+  a few images stay in cache where those of a whole eval batch do not (docs/benchmark.md). 0: one pass."""
   if not micro_batch:
     return maps
 

@@ -436,7 +436,7 @@ def write_training_record(workdir: str, steps: int, seconds: float, steady: floa
 
 def host_copy(state):
   """The state as host arrays when this process holds all of it (one process): orbax writes those about 5x faster
-  than replicated device arrays (benchmarks/checkpoint.py); with several processes the device arrays themselves,
+  than replicated device arrays (docs/benchmark.md); with several processes the device arrays themselves,
   which orbax writes from every process. Restoring into a sharded target gives device arrays either way."""
   if all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(state)):
     return jax.device_get(state)
