@@ -40,7 +40,7 @@ def main():
   from configs import ddim_50, student_coarse_to_fine
   from crackjax import student, teacher
   from crackjax.benchmark import machine, machine_peak
-  from crackjax.scorer import compile_maps
+  from crackjax.scorer import compile_maps, params_on
 
   if args.model == "teacher":
     config = ddim_50.get_config(f"data={args.data}")
@@ -53,7 +53,12 @@ def main():
   key = jax.random.PRNGKey(0)
   x = np.asarray(jax.random.uniform(key, (config.eval.batch_size, 128, 128, 3), minval=-1, maxval=1))
   ids = np.arange(len(x), dtype=np.int32)
-  run, flops = compile_maps(scorer, x, key, ids)
+  executable, devices, flops = compile_maps(scorer, x, key, ids)
+  params = params_on(scorer, devices)
+
+  def run(*args):
+    return executable(params, *args)
+
   jax.block_until_ready(run(x, key, ids))
   peak = machine_peak()
   with tempfile.TemporaryDirectory() as logdir:

@@ -221,8 +221,8 @@ def test_scoring_splits_a_batch_over_the_devices_and_gives_the_one_device_maps(k
   sc = _local_scorer(noise=True) if kind == "local" else teacher.init_scorer(tiny_config)
   x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
   ids = np.arange(7, 11, dtype=np.int32)
-  run, _ = scorer_lib.compile_maps(sc, x, key, ids)
-  out = run(x, key, ids)
+  executable, devices, _ = scorer_lib.compile_maps(sc, x, key, ids)
+  out = executable(scorer_lib.params_on(sc, devices), x, key, ids)
   assert len(out.sharding.device_set) == jax.device_count() == 4  # one row per device
   np.testing.assert_allclose(np.asarray(out), np.asarray(sc.maps(sc.params, x, key, ids)), rtol=1e-4, atol=1e-5)
   assert scorer_lib.spread(6).devices.size == 3 and scorer_lib.spread(5) is None  # the most devices that divide
