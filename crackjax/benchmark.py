@@ -168,6 +168,9 @@ def loop_speed(config, images: int = 64) -> dict:
   return {"loop_steps_per_second": steady, "loop_cores_busy": busy.cores}
 
 
+HEAL_STEPS = (1, 2, 5, 10, 25)  # the healing step counts timed (those up to anomaly.t_start + 1)
+
+
 def _teacher_rows(config, x, key) -> dict:
   """Training steps/s (the bare step and the loop around it) and healing images/s per step count of the teacher."""
   row, state = train_speed(config, key)
@@ -176,7 +179,7 @@ def _teacher_rows(config, x, key) -> dict:
   with residual.unlocked():
     residual.anomaly.num_draws, residual.anomaly.antithetic = 1, False
   params = {"unet": state.params}
-  for k in (1, 2, 5, 10, 25):
+  for k in HEAL_STEPS:
     if k > config.anomaly.t_start + 1:
       continue
     row = scorer_speed(teacher_lib.scorer_from_params(config_lib.with_healing(residual, steps=k), params), x, key, repeats=2)

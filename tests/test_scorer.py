@@ -121,10 +121,11 @@ def test_an_images_noise_does_not_depend_on_its_batch(key):
   assert not np.allclose(a.maps[0], c.maps[0]) and len(b.maps) == 5
 
 
-def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_times(tmp_path):
+def test_the_benchmark_reports_speed_and_a_mixed_folder_compiles_a_handful_of_times(tmp_path, monkeypatch):
   from configs import darkness
   from crackjax import benchmark
 
+  monkeypatch.setattr(benchmark, "machine_peak", lambda: {"matmul_gflops_per_second": 100.0, "conv_gflops_per_second": 50.0})
   c = darkness.get_config("tiny")
   out = benchmark.benchmark(c, str(tmp_path))
   assert out["machine"] and out["command"] and out["model"]["params"] == 0
