@@ -56,6 +56,15 @@ def val_sound(config: ml_collections.ConfigDict, workdir: str) -> list[np.ndarra
   return [img for img, y in zip(val.images, val.labels) if y == 0][: config.mask.calibration_images]
 
 
+def score_pair(config: ml_collections.ConfigDict, scorer: Scorer, sound: list, cracked: list, desc: str) -> tuple:
+  """The maps of the sound photos and of their cracked copies (noise ids CRACK_IDS + i), on the calibration's key:
+  what the mask's calibration and early stopping's validation both score."""
+  key, kw = streams.key(config.seed, "calibration"), dict(batch_size=config.eval.batch_size, tile=tiling(config))
+  a = compute_maps(scorer, sound, key, desc=f"{desc} (sound)", **kw)
+  b = compute_maps(scorer, cracked, key, desc=f"{desc} (cracked)", ids=[CRACK_IDS + i for i in range(len(cracked))], **kw)
+  return a, b
+
+
 def synthetic_val(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer):
   """validate(unet_params) -> the image AUROC of val's sound photos against the same photos with a synthetic crack,
   for the teacher `scorer`'s maps with the UNet parameters of a checkpoint under training (scorer.with_params:
@@ -64,14 +73,11 @@ def synthetic_val(config: ml_collections.ConfigDict, workdir: str, scorer: Score
   if not sound:
     raise UserError("config.train.patience > 0 validates on val's sound photos, and val has none")
   cracked, _ = cracked_copies(sound, config.seed, CRACK_WIDTH)
-  key, kw = streams.key(config.seed, "calibration"), dict(batch_size=config.eval.batch_size, tile=tiling(config))
   labels = np.r_[np.zeros(len(sound), int), np.ones(len(cracked), int)]
 
   def validate(params) -> float:
-    sc = with_params(scorer, {"unet": params})
-    a = compute_maps(sc, sound, key, desc="validation (sound)", **kw).scores
-    b = compute_maps(sc, cracked, key, desc="validation (cracked)", ids=[CRACK_IDS + i for i in range(len(cracked))], **kw)
-    return metrics.auroc(np.r_[a, b.scores], labels)
+    a, b = score_pair(config, with_params(scorer, {"unet": params}), sound, cracked, "validation")
+    return metrics.auroc(np.r_[a.scores, b.scores], labels)
 
   return validate
 
@@ -82,13 +88,8 @@ def calibrate(config: ml_collections.ConfigDict, workdir: str, scorer: Scorer, s
   if not sound:
     raise UserError("the red mask is calibrated on val's sound photos, and val has none")
   cracked, gts = cracked_copies(sound, config.seed, CRACK_WIDTH)
-  key = streams.key(config.seed, "calibration")
-  kw = dict(batch_size=config.eval.batch_size, tile=tiling(config))
   log.info("calibrating the red mask on %d sound val photos, each also with a synthetic crack", len(sound))
-  a = compute_maps(scorer, sound, key, desc="mask calibration (sound)", **kw)
-  b = compute_maps(
-    scorer, cracked, key, desc="mask calibration (cracked)", ids=[CRACK_IDS + i for i in range(len(cracked))], **kw
-  )
+  a, b = score_pair(config, scorer, sound, cracked, "mask calibration")
   zeros = [np.zeros(m.shape, np.uint8) for m in a.maps]
   d = mask.calibrate(a.maps + b.maps, zeros + gts, border=border_of(scorer), on_good=config.mask.on_good)
   # the same photos' image scores, sound against cracked: a label-free val AUROC of the model on this surface
